@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Tailgate",
+    products: [
+        .library(name: "PGOutput", targets: ["PGOutput"]),
+        .library(name: "LibPQ", targets: ["LibPQ"]),
+        .library(name: "RDKafka", targets: ["RDKafka"]),
+        .executable(name: "tailgate", targets: ["tailgate"]),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibRDKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .target(name: "PGOutput"),
+        .target(name: "LibPQ", dependencies: ["CLibPQ", "PGOutput"]),
+        .target(name: "RDKafka", dependencies: ["CLibRDKafka"]),
+        .executableTarget(name: "tailgate", dependencies: ["RDKafka", "LibPQ", "PGOutput"]),
+        // Test-only helpers (throwaway PostgreSQL clusters, child processes); never linked into products.
+        .target(name: "TestSupport", dependencies: ["LibPQ"], path: "Tests/TestSupport"),
+        .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LibPQTests", dependencies: ["LibPQ", "PGOutput", "TestSupport"]),
+        .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka"]),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    target.swiftSettings = settings
+}

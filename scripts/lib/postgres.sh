@@ -1,0 +1,46 @@
+# shellcheck shell=bash
+# Throwaway PostgreSQL clusters for scripts. Source it, then `tg_pg_start`; `tg_pg_stop` runs from your EXIT trap.
+# Sets PGHOST (the socket dir), PGPORT, PGUSER=postgres, TG_PG_DIR. As root the cluster runs as user postgres.
+
+TG_PG_BIN=${TG_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+tg_as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+tg_free_port() {
+    python3 - <<'PY'
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+# tg_pg_start [extra postgresql.conf lines...]
+tg_pg_start() {
+    TG_PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tailgate-pg.XXXXXX")
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$TG_PG_DIR"; fi
+    tg_as_pg "$TG_PG_BIN/initdb" -D "$TG_PG_DIR/data" -U postgres -A trust -E UTF8 --no-sync >"$TG_PG_DIR/initdb.log" 2>&1 \
+        || { cat "$TG_PG_DIR/initdb.log" >&2; return 1; }
+    PGPORT=$(tg_free_port)
+    {
+        echo "port = $PGPORT"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$TG_PG_DIR'"
+        echo "wal_level = logical"
+        echo "max_replication_slots = 20"
+        echo "max_wal_senders = 20"
+        echo "fsync = off"
+        for line in "$@"; do echo "$line"; done
+    } | tg_as_pg tee -a "$TG_PG_DIR/data/postgresql.conf" >/dev/null
+    tg_as_pg "$TG_PG_BIN/pg_ctl" -D "$TG_PG_DIR/data" -l "$TG_PG_DIR/server.log" -w start >/dev/null \
+        || { cat "$TG_PG_DIR/server.log" >&2; return 1; }
+    export PGHOST="$TG_PG_DIR" PGPORT PGUSER=postgres TG_PG_DIR
+}
+
+tg_pg_stop() {
+    if [ -n "${TG_PG_DIR:-}" ] && [ -d "$TG_PG_DIR" ]; then
+        tg_as_pg "$TG_PG_BIN/pg_ctl" -D "$TG_PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$TG_PG_DIR"
+        TG_PG_DIR=
+    fi
+}
