@@ -1,0 +1,237 @@
+import CLibPQ
+import Foundation
+import PGOutput
+
+/// The single owner of one libpq `PGconn`.
+///
+/// Not thread-safe, like libpq itself: each instance is used only from its owner's serial queue.
+/// `@unchecked Sendable` because it is handed to that queue's closures; the owners guarantee serial use.
+final class PQConnection: @unchecked Sendable {
+    private var handle: OpaquePointer?
+
+    /// Opens a connection.
+    ///
+    /// - Parameters:
+    ///   - conninfo: A libpq connection string or URI.
+    ///   - overrides: Parameters that take precedence over the string, e.g. `replication=database`.
+    init(conninfo: String, overrides: [(String, String)] = []) throws(PostgresError) {
+        let keywords = ["dbname"] + overrides.map(\.0)
+        let values = [conninfo] + overrides.map(\.1)
+        let connection = Self.withCStrings(keywords) { keywordPointers in
+            Self.withCStrings(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let connection else {
+            throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
+        }
+        if PQstatus(connection) != CONNECTION_OK {
+            let message = Self.trimmed(PQerrorMessage(connection))
+            PQfinish(connection)
+            throw PostgresError(code: .connectionFailed, message: message)
+        }
+        handle = connection
+    }
+
+    deinit {
+        if let handle { PQfinish(handle) }
+    }
+
+    /// Closes the connection now; later calls throw ``PostgresError/Code/closed``.
+    func close() {
+        if let handle { PQfinish(handle) }
+        handle = nil
+    }
+
+    var isOpen: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
+
+    /// The server's process id for this session.
+    var backendPID: Int32 { handle.map { PQbackendPID($0) } ?? 0 }
+
+    func connection() throws(PostgresError) -> OpaquePointer {
+        guard let handle else { throw PostgresError(code: .closed, message: "close() was called") }
+        return handle
+    }
+
+    /// Runs one or more statements with the simple query protocol and returns the last result.
+    func exec(_ sql: String) throws(PostgresError) -> QueryResult {
+        let connection = try connection()
+        let result = PQexec(connection, sql)
+        return try consume(result, connection: connection)
+    }
+
+    /// Runs one statement with parameters sent apart from the SQL text.
+    func exec(_ sql: String, parameters: [PostgresParameter]) throws(PostgresError) -> QueryResult {
+        if parameters.isEmpty {
+            let connection = try connection()
+            return try consume(PQexecParams(connection, sql, 0, nil, nil, nil, nil, 0), connection: connection)
+        }
+        let connection = try connection()
+        var types: [Oid] = []
+        var buffers: [[UInt8]?] = []
+        var formats: [Int32] = []
+        for parameter in parameters {
+            switch parameter {
+            case .null:
+                types.append(0); buffers.append(nil); formats.append(0)
+            case .text(let text):
+                types.append(0); buffers.append(Array(text.utf8) + [0]); formats.append(0)
+            case .binary(let bytes):
+                types.append(17); buffers.append(bytes); formats.append(1) // bytea
+            }
+        }
+        let lengths = buffers.map { Int32($0?.count ?? 0) }
+        let result = Self.withBuffers(buffers) { pointers in
+            PQexecParams(connection, sql, Int32(parameters.count), types, pointers, lengths, formats, 0)
+        }
+        return try consume(result, connection: connection)
+    }
+
+    /// Runs a statement that must switch the connection into CopyBoth mode (`START_REPLICATION`).
+    func startCopyBoth(_ sql: String) throws(PostgresError) {
+        let connection = try connection()
+        guard let result = PQexec(connection, sql) else {
+            throw lostOrFailed(connection)
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COPY_BOTH:
+            return
+        case PGRES_FATAL_ERROR:
+            throw Self.serverError(result, connection: connection)
+        default:
+            throw PostgresError(code: .protocolViolation, message: "expected CopyBoth after START_REPLICATION, got \(String(cString: PQresStatus(PQresultStatus(result))))")
+        }
+    }
+
+    private func consume(_ result: OpaquePointer?, connection: OpaquePointer) throws(PostgresError) -> QueryResult {
+        guard let result else { throw lostOrFailed(connection) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            let columnCount = Int(PQnfields(result))
+            let rowCount = Int(PQntuples(result))
+            let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+            var rows: [[String?]] = []
+            rows.reserveCapacity(rowCount)
+            for row in 0..<Int32(rowCount) {
+                rows.append((0..<Int32(columnCount)).map { column in
+                    PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
+                })
+            }
+            let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
+            return QueryResult(columns: columns, values: rows, affectedRows: affected)
+        case PGRES_FATAL_ERROR:
+            throw Self.serverError(result, connection: connection)
+        default:
+            throw PostgresError(code: .protocolViolation, message: "unexpected result \(String(cString: PQresStatus(PQresultStatus(result))))")
+        }
+    }
+
+    func lostOrFailed(_ connection: OpaquePointer) -> PostgresError {
+        let message = Self.trimmed(PQerrorMessage(connection))
+        return PostgresError(code: PQstatus(connection) == CONNECTION_BAD ? .connectionLost : .queryFailed,
+                             message: message.isEmpty ? "no result" : message)
+    }
+
+    static func serverError(_ result: OpaquePointer, connection: OpaquePointer) -> PostgresError {
+        func field(_ code: UInt8) -> String? {
+            guard let value = PQresultErrorField(result, Int32(code)) else { return nil }
+            return String(cString: value)
+        }
+        let sqlState = field(UInt8(ascii: "C"))
+        let message = field(UInt8(ascii: "M")) ?? trimmed(PQresultErrorMessage(result))
+        let lost = PQstatus(connection) == CONNECTION_BAD || sqlState?.hasPrefix("57P") == true || sqlState?.hasPrefix("08") == true
+        return PostgresError(code: lost ? .connectionLost : .queryFailed, message: message, sqlState: sqlState,
+                             detail: field(UInt8(ascii: "D")), hint: field(UInt8(ascii: "H")))
+    }
+
+    static func trimmed(_ pointer: UnsafePointer<CChar>?) -> String {
+        guard let pointer else { return "" }
+        return String(cString: pointer).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    // MARK: CopyBoth
+
+    /// The outcome of one non-blocking read in CopyBoth mode.
+    enum CopyRead {
+        case data([UInt8])
+        case wouldBlock
+        case done(PostgresError)
+    }
+
+    func readCopyData() throws(PostgresError) -> CopyRead {
+        let connection = try connection()
+        var buffer: UnsafeMutablePointer<CChar>?
+        let length = PQgetCopyData(connection, &buffer, 1)
+        if length > 0, let buffer {
+            defer { PQfreemem(buffer) }
+            return .data(Array(UnsafeRawBufferPointer(start: buffer, count: Int(length))))
+        }
+        if length == 0 { return .wouldBlock }
+        if length == -1 {
+            // The server ended the copy: collect the final result, which says why.
+            var error = PostgresError(code: .connectionLost, message: "the server ended replication")
+            while let result = PQgetResult(connection) {
+                if PQresultStatus(result) == PGRES_FATAL_ERROR {
+                    error = Self.serverError(result, connection: connection)
+                }
+                PQclear(result)
+            }
+            return .done(error)
+        }
+        return .done(lostOrFailed(connection))
+    }
+
+    /// Reads whatever the socket holds into libpq's buffer.
+    func consumeInput() throws(PostgresError) {
+        let connection = try connection()
+        if PQconsumeInput(connection) == 0 { throw lostOrFailed(connection) }
+    }
+
+    func putCopyData(_ bytes: [UInt8]) throws(PostgresError) {
+        let connection = try connection()
+        let sent = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(connection, $0.baseAddress, Int32($0.count)) }
+        }
+        guard sent == 1, PQflush(connection) == 0 else { throw lostOrFailed(connection) }
+    }
+
+    func endCopy() {
+        guard let connection = handle else { return }
+        _ = PQputCopyEnd(connection, nil)
+        _ = PQflush(connection)
+    }
+
+    /// Waits until the socket is readable or `timeout` passes.
+    func waitReadable(timeout: Duration) throws(PostgresError) {
+        let connection = try connection()
+        let socket = PQsocket(connection)
+        guard socket >= 0 else { throw lostOrFailed(connection) }
+        var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        let milliseconds = max(0, Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+        _ = poll(&descriptor, 1, milliseconds)
+    }
+
+    // MARK: C string helpers
+
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let duplicates = strings.map { strdup($0) }
+        defer { duplicates.forEach { free($0) } }
+        let pointers: [UnsafePointer<CChar>?] = duplicates.map { UnsafePointer($0) } + [nil]
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+
+    private static func withBuffers<R>(_ buffers: [[UInt8]?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+        let copies: [UnsafeMutablePointer<CChar>?] = buffers.map { buffer in
+            guard let buffer else { return nil }
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, buffer.count))
+            buffer.withUnsafeBytes { bytes in
+                if let base = bytes.baseAddress { copy.withMemoryRebound(to: UInt8.self, capacity: buffer.count) { $0.update(from: base.assumingMemoryBound(to: UInt8.self), count: buffer.count) } }
+            }
+            return copy
+        }
+        defer { copies.forEach { $0?.deallocate() } }
+        return body(copies.map { $0.map { UnsafePointer($0) } })
+    }
+}

@@ -1,0 +1,69 @@
+/// An error from PostgreSQL or from libpq, with what to do about it.
+///
+/// Server errors carry the SQLSTATE, message, detail and hint the server sent. The description never contains
+/// the connection string, so it is safe to log.
+public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The kind of failure.
+    public enum Code: Hashable, Sendable {
+        /// The connection could not be opened (bad host, authentication, missing database).
+        case connectionFailed
+        /// An open connection broke (server restart, network, `pg_terminate_backend`).
+        case connectionLost
+        /// The server rejected a statement; see ``PostgresError/sqlState``.
+        case queryFailed
+        /// The server answered with something this client did not expect.
+        case protocolViolation
+        /// The connection was closed by this process and cannot be used.
+        case closed
+    }
+
+    /// The kind of failure.
+    public var code: Code
+    /// The primary message.
+    public var message: String
+    /// The five-character SQLSTATE, when the server sent one.
+    public var sqlState: String?
+    /// The server's detail line.
+    public var detail: String?
+    /// The server's hint line.
+    public var hint: String?
+
+    /// Creates an error.
+    public init(code: Code, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil) {
+        self.code = code
+        self.message = message
+        self.sqlState = sqlState
+        self.detail = detail
+        self.hint = hint
+    }
+
+    /// The error is transient: the same work can succeed on a new connection or a retry
+    /// (connection loss, `08*` connection exceptions, `57P0*` shutdowns, `40001` serialization, `40P01` deadlock,
+    /// `55006` object in use such as an active replication slot).
+    public var isTransient: Bool {
+        if code == .connectionLost || code == .connectionFailed { return true }
+        guard let state = sqlState else { return false }
+        return state.hasPrefix("08") || state.hasPrefix("57P0") || state == "40001" || state == "40P01" || state == "55006"
+            || state == "53300" // too_many_connections
+    }
+
+    public var description: String {
+        var text: String
+        switch code {
+        case .connectionFailed: text = "cannot connect to PostgreSQL: \(message)"
+        case .connectionLost: text = "lost the PostgreSQL connection: \(message)"
+        case .queryFailed: text = "PostgreSQL error: \(message)"
+        case .protocolViolation: text = "unexpected answer from PostgreSQL: \(message)"
+        case .closed: text = "the PostgreSQL connection is closed: \(message)"
+        }
+        if let sqlState { text += " (SQLSTATE \(sqlState))" }
+        if let detail, !detail.isEmpty { text += "; detail: \(detail)" }
+        if let hint, !hint.isEmpty { text += "; hint: \(hint)" }
+        switch code {
+        case .connectionFailed: text += "; check host, port, database, user and password (PGPASSWORD or ~/.pgpass)"
+        case .connectionLost: text += "; the work will be retried on a new connection"
+        default: break
+        }
+        return text
+    }
+}

@@ -1,0 +1,155 @@
+import Dispatch
+import PGOutput
+import Synchronization
+
+/// The CopyBoth stream of a started logical replication: frames in, standby status updates out.
+///
+/// Read frames with ``next(timeout:)``. Tell the stream how far your work is durable with ``confirm(_:)``; it
+/// reports that position in every standby status update: at least every `statusInterval`, whether or not you are
+/// reading (so back-pressure never trips `wal_sender_timeout`), and at once when a keepalive asks for a reply.
+/// The server's WAL end from every frame is in ``serverWALEnd``.
+///
+/// `@unchecked Sendable`: the libpq connection and the timer are only used on `queue` (and in `init`/`deinit`),
+/// and the positions shared with other threads sit behind a `Mutex`.
+public final class ReplicationStream: @unchecked Sendable {
+    private struct Positions {
+        var confirmed = LSN.invalid
+        var received = LSN.invalid
+        var serverWALEnd = LSN.invalid
+        var lastStatusSent: ContinuousClock.Instant
+        var statusUpdatesSent = 0
+        var closed = false
+    }
+
+    private let connection: PQConnection
+    private let queue: DispatchQueue
+    private let statusInterval: Duration
+    private let positions: Mutex<Positions>
+    private let timer: any DispatchSourceTimer
+
+    init(connection: PQConnection, queue: DispatchQueue, start: LSN, statusInterval: Duration) {
+        self.connection = connection
+        self.queue = queue
+        self.statusInterval = statusInterval
+        self.positions = Mutex(Positions(confirmed: .invalid, received: start, lastStatusSent: .now))
+        self.timer = DispatchSource.makeTimerSource(queue: queue)
+        let nanoseconds = Int(statusInterval.components.seconds) * 1_000_000_000
+            + Int(statusInterval.components.attoseconds / 1_000_000_000)
+        let tick = DispatchTimeInterval.nanoseconds(max(1_000_000, nanoseconds / 4))
+        timer.schedule(deadline: .now() + tick, repeating: tick)
+        // While nobody reads (the caller applies back-pressure), this keeps status updates flowing.
+        timer.setEventHandler { [weak self] in try? self?.sendStatusIfDue() }
+        timer.resume()
+    }
+
+    deinit {
+        timer.cancel()
+    }
+
+    /// The latest WAL end the server reported (in XLogData or keepalive frames).
+    public var serverWALEnd: LSN { positions.withLock { $0.serverWALEnd } }
+
+    /// The position last passed to ``confirm(_:)``.
+    public var confirmedPosition: LSN { positions.withLock { $0.confirmed } }
+
+    /// How many standby status updates have been sent.
+    public var statusUpdatesSent: Int { positions.withLock { $0.statusUpdatesSent } }
+
+    /// Records that everything before `position` is durably handled; it goes out with the next status update.
+    ///
+    /// A position older than one already confirmed is ignored: the confirmed position never moves backwards.
+    /// Callable from any thread.
+    public func confirm(_ position: LSN) {
+        positions.withLock { $0.confirmed = max($0.confirmed, position) }
+    }
+
+    /// Waits for the next frame, up to `timeout`.
+    ///
+    /// Keepalives are returned too (after a reply was sent, if one was asked for), so the caller sees the server's
+    /// WAL end even when no data flows.
+    ///
+    /// - Returns: The frame, or `nil` when `timeout` passed without one.
+    /// - Throws: ``PostgresError`` with code `connectionLost` when the connection breaks or the server ends the
+    ///   stream, `protocolViolation` for a frame that does not decode.
+    public func next(timeout: Duration) async throws(PostgresError) -> ReplicationFrame? {
+        try await Connection.run(on: queue) { () throws(PostgresError) in try self.receive(timeout: timeout) }
+    }
+
+    /// Sends a standby status update now with the current positions.
+    ///
+    /// - Parameter replyRequested: Ask the server to answer with a keepalive.
+    /// - Throws: ``PostgresError`` when the connection is broken.
+    public func sendStatus(replyRequested: Bool = false) async throws(PostgresError) {
+        try await Connection.run(on: queue) { () throws(PostgresError) in try self.sendStatusNow(replyRequested: replyRequested) }
+    }
+
+    /// Sends a final status update, ends the stream and closes the connection.
+    public func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async {
+                self.timer.cancel()
+                if !self.positions.withLock({ $0.closed }) {
+                    try? self.sendStatusNow(replyRequested: false)
+                    self.connection.endCopy()
+                    self.connection.close()
+                    self.positions.withLock { $0.closed = true }
+                }
+                continuation.resume()
+            }
+        }
+    }
+
+    // MARK: On the queue
+
+    private func receive(timeout: Duration) throws(PostgresError) -> ReplicationFrame? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            try sendStatusIfDue()
+            switch try connection.readCopyData() {
+            case .data(let bytes):
+                let frame: ReplicationFrame
+                do {
+                    frame = try ReplicationFrame.decode(bytes)
+                } catch {
+                    throw PostgresError(code: .protocolViolation, message: error.description)
+                }
+                switch frame {
+                case .xLogData(let data):
+                    positions.withLock {
+                        $0.received = max($0.received, data.walStart)
+                        $0.serverWALEnd = max($0.serverWALEnd, data.serverWALEnd)
+                    }
+                case .primaryKeepalive(let keepalive):
+                    positions.withLock { $0.serverWALEnd = max($0.serverWALEnd, keepalive.serverWALEnd) }
+                    if keepalive.replyRequested { try sendStatusNow(replyRequested: false) }
+                }
+                return frame
+            case .wouldBlock:
+                let now = clock.now
+                if now >= deadline { return nil }
+                let statusDue = positions.withLock { $0.lastStatusSent } + statusInterval
+                try connection.waitReadable(timeout: min(deadline, max(statusDue, now)) - now)
+                try connection.consumeInput()
+            case .done(let error):
+                positions.withLock { $0.closed = true }
+                throw error
+            }
+        }
+    }
+
+    private func sendStatusIfDue() throws(PostgresError) {
+        let (due, closed) = positions.withLock { ($0.lastStatusSent + statusInterval <= .now, $0.closed) }
+        if due && !closed { try sendStatusNow(replyRequested: false) }
+    }
+
+    private func sendStatusNow(replyRequested: Bool) throws(PostgresError) {
+        let update = positions.withLock { state -> StandbyStatusUpdate in
+            state.lastStatusSent = .now
+            state.statusUpdatesSent += 1
+            return StandbyStatusUpdate(written: max(state.received, state.confirmed), flushed: state.confirmed,
+                                       applied: state.confirmed, clock: .now, replyRequested: replyRequested)
+        }
+        try connection.putCopyData(update.encode())
+    }
+}

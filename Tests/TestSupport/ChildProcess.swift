@@ -1,0 +1,84 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process started with `posix_spawn`, its output going to a file.
+///
+/// Foundation's `Process` waits through a run loop, which can stall when the concurrency pool is busy; tests
+/// start servers, kill them and restart them, so they use plain `posix_spawn` and `waitpid`.
+public final class ChildProcess: @unchecked Sendable {
+    /// The process id.
+    public let pid: pid_t
+    /// Where standard output and standard error go.
+    public let outputPath: String
+    private let lock = NSLock()
+    private var exitStatus: Int32?
+
+    /// Starts `executable` with `arguments`; output is appended to `outputPath`.
+    ///
+    /// - Parameter environment: Extra variables, added to this process's environment.
+    public init(_ executable: String, _ arguments: [String], outputPath: String, environment: [String: String] = [:]) throws {
+        self.outputPath = outputPath
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Its own process group, so a kill reaches the whole child and nothing of ours.
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var merged = ProcessInfo.processInfo.environment
+        merged.merge(environment) { $1 }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard status == 0 else { throw TestPostgresError(message: "cannot start \(executable): \(String(cString: strerror(status)))") }
+        self.pid = pid
+    }
+
+    /// Sends `signal` to the process.
+    public func signal(_ signal: Int32) {
+        kill(pid, signal)
+    }
+
+    /// Waits for the process to exit and returns its exit status (128 + signal number when killed).
+    @discardableResult
+    public func wait() -> Int32 {
+        lock.lock()
+        defer { lock.unlock() }
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        exitStatus = code
+        return code
+    }
+
+    /// The output so far.
+    public var output: String {
+        (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    }
+
+    /// Runs a command to completion and returns its output.
+    ///
+    /// - Throws: ``TestPostgresError`` with the output when it exits non-zero.
+    @discardableResult
+    public static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let path = NSTemporaryDirectory() + "tailgate-run-\(getpid())-\(UUID().uuidString).log"
+        defer { unlink(path) }
+        let child = try ChildProcess(executable, arguments, outputPath: path)
+        let status = child.wait()
+        let output = child.output
+        guard status == 0 else {
+            throw TestPostgresError(message: "\(executable) \(arguments.joined(separator: " ")) exited \(status): \(output)")
+        }
+        return output
+    }
+}

@@ -1,0 +1,12 @@
+/// Polls `condition` until it returns true or `timeout` passes; returns whether it became true.
+///
+/// For waiting on asynchronous effects (a slot position, a delivery) without fixed sleeps.
+public func eventually(timeout: Duration = .seconds(20), every interval: Duration = .milliseconds(50),
+                       _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try await condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        try? await Task.sleep(for: interval)
+    }
+}

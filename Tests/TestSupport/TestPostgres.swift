@@ -1,0 +1,159 @@
+import Foundation
+import LibPQ
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A throwaway PostgreSQL 15 cluster for tests: its own temp dir, a free port, `wal_level=logical`.
+///
+/// As root the directory is given to user `postgres` and the server binaries run through `runuser`, since
+/// PostgreSQL refuses to run as root. Every cluster a test process starts is stopped when the process exits.
+public final class TestPostgres: Sendable {
+    /// How `pg_ctl` stops or restarts the server.
+    public enum ShutdownMode: String, Sendable {
+        /// Clean shutdown: disconnects clients, checkpoints.
+        case fast
+        /// Crash-like: no checkpoint; recovery replays WAL at the next start.
+        case immediate
+    }
+
+    /// The cluster's directory (data under `data/`, the server log in `server.log`, the socket beside them).
+    public let directory: String
+    /// The TCP port on 127.0.0.1.
+    public let port: Int
+
+    static let binaries = ProcessInfo.processInfo.environment["TG_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
+    static let isRoot = getuid() == 0
+    private static let started = Mutex<[String]>([])
+    private static let sharedCluster = Mutex<TestPostgres?>(nil)
+    private static let databaseCounter = Atomic<Int>(0)
+
+    /// The settings every cluster gets; tests rely on them.
+    public static let baseSettings = [
+        "wal_level = logical", "max_replication_slots = 64", "max_wal_senders = 64", "max_connections = 300",
+        "fsync = off", "synchronous_commit = off", "full_page_writes = off",
+        "logical_decoding_work_mem = 64kB", "wal_sender_timeout = 3s", "shared_buffers = 64MB",
+    ]
+
+    /// One cluster shared by every test of the process that does not restart or stop the server.
+    public static func shared() throws -> TestPostgres {
+        try sharedCluster.withLock { cluster in
+            if let cluster { return cluster }
+            let new = try TestPostgres.start()
+            cluster = new
+            return new
+        }
+    }
+
+    private init(directory: String, port: Int) {
+        self.directory = directory
+        self.port = port
+    }
+
+    /// Starts a new cluster; `settings` are appended to `postgresql.conf` after ``baseSettings``.
+    ///
+    /// - Throws: ``TestPostgresError`` with the tool's output when `initdb` or `pg_ctl` fails.
+    public static func start(settings: [String] = []) throws -> TestPostgres {
+        let parent = ProcessInfo.processInfo.environment["TAILGATE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        chmod(parent, 0o755)
+        var template = Array((parent + "/pg.XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestPostgresError(message: "mkdtemp failed in \(parent)") }
+        let directory = String(cString: made)
+        chmod(directory, 0o755)
+        if isRoot { try run("/bin/chown", ["postgres:postgres", directory], asPostgres: false) }
+        try run("\(binaries)/initdb", ["-D", "\(directory)/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+        let port = try freePort()
+        let configuration = ["port = \(port)", "listen_addresses = '127.0.0.1'", "unix_socket_directories = '\(directory)'"]
+            + baseSettings + settings
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/data/postgresql.conf"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data((configuration.joined(separator: "\n") + "\n").utf8))
+        try handle.close()
+        let cluster = TestPostgres(directory: directory, port: port)
+        started.withLock { $0.append(directory) }
+        registerExitHandler
+        try cluster.pgctl(["start", "-w", "-l", "\(directory)/server.log"])
+        return cluster
+    }
+
+    /// A libpq connection string for `database` as the superuser `postgres` over the Unix socket.
+    public func conninfo(database: String = "postgres", user: String = "postgres") -> String {
+        "host=\(directory) port=\(port) dbname=\(database) user=\(user)"
+    }
+
+    /// A connection string over TCP, for tools and tests that need a host name.
+    public func tcpConninfo(database: String = "postgres", user: String = "postgres") -> String {
+        "host=127.0.0.1 port=\(port) dbname=\(database) user=\(user)"
+    }
+
+    /// Creates a database with a unique name starting with `prefix` and returns its name.
+    public func createDatabase(prefix: String = "test") async throws -> String {
+        let name = "\(prefix)_\(getpid())_\(Self.databaseCounter.add(1, ordering: .relaxed).newValue)"
+        let admin = try await Connection.connect(conninfo())
+        defer { Task { await admin.close() } }
+        try await admin.execute("CREATE DATABASE \(SQLIdentifier.quote(name))")
+        return name
+    }
+
+    /// Restarts the server; `immediate` simulates a crash.
+    public func restart(mode: ShutdownMode = .fast) throws {
+        try pgctl(["restart", "-w", "-m", mode.rawValue, "-l", "\(directory)/server.log"])
+    }
+
+    /// Stops the server (the directory stays until the process exits).
+    public func stop(mode: ShutdownMode = .fast) throws {
+        try pgctl(["stop", "-w", "-m", mode.rawValue])
+    }
+
+    /// Starts a stopped server.
+    public func startAgain() throws {
+        try pgctl(["start", "-w", "-l", "\(directory)/server.log"])
+    }
+
+    private func pgctl(_ arguments: [String]) throws {
+        try Self.run("\(Self.binaries)/pg_ctl", ["-D", "\(directory)/data"] + arguments)
+    }
+
+    /// Runs a tool to completion, as `postgres` when this process is root.
+    @discardableResult
+    static func run(_ tool: String, _ arguments: [String], asPostgres: Bool = true) throws -> String {
+        if isRoot && asPostgres {
+            return try ChildProcess.run("/usr/sbin/runuser", ["-u", "postgres", "--", tool] + arguments)
+        }
+        return try ChildProcess.run(tool, arguments)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestPostgresError(message: "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw TestPostgresError(message: "bind() failed") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private static let registerExitHandler: Void = {
+        atexit {
+            for directory in TestPostgres.started.withLock({ $0 }) {
+                _ = try? TestPostgres.run("\(TestPostgres.binaries)/pg_ctl", ["-D", "\(directory)/data", "stop", "-m", "immediate"])
+                _ = try? FileManager.default.removeItem(atPath: directory)
+            }
+        }
+    }()
+}
+
+/// A throwaway cluster could not be set up.
+public struct TestPostgresError: Error, CustomStringConvertible {
+    /// What failed, with the tool's output.
+    public var message: String
+    public var description: String { message }
+}
