@@ -1,0 +1,146 @@
+import Dispatch
+import Synchronization
+
+/// A Kafka consumer whose rebalance handler chooses where each assigned partition starts.
+///
+/// Everything happens on the thread that calls ``poll(maxRecords:timeout:)``: records, errors, and the rebalance
+/// handler, which therefore only runs between the caller's batches. Call the consumer from one thread (or
+/// through ``pollOnQueue(maxRecords:timeout:)``, which uses the consumer's own queue).
+///
+/// Defaults: `enable.auto.commit=false`, `enable.auto.offset.store=false`, `auto.offset.reset=earliest`.
+///
+/// `@unchecked Sendable`: librdkafka's consumer calls are thread-safe; the caller serialises polling as documented.
+public final class KafkaConsumer: @unchecked Sendable {
+    /// Defaults a user may override.
+    public static let defaultProperties: [String: String] = [
+        "enable.auto.commit": "false",
+        "enable.auto.offset.store": "false",
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": "false",
+    ]
+
+    private let client: RDKafkaClient
+    private let queue = DispatchQueue(label: "tailgate.kafka.consumer")
+    private let closed = Atomic<Bool>(false)
+
+    /// Creates a consumer.
+    ///
+    /// - Parameters:
+    ///   - properties: librdkafka properties (`bootstrap.servers`, `group.id`, TLS, …), over ``defaultProperties``.
+    ///   - log: Where librdkafka's log lines go.
+    ///   - rebalance: Called on the polling thread. For ``RebalanceEvent/assigned(_:)`` return where each
+    ///     partition starts (missing ones start at ``StartOffset/committed``); the assignment is made with those
+    ///     offsets, incrementally under `partition.assignment.strategy=cooperative-sticky`.
+    /// - Throws: ``KafkaError`` of kind `configuration` naming a bad property.
+    public init(properties: [String: String], log: @escaping KafkaLogHandler = defaultKafkaLogHandler,
+                rebalance: ((RebalanceEvent) -> [TopicPartition: StartOffset])? = nil) throws(KafkaError) {
+        let callbacks = RDKafkaClient.Callbacks(clientName: properties["client.id"] ?? "tailgate-consumer")
+        callbacks.log = log
+        callbacks.onRebalance = rebalance
+        client = try RDKafkaClient(type: .consumer, properties: Self.defaultProperties.merging(properties) { $1 }, callbacks: callbacks)
+        client.redirectMainQueueToConsumer()
+    }
+
+    deinit {
+        client.destroy()
+    }
+
+    /// Joins the group for `topics`; partitions arrive through the rebalance handler while polling.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func subscribe(_ topics: [String]) throws(KafkaError) {
+        try client.subscribe(topics)
+    }
+
+    /// Assigns partitions by hand (no group management), each starting where given.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func assign(_ starts: [TopicPartition: StartOffset]) throws(KafkaError) {
+        try client.assign(starts)
+    }
+
+    /// The partitions currently assigned.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func assignment() throws(KafkaError) -> [TopicPartition] {
+        try client.assignment()
+    }
+
+    /// Waits up to `timeout` for records and returns up to `maxRecords` of them; blocks the calling thread.
+    ///
+    /// Rebalance handlers run inside this call.
+    ///
+    /// - Throws: ``KafkaError`` of kind `fatal` when the consumer cannot go on; other consumer errors are logged.
+    public func poll(maxRecords: Int, timeout: Duration) throws(KafkaError) -> [ConsumerRecord] {
+        guard !closed.load(ordering: .acquiring) else {
+            throw KafkaError(kind: .closed, codeName: "CLOSED", message: "the consumer was closed")
+        }
+        var records: [ConsumerRecord] = []
+        var wait = KafkaProducer.milliseconds(timeout)
+        while records.count < maxRecords {
+            guard let result = client.consumerPoll(milliseconds: wait) else { break }
+            wait = 0
+            switch result {
+            case .success(let record): records.append(record)
+            case .failure(let error):
+                if error.isFatal { throw error }
+                client.callbacks.log(KafkaLogEvent(level: .warning, facility: "CONSUME", client: client.name, message: error.description))
+            }
+        }
+        return records
+    }
+
+    /// ``poll(maxRecords:timeout:)`` on the consumer's own serial queue, for async callers.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func pollOnQueue(maxRecords: Int, timeout: Duration) async throws(KafkaError) -> [ConsumerRecord] {
+        let result: Result<[ConsumerRecord], KafkaError> = await withCheckedContinuation { continuation in
+            queue.async {
+                do throws(KafkaError) {
+                    continuation.resume(returning: .success(try self.poll(maxRecords: maxRecords, timeout: timeout)))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        return try result.get()
+    }
+
+    /// Commits offsets to Kafka synchronously: for each partition, the offset of the next record to read.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func commit(_ nextOffsets: [TopicPartition: Int64]) throws(KafkaError) {
+        try client.commit(nextOffsets)
+    }
+
+    /// The offsets committed to Kafka for `partitions` (partitions without one are absent).
+    ///
+    /// - Throws: ``KafkaError``.
+    public func committedOffsets(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) throws(KafkaError) -> [TopicPartition: Int64] {
+        try client.committed(partitions, milliseconds: KafkaProducer.milliseconds(timeout))
+    }
+
+    /// Stops fetching from `partitions` while staying in the group.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func pause(_ partitions: [TopicPartition]) throws(KafkaError) {
+        try client.setPaused(partitions, paused: true)
+    }
+
+    /// Resumes fetching from `partitions`.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
+        try client.setPaused(partitions, paused: false)
+    }
+
+    /// Leaves the group cleanly (the rebalance handler sees the final revocation) and frees the handle.
+    ///
+    /// - Throws: ``KafkaError`` when leaving the group failed; the handle is freed regardless.
+    public func close() throws(KafkaError) {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let error = client.consumerClose()
+        client.destroy()
+        if let error { throw error }
+    }
+}

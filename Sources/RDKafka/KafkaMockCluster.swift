@@ -1,0 +1,71 @@
+/// An in-memory Kafka cluster for tests and `tailgate dev-kafka`: librdkafka's mock cluster.
+///
+/// It speaks the real Kafka protocol on random loopback ports and supports fault injection. It is for
+/// development only: nothing is durable, and librdkafka 2.0.2's mock keeps at most about 5 MiB or 100,000
+/// message sets per partition (dropping the oldest silently), does not de-duplicate idempotent retries, and
+/// does not move partition leaders when a broker goes down.
+public final class KafkaMockCluster: Sendable {
+    private let handle: MockClusterHandle
+
+    /// Kafka protocol API keys that faults can target.
+    public static let apiKeys: [String: Int16] = [
+        "Produce": 0, "Fetch": 1, "ListOffsets": 2, "Metadata": 3, "OffsetCommit": 8, "OffsetFetch": 9,
+        "FindCoordinator": 10, "JoinGroup": 11, "Heartbeat": 12, "LeaveGroup": 13, "SyncGroup": 14,
+        "ApiVersions": 18, "InitProducerId": 22,
+    ]
+
+    /// Starts a cluster with `brokers` brokers (ids 1…N).
+    ///
+    /// - Throws: ``KafkaError``.
+    public init(brokers: Int = 3, log: @escaping KafkaLogHandler = defaultKafkaLogHandler) throws(KafkaError) {
+        handle = try MockClusterHandle(brokers: brokers, log: log)
+    }
+
+    /// The `bootstrap.servers` value for clients.
+    public var bootstrapServers: String { handle.bootstrapServers }
+
+    /// Creates a topic (the mock has no admin API; unknown topics are auto-created with 4 partitions).
+    ///
+    /// - Throws: ``KafkaError``.
+    public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1) throws(KafkaError) {
+        try handle.createTopic(name, partitions: partitions, replicationFactor: replicationFactor)
+    }
+
+    /// Takes a broker down: its connections close and it refuses new ones (partition leadership stays).
+    ///
+    /// - Throws: ``KafkaError``.
+    public func setBrokerDown(_ id: Int32) throws(KafkaError) {
+        try handle.setBroker(id, up: false)
+    }
+
+    /// Brings a broker back up.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func setBrokerUp(_ id: Int32) throws(KafkaError) {
+        try handle.setBroker(id, up: true)
+    }
+
+    /// Moves a partition's leadership to `broker`.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func setLeader(topic: String, partition: Int32, broker: Int32) throws(KafkaError) {
+        try handle.setLeader(topic: topic, partition: partition, broker: broker)
+    }
+
+    /// Makes the next requests of `apiKey` fail with `errors`, in order.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func pushRequestErrors(apiKey: Int16, errors: [Int32]) throws(KafkaError) {
+        try handle.pushRequestErrors(apiKey: apiKey, errors: errors)
+    }
+
+    /// The numeric code of a librdkafka error name (e.g. `NOT_LEADER_FOR_PARTITION`), or of a number as text.
+    public static func errorCode(named name: String) -> Int32? {
+        Int32(name) ?? MockClusterHandle.errorCode(named: name)
+    }
+
+    /// Shuts the cluster down.
+    public func close() {
+        handle.destroy()
+    }
+}

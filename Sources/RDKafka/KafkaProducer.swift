@@ -1,0 +1,132 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// An idempotent, ordered Kafka producer whose delivery reports arrive on its own poll thread.
+///
+/// ```swift
+/// let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": servers])) { report in
+///     // called on the poll thread, once per record
+/// }
+/// try await producer.send(KafkaRecord(topic: "orders", key: key, value: value), token: 42)
+/// ```
+///
+/// Records wait in librdkafka until acknowledged; retriable errors retry forever. A delivery report with an
+/// error means the record will not be delivered: ``KafkaError/isFatal`` (the producer is unusable) or a
+/// permanent error for that record.
+public final class KafkaProducer: Sendable {
+    private let client: RDKafkaClient
+    private let pollLoop: PollLoop
+    private let closed = Atomic<Bool>(false)
+
+    /// Creates a producer and starts its poll thread.
+    ///
+    /// - Parameters:
+    ///   - configuration: librdkafka properties; see ``ProducerConfiguration``.
+    ///   - log: Where librdkafka's log lines go.
+    ///   - onDelivery: Called on the poll thread with each record's fate. Keep it short.
+    /// - Throws: ``KafkaError`` of kind `configuration` naming a bad property, before anything connects.
+    public init(configuration: ProducerConfiguration, log: @escaping KafkaLogHandler = defaultKafkaLogHandler,
+                onDelivery: @escaping @Sendable (DeliveryReport) -> Void) throws(KafkaError) {
+        let callbacks = RDKafkaClient.Callbacks(clientName: configuration.properties["client.id"] ?? "tailgate-producer")
+        callbacks.onDelivery = onDelivery
+        callbacks.log = log
+        client = try RDKafkaClient(type: .producer, properties: try configuration.resolved(), callbacks: callbacks)
+        let client = self.client
+        pollLoop = PollLoop(name: "tailgate.kafka.producer.poll") { client.poll(milliseconds: 100) }
+    }
+
+    deinit {
+        stopPolling()
+        client.destroy()
+    }
+
+    /// Enqueues a record without waiting.
+    ///
+    /// - Parameters:
+    ///   - record: The record; its bytes are copied.
+    ///   - token: Returned in the record's ``DeliveryReport``.
+    /// - Throws: ``KafkaError`` of kind `queueFull` when librdkafka's queue is full (back-pressure: wait for
+    ///   delivery reports and retry), or another kind when the record is refused (unknown topic name, fatal state).
+    public func trySend(_ record: KafkaRecord, token: UInt64) throws(KafkaError) {
+        guard !closed.load(ordering: .acquiring) else {
+            throw KafkaError(kind: .closed, codeName: "CLOSED", message: "the producer was closed")
+        }
+        try client.produce(record, token: token)
+    }
+
+    /// Enqueues a record, waiting while librdkafka's queue is full.
+    ///
+    /// - Throws: ``KafkaError`` when the record is refused (not for a full queue).
+    public func send(_ record: KafkaRecord, token: UInt64) async throws(KafkaError) {
+        while true {
+            do {
+                try trySend(record, token: token)
+                return
+            } catch where error.kind == .queueFull {
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+        }
+    }
+
+    /// Records sent and not yet reported.
+    public var inFlightCount: Int { client.outQueueLength }
+
+    /// The fatal error the producer raised, if any; after one, discard the producer.
+    public var fatalError: KafkaError? { client.fatalError() }
+
+    /// The last statistics JSON (with `statistics.interval.ms` set).
+    public var latestStatistics: String? { client.callbacks.latestStatistics.withLock { $0 } }
+
+    /// Waits until every record has a delivery report, or `timeout` passes.
+    ///
+    /// - Returns: How many records are still not reported.
+    public func flush(timeout: Duration) async -> Int {
+        let client = self.client
+        let milliseconds = Self.milliseconds(timeout)
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: client.flush(milliseconds: milliseconds)) }
+        }
+    }
+
+    /// Drops every queued and in-flight record; each gets a delivery report of kind `purged`.
+    ///
+    /// Records already in flight may still have been written by the broker.
+    public func purge() {
+        client.purge()
+    }
+
+    /// Flushes for up to `timeout`, purges what is left, stops the poll thread and frees librdkafka's handle.
+    ///
+    /// - Returns: How many records were purged without an acknowledgement (0 after a clean close).
+    @discardableResult
+    public func close(timeout: Duration) async -> Int {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return 0 }
+        var left = await flush(timeout: timeout)
+        if left > 0 {
+            client.purge()
+            left = await flush(timeout: .seconds(1))
+        }
+        stopPolling()
+        client.poll(milliseconds: 0) // serve the purge reports
+        client.destroy()
+        return left
+    }
+
+    private func stopPolling() {
+        pollLoop.stop()
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int32 {
+        Int32(clamping: duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// Handles this process has created and not yet destroyed (producers, consumers, mock clusters).
+    public static var liveHandleCount: Int { RDKafkaClient.liveHandles.load(ordering: .relaxed) }
+
+    /// Waits up to `timeout` for librdkafka to finish tearing down every handle of the process
+    /// (`rd_kafka_wait_destroyed`); `true` when none is left.
+    public static func waitUntilAllDestroyed(timeout: Duration) -> Bool {
+        RDKafkaClient.waitDestroyed(timeout: timeout)
+    }
+}

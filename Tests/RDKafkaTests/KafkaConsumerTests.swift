@@ -1,0 +1,122 @@
+import Foundation
+import RDKafka
+import Synchronization
+import Testing
+
+/// Records the rebalance events a consumer's handler saw.
+final class RebalanceLog: Sendable {
+    private let events = Mutex<[RebalanceEvent]>([])
+    func record(_ event: RebalanceEvent) { events.withLock { $0.append(event) } }
+    var all: [RebalanceEvent] { events.withLock { $0 } }
+}
+
+@Suite struct KafkaConsumerTests {
+    static func produce(_ count: Int, topic: String, partitions: Int32, to cluster: KafkaMockCluster) async throws {
+        let deliveries = DeliveryLog()
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": cluster.bootstrapServers]),
+                                         log: KafkaTestHelpers.quiet) { deliveries.record($0) }
+        for sequence in 0..<count {
+            try await producer.send(KafkaRecord(topic: topic, partition: Int32(sequence) % partitions, key: nil,
+                                                value: KafkaTestHelpers.bytes("\(sequence)")), token: UInt64(sequence))
+        }
+        let left = await producer.close(timeout: .seconds(30))
+        #expect(left == 0 && deliveries.count == count)
+    }
+
+    static func groupProperties(_ cluster: KafkaMockCluster, group: String) -> [String: String] {
+        ["bootstrap.servers": cluster.bootstrapServers, "group.id": group, "session.timeout.ms": "6000",
+         "heartbeat.interval.ms": "300", "fetch.wait.max.ms": "50"]
+    }
+
+    @Test func anAssignmentStartsEachPartitionWhereTheHandlerSays() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        try cluster.createTopic("events", partitions: 2)
+        try await Self.produce(200, topic: "events", partitions: 2, to: cluster)
+        let log = RebalanceLog()
+        let consumer = try KafkaConsumer(properties: Self.groupProperties(cluster, group: "starts"), log: KafkaTestHelpers.quiet) { event in
+            log.record(event)
+            guard case .assigned(let partitions) = event else { return [:] }
+            // Partition 0 resumes at a stored offset; partition 1 is left to auto.offset.reset (earliest).
+            return Dictionary(uniqueKeysWithValues: partitions.filter { $0.partition == 0 }.map { ($0, StartOffset.offset(37)) })
+        }
+        try consumer.subscribe(["events"])
+        var records: [ConsumerRecord] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while records.count < 100 + 63, ContinuousClock.now < deadline {
+            records += try await consumer.pollOnQueue(maxRecords: 500, timeout: .milliseconds(200))
+        }
+        let partition0 = records.filter { $0.partition == 0 }.map(\.offset)
+        let partition1 = records.filter { $0.partition == 1 }.map(\.offset)
+        #expect(partition0.first == 37 && partition0 == Array(37..<100))
+        #expect(partition1 == Array(0..<100))
+        #expect(log.all.first == .assigned([TopicPartition(topic: "events", partition: 0), TopicPartition(topic: "events", partition: 1)]))
+        #expect(try consumer.assignment().count == 2)
+
+        // Offsets committed to Kafka come back from the group coordinator.
+        try consumer.commit([TopicPartition(topic: "events", partition: 0): 100])
+        let committed = try consumer.committedOffsets([TopicPartition(topic: "events", partition: 0), TopicPartition(topic: "events", partition: 1)])
+        #expect(committed == [TopicPartition(topic: "events", partition: 0): 100])
+        try consumer.close()
+        #expect(log.all.last == .revoked([TopicPartition(topic: "events", partition: 0), TopicPartition(topic: "events", partition: 1)], lost: false))
+    }
+
+    @Test func twoMembersOfAGroupSplitThePartitionsAndTheSurvivorTakesOver() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        try cluster.createTopic("split", partitions: 4)
+        let logA = RebalanceLog(), logB = RebalanceLog()
+        let properties = Self.groupProperties(cluster, group: "splitters")
+        let a = try KafkaConsumer(properties: properties, log: KafkaTestHelpers.quiet) { logA.record($0); return [:] }
+        let b = try KafkaConsumer(properties: properties, log: KafkaTestHelpers.quiet) { logB.record($0); return [:] }
+        try a.subscribe(["split"])
+        try b.subscribe(["split"])
+        let split = try await eventuallyPolling([a, b], timeout: .seconds(60)) {
+            let (assignedA, assignedB) = (try a.assignment(), try b.assignment())
+            return assignedA.count == 2 && assignedB.count == 2 && Set(assignedA).isDisjoint(with: assignedB)
+        }
+        #expect(split, "each member owns two of the four partitions")
+        #expect(logA.all.contains { if case .assigned = $0 { true } else { false } })
+        #expect(logB.all.contains { if case .assigned = $0 { true } else { false } })
+
+        try b.close()
+        #expect(logB.all.last.map { if case .revoked(_, lost: false) = $0 { true } else { false } } == true)
+        let tookOver = try await eventuallyPolling([a], timeout: .seconds(60)) { try a.assignment().count == 4 }
+        #expect(tookOver, "the remaining member owns all four partitions")
+        #expect(logA.all.contains { if case .revoked = $0 { true } else { false } })
+        try a.close()
+    }
+
+    @Test func pausedPartitionsDeliverNothingUntilResumed() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        try cluster.createTopic("paused", partitions: 1)
+        try await Self.produce(50, topic: "paused", partitions: 1, to: cluster)
+        let consumer = try KafkaConsumer(properties: ["bootstrap.servers": cluster.bootstrapServers, "group.id": "p",
+                                                      "fetch.wait.max.ms": "50"], log: KafkaTestHelpers.quiet)
+        let partition = TopicPartition(topic: "paused", partition: 0)
+        try consumer.assign([partition: .offset(10)])
+        try consumer.pause([partition])
+        var records = try await consumer.pollOnQueue(maxRecords: 100, timeout: .seconds(2))
+        #expect(records.isEmpty)
+        try consumer.resume([partition])
+        let deadline = ContinuousClock.now + .seconds(30)
+        while records.count < 40, ContinuousClock.now < deadline {
+            records += try await consumer.pollOnQueue(maxRecords: 100, timeout: .milliseconds(200))
+        }
+        #expect(records.map(\.offset) == Array(10..<50))
+        try consumer.close()
+        let closed = #expect(throws: KafkaError.self) { try consumer.poll(maxRecords: 1, timeout: .zero) }
+        #expect(closed?.kind == .closed)
+    }
+
+    /// Polls every consumer (so group protocol and rebalance callbacks make progress) until `condition` holds.
+    func eventuallyPolling(_ consumers: [KafkaConsumer], timeout: Duration, _ condition: () throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for consumer in consumers { _ = try await consumer.pollOnQueue(maxRecords: 100, timeout: .milliseconds(100)) }
+            if try condition() { return true }
+        }
+        return false
+    }
+}

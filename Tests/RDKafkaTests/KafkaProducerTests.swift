@@ -1,0 +1,139 @@
+import Foundation
+import RDKafka
+import Synchronization
+import Testing
+
+@Suite struct KafkaProducerTests {
+    /// 100,000 keyed records with headers on 6 partitions: about 1.5 MB per partition, inside the mock's limits.
+    @Test func everyRecordArrivesWithKeyHeadersAndPerKeyOrder() async throws {
+        let cluster = try KafkaMockCluster(brokers: 3, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        try cluster.createTopic("orders", partitions: 6)
+        let deliveries = DeliveryLog()
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": cluster.bootstrapServers]),
+                                         log: KafkaTestHelpers.quiet) { deliveries.record($0) }
+        let total = 100_000, keys = 1_000
+        for sequence in 0..<total {
+            let key = "order-\(sequence % keys)"
+            try await producer.send(KafkaRecord(
+                topic: "orders", key: KafkaTestHelpers.bytes(key), value: KafkaTestHelpers.bytes("{\"seq\":\(sequence)}"),
+                headers: [KafkaHeader(name: "event_id", string: "evt-\(sequence)"), KafkaHeader(name: "event_type", string: "Paid"),
+                          KafkaHeader(name: "empty", value: nil)]),
+                token: UInt64(sequence))
+        }
+        let undelivered = await producer.close(timeout: .seconds(60))
+        #expect(undelivered == 0)
+        let reports = deliveries.all
+        #expect(reports.count == total)
+        #expect(reports.allSatisfy { $0.isDelivered })
+        #expect(Set(reports.map(\.token)).count == total)
+
+        let records = try await KafkaTestHelpers.readBack(bootstrap: cluster.bootstrapServers, topic: "orders", partitions: 6, expected: total)
+        #expect(records.count == total)
+        var lastSequenceByKey: [String: Int] = [:]
+        var partitionOfKey: [String: Int32] = [:]
+        var seen = Set<Int>()
+        for record in records.sorted(by: { ($0.partition, $0.offset) < ($1.partition, $1.offset) }) {
+            let key = try #require(KafkaTestHelpers.text(record.key))
+            let value = try #require(KafkaTestHelpers.text(record.value))
+            let sequence = try #require(Int(value.dropFirst(7).dropLast()))
+            #expect(key == "order-\(sequence % keys)")
+            #expect(record.headers.map(\.name) == ["event_id", "event_type", "empty"])
+            #expect(record.header("event_id")?.stringValue == "evt-\(sequence)")
+            #expect(record.header("empty")?.value == nil)
+            #expect(record.timestampMilliseconds != nil)
+            if let previous = lastSequenceByKey[key] { #expect(previous < sequence, "key \(key) out of order") }
+            lastSequenceByKey[key] = sequence
+            if let partition = partitionOfKey[key] { #expect(partition == record.partition) }
+            partitionOfKey[key] = record.partition
+            seen.insert(sequence)
+        }
+        #expect(seen.count == total)
+        // The reported offsets are the ones the records were read back at.
+        let offsets = Dictionary(uniqueKeysWithValues: reports.map { ("evt-\($0.token)", ($0.partition, $0.offset)) })
+        let sample = try #require(records.first)
+        let reported = try #require(offsets[sample.header("event_id")?.stringValue ?? ""])
+        #expect(reported.0 == sample.partition && reported.1 == sample.offset)
+    }
+
+    @Test func recordsWaitOutABrokerOutageAndKeepPerKeyOrder() async throws {
+        let cluster = try KafkaMockCluster(brokers: 3, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        try cluster.createTopic("payments", partitions: 6)
+        let deliveries = DeliveryLog()
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": cluster.bootstrapServers,
+                                                                          "retry.backoff.ms": "50"]),
+                                         log: KafkaTestHelpers.quiet) { deliveries.record($0) }
+        let total = 20_000
+        let sendAll = Task {
+            for sequence in 0..<total {
+                try await producer.send(KafkaRecord(topic: "payments", key: KafkaTestHelpers.bytes("k\(sequence % 100)"),
+                                                    value: KafkaTestHelpers.bytes("\(sequence)")), token: UInt64(sequence))
+                if sequence % 100 == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        try cluster.setBrokerDown(1)
+        try await Task.sleep(for: .seconds(3))
+        let deliveredWhileDown = deliveries.count
+        let inFlightWhileDown = producer.inFlightCount
+        try cluster.setBrokerUp(1)
+        try await sendAll.value
+        let undelivered = await producer.close(timeout: .seconds(60))
+        #expect(undelivered == 0)
+        #expect(inFlightWhileDown > 0, "records for the down broker's partitions waited")
+        #expect(deliveredWhileDown < total)
+        let reports = deliveries.all
+        #expect(reports.count == total && reports.allSatisfy { $0.isDelivered })
+
+        let records = try await KafkaTestHelpers.readBack(bootstrap: cluster.bootstrapServers, topic: "payments", partitions: 6,
+                                                          expected: total)
+        var firstOccurrences: [String: [Int]] = [:]
+        var seen = Set<Int>()
+        var duplicates = 0
+        for record in records.sorted(by: { ($0.partition, $0.offset) < ($1.partition, $1.offset) }) {
+            let sequence = try #require(Int(KafkaTestHelpers.text(record.value) ?? ""))
+            if !seen.insert(sequence).inserted { duplicates += 1; continue }
+            firstOccurrences[KafkaTestHelpers.text(record.key) ?? "", default: []].append(sequence)
+        }
+        #expect(seen.count == total, "every record present")
+        for (key, sequences) in firstOccurrences {
+            #expect(sequences == sequences.sorted(), "per-key order of first occurrences for \(key)")
+        }
+        print("broker outage: \(total) records, \(records.count) read back, \(duplicates) duplicates (the mock does not de-duplicate retries)")
+    }
+
+    @Test func anOversizedRecordIsAPermanentErrorAtSend() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": cluster.bootstrapServers,
+                                                                          "message.max.bytes": "10000"]),
+                                         log: KafkaTestHelpers.quiet) { _ in }
+        let error = await #expect(throws: KafkaError.self) {
+            try await producer.send(KafkaRecord(topic: "t", key: nil, value: [UInt8](repeating: 7, count: 20_000)), token: 1)
+        }
+        #expect(error?.kind == .permanent)
+        #expect(error?.codeName == "MSG_SIZE_TOO_LARGE")
+        await producer.close(timeout: .seconds(5))
+    }
+
+    @Test func closeWithADeadlinePurgesWhatCouldNotBeDelivered() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        try cluster.createTopic("stuck", partitions: 1)
+        try cluster.setBrokerDown(1)
+        let deliveries = DeliveryLog()
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": cluster.bootstrapServers]),
+                                         log: KafkaTestHelpers.quiet) { deliveries.record($0) }
+        for sequence in 0..<10 {
+            try producer.trySend(KafkaRecord(topic: "stuck", key: nil, value: [UInt8(sequence)]), token: UInt64(sequence))
+        }
+        let left = await producer.close(timeout: .seconds(1))
+        #expect(left == 0, "purged records are reported, so none is left unaccounted")
+        let reports = deliveries.all
+        #expect(reports.count == 10)
+        #expect(reports.allSatisfy { $0.error?.kind == .purged })
+        let afterClose = #expect(throws: KafkaError.self) { try producer.trySend(KafkaRecord(topic: "stuck", key: nil, value: nil), token: 11) }
+        #expect(afterClose?.kind == .closed)
+    }
+}
