@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["LibPQ"], path: "Tests/TestSupport"),
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LibPQTests", dependencies: ["LibPQ", "PGOutput", "TestSupport"]),
-        .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka"]),
+        .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka", "TestSupport"]),
     ]
 )
 

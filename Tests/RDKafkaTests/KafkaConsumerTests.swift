@@ -61,12 +61,14 @@ final class RebalanceLog: Sendable {
         #expect(log.all.last == .revoked([TopicPartition(topic: "events", partition: 0), TopicPartition(topic: "events", partition: 1)], lost: false))
     }
 
-    @Test func twoMembersOfAGroupSplitThePartitionsAndTheSurvivorTakesOver() async throws {
+    @Test(arguments: ["range,roundrobin", "cooperative-sticky"])
+    func twoMembersOfAGroupSplitThePartitionsAndTheSurvivorTakesOver(strategy: String) async throws {
         let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
         defer { cluster.close() }
         try cluster.createTopic("split", partitions: 4)
         let logA = RebalanceLog(), logB = RebalanceLog()
-        let properties = Self.groupProperties(cluster, group: "splitters")
+        var properties = Self.groupProperties(cluster, group: "splitters")
+        properties["partition.assignment.strategy"] = strategy
         let a = try KafkaConsumer(properties: properties, log: KafkaTestHelpers.quiet) { logA.record($0); return [:] }
         let b = try KafkaConsumer(properties: properties, log: KafkaTestHelpers.quiet) { logB.record($0); return [:] }
         try a.subscribe(["split"])
@@ -83,7 +85,13 @@ final class RebalanceLog: Sendable {
         #expect(logB.all.last.map { if case .revoked(_, lost: false) = $0 { true } else { false } } == true)
         let tookOver = try await eventuallyPolling([a], timeout: .seconds(60)) { try a.assignment().count == 4 }
         #expect(tookOver, "the remaining member owns all four partitions")
-        #expect(logA.all.contains { if case .revoked = $0 { true } else { false } })
+        if strategy == "cooperative-sticky" {
+            // Incremental: the survivor keeps its two partitions and is only handed the two that moved.
+            #expect(!logA.all.contains { if case .revoked = $0 { true } else { false } })
+            #expect(logA.all.filter { if case .assigned(let partitions) = $0 { partitions.count == 2 } else { false } }.count == 2)
+        } else {
+            #expect(logA.all.contains { if case .revoked = $0 { true } else { false } })
+        }
         try a.close()
     }
 

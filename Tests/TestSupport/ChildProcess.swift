@@ -14,16 +14,29 @@ public final class ChildProcess: @unchecked Sendable {
     public let outputPath: String
     private let lock = NSLock()
     private var exitStatus: Int32?
+    private let inputDescriptor: Int32?
 
     /// Starts `executable` with `arguments`; output is appended to `outputPath`.
     ///
     /// - Parameter environment: Extra variables, added to this process's environment.
-    public init(_ executable: String, _ arguments: [String], outputPath: String, environment: [String: String] = [:]) throws {
+    /// - Parameter withInput: Give the child a pipe as standard input, written with ``send(_:)``; otherwise `/dev/null`.
+    public init(_ executable: String, _ arguments: [String], outputPath: String, environment: [String: String] = [:],
+                withInput: Bool = false) throws {
         self.outputPath = outputPath
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var pipeEnds: [Int32] = [-1, -1]
+        if withInput {
+            guard pipe(&pipeEnds) == 0 else { throw TestPostgresError(message: "pipe() failed") }
+            posix_spawn_file_actions_adddup2(&actions, pipeEnds[0], 0)
+            posix_spawn_file_actions_addclose(&actions, pipeEnds[1])
+            inputDescriptor = pipeEnds[1]
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            inputDescriptor = nil
+        }
+        defer { if withInput { close(pipeEnds[0]) } }
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var attributes = posix_spawnattr_t()
@@ -41,6 +54,36 @@ public final class ChildProcess: @unchecked Sendable {
         let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard status == 0 else { throw TestPostgresError(message: "cannot start \(executable): \(String(cString: strerror(status)))") }
         self.pid = pid
+    }
+
+    /// Writes `line` and a newline to the child's standard input (see `withInput`).
+    public func send(_ line: String) {
+        guard let inputDescriptor else { return }
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(inputDescriptor, $0.baseAddress, $0.count) }
+    }
+
+    /// The lines of output so far.
+    public var outputLines: [String] { output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+
+    /// Waits until a line of output satisfies `matching`, up to `timeout`; returns it.
+    public func waitForLine(timeout: Duration = .seconds(30), _ matching: (String) -> Bool) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let line = outputLines.first(where: matching) { return line }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    deinit {
+        if let inputDescriptor { close(inputDescriptor) }
+    }
+
+    /// The directory holding the package's built products (`tailgate`, …), beside the test bundle.
+    public static var productsDirectory: String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: executable).deletingLastPathComponent().path
     }
 
     /// Sends `signal` to the process.

@@ -1,0 +1,42 @@
+/// The words after a subcommand, read as `--name value` options and `--flag` switches.
+struct CommandLineArguments {
+    private(set) var options: [String: String] = [:]
+    private(set) var flags: Set<String> = []
+
+    /// Parses `words`; `flagNames` take no value.
+    ///
+    /// - Throws: ``UsageError`` for a stray word, an option without a value, or an unknown name.
+    init(_ words: [String], options optionNames: Set<String>, flags flagNames: Set<String> = []) throws {
+        var rest = words[...]
+        while let word = rest.popFirst() {
+            guard word.hasPrefix("--") else { throw UsageError("unexpected argument '\(word)'") }
+            var name = String(word.dropFirst(2))
+            var inlineValue: String?
+            if let equals = name.firstIndex(of: "=") {
+                inlineValue = String(name[name.index(after: equals)...])
+                name = String(name[..<equals])
+            }
+            if flagNames.contains(name) {
+                flags.insert(name)
+            } else if optionNames.contains(name) {
+                guard let value = inlineValue ?? rest.popFirst() else { throw UsageError("--\(name) needs a value") }
+                options[name] = value
+            } else {
+                throw UsageError("unknown option --\(name)")
+            }
+        }
+    }
+
+    /// The value of `--name` as a positive integer, or `defaultValue` when absent.
+    func positiveInt(_ name: String, default defaultValue: Int) throws -> Int {
+        guard let text = options[name] else { return defaultValue }
+        guard let value = Int(text), value > 0 else { throw UsageError("--\(name) must be a positive whole number, not '\(text)'") }
+        return value
+    }
+}
+
+/// A mistake on the command line; the message says what to type instead.
+struct UsageError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
