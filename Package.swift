@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "PGOutput", targets: ["PGOutput"]),
         .library(name: "LibPQ", targets: ["LibPQ"]),
         .library(name: "RDKafka", targets: ["RDKafka"]),
+        .library(name: "OutboxConnector", targets: ["OutboxConnector"]),
         .executable(name: "tailgate", targets: ["tailgate"]),
     ],
     targets: [
@@ -23,12 +24,14 @@ let package = Package(
         .target(name: "PGOutput"),
         .target(name: "LibPQ", dependencies: ["CLibPQ", "PGOutput"]),
         .target(name: "RDKafka", dependencies: ["CLibRDKafka"]),
-        .executableTarget(name: "tailgate", dependencies: ["RDKafka", "LibPQ", "PGOutput"]),
+        .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka"]),
+        .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "RDKafka", "LibPQ", "PGOutput"]),
         // Test-only helpers (throwaway PostgreSQL clusters, child processes); never linked into products.
         .target(name: "TestSupport", dependencies: ["LibPQ"], path: "Tests/TestSupport"),
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LibPQTests", dependencies: ["LibPQ", "PGOutput", "TestSupport"]),
         .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka", "TestSupport"]),
+        .testTarget(name: "OutboxConnectorTests", dependencies: ["OutboxConnector", "TestSupport"]),
     ]
 )
 

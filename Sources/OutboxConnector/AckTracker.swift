@@ -1,0 +1,101 @@
+import PGOutput
+
+/// Decides which WAL position may be confirmed to PostgreSQL: the one place that guarantee lives.
+///
+/// Transactions are tracked in commit order. A transaction's Commit end LSN becomes confirmable once it has
+/// committed, every record produced from it was acknowledged by Kafka, **and** so was every earlier transaction's.
+/// A keepalive's WAL end is confirmable only when nothing is in flight and no transaction is open, so an idle slot
+/// does not hold WAL while a stale echo never skips an unacknowledged record. Pure state, no I/O.
+public struct AckTracker: Sendable {
+    private struct Transaction: Sendable {
+        var endLSN: LSN?
+        var outstanding: Int
+    }
+
+    /// Transactions not yet confirmable, oldest first; `firstSequence` numbers `pending[0]`.
+    private var pending: [Transaction] = []
+    private var head = 0
+    private var firstSequence: UInt64 = 0
+    private var tokenTransaction: [UInt64: UInt64] = [:]
+    private var nextToken: UInt64 = 0
+    private var openTransaction: UInt64?
+
+    /// The newest position that may be confirmed.
+    public private(set) var confirmable: LSN
+    /// Records produced and not yet acknowledged.
+    public private(set) var inFlightRecords = 0
+
+    /// Creates a tracker that starts at `position` (the slot's confirmed position).
+    public init(startingAt position: LSN = .invalid) {
+        confirmable = position
+    }
+
+    /// Whether a transaction is open (Begin seen, Commit not yet).
+    public var hasOpenTransaction: Bool { openTransaction != nil }
+
+    /// Transactions committed or open whose records are not all acknowledged.
+    public var pendingTransactions: Int { pending.count - head }
+
+    /// A Begin arrived.
+    public mutating func begin() {
+        precondition(openTransaction == nil, "Begin inside an open transaction")
+        openTransaction = firstSequence + UInt64(pending.count - head)
+        pending.append(Transaction(endLSN: nil, outstanding: 0))
+    }
+
+    /// A record of the open transaction is being produced; returns the token its delivery report will carry.
+    public mutating func recordProduced() -> UInt64 {
+        guard let sequence = openTransaction else { preconditionFailure("a record outside a transaction") }
+        pending[index(of: sequence)].outstanding += 1
+        let token = nextToken
+        nextToken += 1
+        tokenTransaction[token] = sequence
+        inFlightRecords += 1
+        return token
+    }
+
+    /// The open transaction committed; returns the new confirmable position if it moved.
+    public mutating func commit(endLSN: LSN) -> LSN? {
+        guard let sequence = openTransaction else { preconditionFailure("Commit without Begin") }
+        pending[index(of: sequence)].endLSN = endLSN
+        openTransaction = nil
+        return advance()
+    }
+
+    /// Kafka acknowledged the record with `token`; returns the new confirmable position if it moved.
+    public mutating func acknowledged(token: UInt64) -> LSN? {
+        guard let sequence = tokenTransaction.removeValue(forKey: token) else { return nil }
+        pending[index(of: sequence)].outstanding -= 1
+        inFlightRecords -= 1
+        return advance()
+    }
+
+    /// The server reported its WAL end in a keepalive; returns it as the new confirmable position when nothing is
+    /// in flight and no transaction is open.
+    public mutating func keepalive(serverWALEnd: LSN) -> LSN? {
+        guard openTransaction == nil, pendingTransactions == 0, serverWALEnd > confirmable else { return nil }
+        confirmable = serverWALEnd
+        return serverWALEnd
+    }
+
+    private func index(of sequence: UInt64) -> Int {
+        head + Int(sequence - firstSequence)
+    }
+
+    private mutating func advance() -> LSN? {
+        var moved: LSN?
+        while head < pending.count, let end = pending[head].endLSN, pending[head].outstanding == 0 {
+            if end > confirmable {
+                confirmable = end
+                moved = end
+            }
+            head += 1
+            firstSequence += 1
+        }
+        if head > 1024 && head * 2 > pending.count {
+            pending.removeFirst(head)
+            head = 0
+        }
+        return moved
+    }
+}
