@@ -1,0 +1,81 @@
+import Foundation
+import LibPQ
+
+/// A connector JSON file (`connectors/NAME.json`), validated.
+///
+/// Every problem is reported at once, each naming its JSON path and what to write instead; see
+/// ``ConfigurationError``. `${env:NAME}` and `${env:NAME:-default}` are replaced in every string.
+public struct ConnectorConfiguration: Sendable {
+    /// How a row's topic is chosen.
+    public enum TopicRule: Hashable, Sendable {
+        /// The value of a column is the topic.
+        case column(String)
+        /// The value of a column fills `${value}` in a template, e.g. `${value}-events`.
+        case template(column: String, template: String)
+        /// One fixed topic.
+        case fixed(String)
+    }
+
+    /// The connector's name, used in logs and as the Kafka `client.id`.
+    public var name: String
+    /// The libpq connection string, after substitution. Never log it: see ``maskedConninfo``.
+    public var conninfo: String
+    /// The logical replication slot.
+    public var slot: String
+    /// The publication.
+    public var publication: String
+    /// Create the slot if it does not exist.
+    public var createSlot: Bool
+    /// Create the publication (on the outbox table only, inserts only) if it does not exist.
+    public var createPublication: Bool
+    /// The outbox table.
+    public var table: QualifiedName
+    /// The column holding the event id.
+    public var eventIdColumn: String
+    /// The column whose text is the record key.
+    public var keyColumn: String
+    /// The column holding the payload.
+    public var payloadColumn: String
+    /// How the topic is chosen.
+    public var topic: TopicRule
+    /// With a column-routed topic, the topics rows may name; others are dead-lettered.
+    public var allowedTopics: Set<String>?
+    /// Header name → column, in the order the headers are added.
+    public var headers: [(name: String, column: String)]
+    /// librdkafka producer properties.
+    public var kafka: [String: String]
+    /// Where rows that cannot become records go; `nil` stops the connector instead.
+    public var deadLetterTopic: String?
+    /// How often to emit a heartbeat logical message while the outbox is quiet.
+    public var heartbeatIntervalSeconds: Int
+    /// Records produced and not yet acknowledged, at most (back-pressure beyond).
+    public var maxInFlightRecords: Int
+    /// Where `/metrics` and `/healthz` listen, `host:port`; `nil` for none.
+    public var metricsListen: String?
+    /// Also emit Debezium's `id` header.
+    public var debeziumCompatible: Bool
+
+    /// The connection string with any password replaced by `***`, for logs.
+    public var maskedConninfo: String { Self.mask(conninfo) }
+
+    /// Replaces `password=…` values (quoted or not) and URI passwords with `***`.
+    public static func mask(_ conninfo: String) -> String {
+        var text = conninfo
+        if let expression = try? NSRegularExpression(pattern: #"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)"#, options: [.caseInsensitive]) {
+            text = expression.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "$1***")
+        }
+        if let uri = try? NSRegularExpression(pattern: #"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@"#) {
+            text = uri.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "$1***@")
+        }
+        return text
+    }
+}
+
+/// Everything wrong with a connector file, one line per problem.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    /// Each problem: the JSON path and what to do.
+    public var problems: [String]
+    public var description: String {
+        "invalid connector configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
