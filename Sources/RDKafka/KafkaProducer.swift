@@ -14,6 +14,9 @@ import Synchronization
 /// Records wait in librdkafka until acknowledged; retriable errors retry forever. A delivery report with an
 /// error means the record will not be delivered: ``KafkaError/isFatal`` (the producer is unusable) or a
 /// permanent error for that record.
+///
+/// Every method may be called from any thread, except that ``close(timeout:)`` must not race with the others:
+/// after it returns they do nothing (or throw `closed`).
 public final class KafkaProducer: Sendable {
     private let client: RDKafkaClient
     private let pollLoop: PollLoop
@@ -70,7 +73,7 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Records sent and not yet reported.
-    public var inFlightCount: Int { client.outQueueLength }
+    public var inFlightCount: Int { closed.load(ordering: .acquiring) ? 0 : client.outQueueLength }
 
     /// The fatal error the producer raised, if any; after one, discard the producer.
     public var fatalError: KafkaError? { client.fatalError() }
@@ -82,6 +85,7 @@ public final class KafkaProducer: Sendable {
     ///
     /// - Returns: How many records are still not reported.
     public func flush(timeout: Duration) async -> Int {
+        guard !closed.load(ordering: .acquiring) else { return 0 }
         let client = self.client
         let milliseconds = Self.milliseconds(timeout)
         return await withCheckedContinuation { continuation in
@@ -93,6 +97,7 @@ public final class KafkaProducer: Sendable {
     ///
     /// Records already in flight may still have been written by the broker.
     public func purge() {
+        guard !closed.load(ordering: .acquiring) else { return }
         client.purge()
     }
 

@@ -42,15 +42,7 @@ enum DevKafkaCommand {
             Output.line("# tailgate dev-kafka: stopped")
                 exit(code)
         }
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        var sources: [any DispatchSourceSignal] = []
-        for signalNumber in [SIGTERM, SIGINT] {
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .main)
-            source.setEventHandler { shutdown(0) }
-            source.resume()
-            sources.append(source)
-        }
+        let signals = SignalHandler { _ in shutdown(0) }
         let reader = Thread {
             while let line = readLine() {
                 let answer = execute(line, on: cluster)
@@ -60,7 +52,7 @@ enum DevKafkaCommand {
             // End of input: keep running until a signal (scripts start it with stdin closed).
         }
         reader.start()
-        withExtendedLifetime(sources) { dispatchMain() }
+        withExtendedLifetime(signals) { dispatchMain() }
     }
 
     /// Runs one stdin command and returns the answer line.

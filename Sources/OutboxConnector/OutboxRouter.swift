@@ -1,0 +1,155 @@
+import PGOutput
+import RDKafka
+
+/// Turns an inserted outbox row into the Kafka record the record-layout contract describes. Pure, no I/O.
+///
+/// key = the key column's text; value = the payload (jsonb/json/text as UTF-8, bytea as its bytes); headers:
+/// `event_id`, the configured headers in order (a NULL column omits its header), `tailgate_lsn` (the
+/// transaction's commit LSN) and `tailgate_xid`; with Debezium compatibility also `id`.
+public struct OutboxRouter: Sendable {
+    /// Where a row goes.
+    public enum Routing: Sendable, Equatable {
+        /// The record to publish.
+        case publish(KafkaRecord)
+        /// The row cannot be published; `record` is its dead-letter record (when a dead-letter topic is set).
+        case reject(reason: String, eventID: String?, deadLetter: KafkaRecord?)
+    }
+
+    /// The transaction a row belongs to.
+    public struct TransactionContext: Sendable {
+        /// The commit LSN (`Begin.finalLSN`), known before the rows arrive.
+        public var commitLSN: LSN
+        /// The transaction id.
+        public var xid: UInt32
+
+        /// Creates a context.
+        public init(commitLSN: LSN, xid: UInt32) {
+            self.commitLSN = commitLSN
+            self.xid = xid
+        }
+    }
+
+    static let byteaOID: UInt32 = 17
+
+    let configuration: ConnectorConfiguration
+    let maxRecordBytes: Int
+
+    /// Creates a router.
+    ///
+    /// - Parameter maxRecordBytes: Records larger than this are rejected before producing (`message.max.bytes`).
+    public init(configuration: ConnectorConfiguration, maxRecordBytes: Int = 1_000_000) {
+        self.configuration = configuration
+        self.maxRecordBytes = maxRecordBytes
+    }
+
+    /// The columns the configuration reads.
+    public var requiredColumns: [String] {
+        var columns = [configuration.eventIdColumn, configuration.keyColumn, configuration.payloadColumn]
+        switch configuration.topic {
+        case .column(let column), .template(let column, _): columns.append(column)
+        case .fixed: break
+        }
+        columns += configuration.headers.map(\.column)
+        var seen = Set<String>()
+        return columns.filter { seen.insert($0).inserted }
+    }
+
+    /// Checks that a Relation message for the outbox table still has every configured column.
+    ///
+    /// - Throws: ``ConnectorError`` with code `schemaChanged` naming the missing columns.
+    public func validate(_ relation: Relation) throws(ConnectorError) {
+        let missing = requiredColumns.filter { relation.columnIndex(named: $0) == nil }
+        guard missing.isEmpty else {
+            throw ConnectorError(.schemaChanged, "the outbox table \(relation.namespace).\(relation.name) no longer has column(s) \(missing.joined(separator: ", ")) that the configuration maps; restore them or change the connector file, then restart (nothing past the last complete record was confirmed)")
+        }
+    }
+
+    /// Routes one inserted row.
+    public func route(_ row: Row, in transaction: TransactionContext) -> Routing {
+        let eventID = row[configuration.eventIdColumn]?.string
+        let key = row[configuration.keyColumn]?.string
+        let payload = payloadBytes(row)
+        var headers: [KafkaHeader] = []
+        if let eventID { headers.append(KafkaHeader(name: "event_id", string: eventID)) }
+        for (name, column) in configuration.headers {
+            if let value = row[column]?.string { headers.append(KafkaHeader(name: name, string: value)) }
+        }
+        headers.append(KafkaHeader(name: "tailgate_lsn", string: transaction.commitLSN.description))
+        headers.append(KafkaHeader(name: "tailgate_xid", string: String(transaction.xid)))
+        if configuration.debeziumCompatible, let eventID { headers.append(KafkaHeader(name: "id", string: eventID)) }
+
+        func reject(_ reason: String, oversized: Bool = false) -> Routing {
+            var deadLetter: KafkaRecord?
+            if let topic = configuration.deadLetterTopic {
+                var value = payload
+                if oversized || value.map({ $0.count > maxRecordBytes / 2 }) == true {
+                    value = Array("{\"tailgate_reference\":{\"event_id\":\(jsonString(eventID)),\"lsn\":\"\(transaction.commitLSN)\",\"xid\":\(transaction.xid),\"payload_bytes\":\(payload?.count ?? 0)}}".utf8)
+                }
+                deadLetter = KafkaRecord(topic: topic, key: key.map { Array($0.utf8) }, value: value,
+                                         headers: headers + [KafkaHeader(name: "tailgate_error", string: reason)])
+            }
+            return .reject(reason: reason, eventID: eventID, deadLetter: deadLetter)
+        }
+
+        guard let eventID, !eventID.isEmpty else { return reject("the event id column \(configuration.eventIdColumn) is NULL or empty") }
+        guard let key else { return reject("the key column \(configuration.keyColumn) is NULL") }
+        guard let payload else { return reject("the payload column \(configuration.payloadColumn) is NULL or not valid") }
+        let topic: String
+        switch configuration.topic {
+        case .fixed(let name):
+            topic = name
+        case .column(let column), .template(let column, _):
+            guard let value = row[column]?.string, !value.isEmpty else { return reject("the topic column \(column) is NULL or empty") }
+            if case .template(_, let template) = configuration.topic {
+                topic = template.replacingOccurrences(of: "${value}", with: value)
+            } else {
+                topic = value
+            }
+        }
+        guard JSONReader.check(topic, .topic) == nil else { return reject("'\(topic)' is not a valid Kafka topic name") }
+        if let allowed = configuration.allowedTopics, !allowed.contains(topic) {
+            return reject("topic '\(topic)' is not in allowedTopics")
+        }
+        let record = KafkaRecord(topic: topic, key: Array(key.utf8), value: payload, headers: headers)
+        guard record.approximateSize <= maxRecordBytes else {
+            return reject("the record is \(record.approximateSize) bytes, over message.max.bytes (\(maxRecordBytes))", oversized: true)
+        }
+        return .publish(record)
+    }
+
+    private func payloadBytes(_ row: Row) -> [UInt8]? {
+        guard let index = row.relation.columnIndex(named: configuration.payloadColumn) else { return nil }
+        guard case .text(let bytes) = row.values[index] else { return nil }
+        if row.relation.columns[index].typeOID == Self.byteaOID {
+            return Self.decodeByteaHex(bytes)
+        }
+        return bytes
+    }
+
+    /// Decodes bytea's text output form, `\x` followed by hex digits.
+    static func decodeByteaHex(_ text: [UInt8]) -> [UInt8]? {
+        guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x"), text.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity((text.count - 2) / 2)
+        var index = 2
+        while index < text.count {
+            guard let high = nibble(text[index]), let low = nibble(text[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    private func jsonString(_ text: String?) -> String {
+        guard let text else { return "null" }
+        return Logger.jsonString(text)
+    }
+}

@@ -1,0 +1,70 @@
+import Dispatch
+import Foundation
+import OutboxConnector
+
+/// `tailgate run`: the connector in the foreground until SIGTERM/SIGINT.
+enum RunCommand {
+    static let usage = """
+        tailgate run --config FILE [--log-format logfmt|json] [--log-level debug|info|warning|error]
+                     [--state-dir DIR] [--shutdown-timeout SECONDS]
+
+          Streams inserted outbox rows from PostgreSQL logical replication to Kafka, as FILE describes
+          (see connectors/README.md). WAL is confirmed to PostgreSQL only behind Kafka's acknowledgements.
+          SIGTERM or SIGINT: stop reading, wait for in-flight records (up to --shutdown-timeout, default 30),
+          confirm what Kafka acknowledged, exit 0; past the deadline, purge, confirm nothing more, exit 1.
+          --state-dir (default .tailgate-state) remembers which slots this connector used, so that a slot
+          dropped later stops the connector instead of being re-created silently.
+        """
+
+    static func run(_ words: [String]) throws -> Never {
+        let arguments = try CommandLineArguments(words, options: ["config", "log-format", "log-level", "state-dir", "shutdown-timeout"])
+        guard let path = arguments.options["config"] else { throw UsageError("--config FILE is required; e.g. tailgate run --config connectors/commerce-outbox.json") }
+        let logger = try makeLogger(arguments)
+        let configuration = try ConnectorConfiguration.load(path: path)
+        let connector = Connector(configuration: configuration, options: Connector.Options(
+            stateDirectory: arguments.options["state-dir"] ?? ".tailgate-state",
+            shutdownTimeout: .seconds(try arguments.positiveInt("shutdown-timeout", default: 30))), logger: logger)
+        let signals = SignalHandler { signalName in
+            logger.info("shutdown_requested", ("signal", signalName))
+            connector.requestStop()
+        }
+        Task {
+            do {
+                try await connector.run()
+                exit(0)
+            } catch {
+                logger.error("stopped_with_error", ("error", "\(error)"))
+                exit(1)
+            }
+        }
+        withExtendedLifetime(signals) { dispatchMain() }
+    }
+
+    static func makeLogger(_ arguments: CommandLineArguments) throws -> Logger {
+        guard let format = Logger.Format(rawValue: arguments.options["log-format"] ?? "logfmt") else {
+            throw UsageError("--log-format must be logfmt or json")
+        }
+        let levels: [String: Logger.Level] = ["debug": .debug, "info": .info, "warning": .warning, "error": .error]
+        guard let level = levels[arguments.options["log-level"] ?? "info"] else {
+            throw UsageError("--log-level must be debug, info, warning or error")
+        }
+        return Logger(minimumLevel: level, format: format)
+    }
+}
+
+/// Turns SIGTERM and SIGINT into a callback on the main queue.
+final class SignalHandler {
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ handler: @escaping @Sendable (String) -> Void) {
+        var sources: [any DispatchSourceSignal] = []
+        for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
+            source.setEventHandler { handler(name) }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import LibPQ
+import OutboxConnector
+import PGOutput
+import RDKafka
+import TestSupport
+import Testing
+
+@Suite struct ConnectorTests {
+    /// 20,000 outbox rows over 2,000 transactions across 100 keys, in a clean run.
+    @Test func everyEventArrivesOnceWithTheRecordLayoutAndPerKeyCommitOrder() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let log = LogLines()
+        let connector = fixture.connector(try fixture.configuration(), log: log)
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming }, "connector never started streaming: \(log.all)")
+
+        var lastInside = LSN.invalid
+        for transaction in 0..<2_000 {
+            let inside = try await fixture.db.transaction { tx in
+                try tx.execute("""
+                    INSERT INTO outbox_event (topic, aggregate_type, aggregate_id, event_type, payload)
+                    SELECT CASE WHEN g % 2 = 0 THEN 'order-events' ELSE 'catalog-events' END, 'product',
+                           'key-' || (($1::int * 10 + g) % 100), 'ProductViewed',
+                           jsonb_build_object('seq', $1::int * 10 + g)
+                    FROM generate_series(0, 9) g
+                    """, [transaction])
+                return try tx.query("SELECT pg_current_wal_insert_lsn()::text AS lsn").first?["lsn"] ?? ""
+            }
+            lastInside = LSN(inside) ?? lastInside
+        }
+        #expect(await eventually(timeout: .seconds(120)) { connector.metrics.deliveredTotal >= 20_000 },
+                "delivered \(connector.metrics.deliveredTotal)")
+        let records = try await fixture.readBack(["order-events", "catalog-events"], expected: 20_000)
+        #expect(records.count == 20_000, "exactly once in a clean run")
+
+        let ids = Set(try await fixture.db.query("SELECT id::text FROM outbox_event").rows.compactMap { $0[0] })
+        #expect(Set(records.compactMap { $0.headerText("event_id") }) == ids)
+        var lastSequence: [String: Int] = [:]
+        for record in records.sorted(by: { ($0.topic, $0.partition, $0.offset) < ($1.topic, $1.partition, $1.offset) }) {
+            let payload = try JSONSerialization.jsonObject(with: Data(record.value ?? [])) as? [String: Int]
+            let sequence = try #require(payload?["seq"])
+            #expect(record.keyText == "key-\(sequence % 100)")
+            #expect(record.topic == (sequence % 2 == 0 ? "order-events" : "catalog-events"))
+            #expect(record.headers.map(\.name) == ["event_id", "event_type", "aggregate_type", "tailgate_lsn", "tailgate_xid"])
+            #expect(record.headerText("event_type") == "ProductViewed")
+            #expect(LSN(record.headerText("tailgate_lsn") ?? "") != nil)
+            if let previous = lastSequence[record.keyText] { #expect(previous < sequence, "per-key order") }
+            lastSequence[record.keyText] = sequence
+        }
+
+        connector.requestStop()
+        try await running.value
+        let state = try #require(try await fixture.slotState())
+        #expect(try #require(state.confirmedFlushLSN) > lastInside, "the last transaction's commit was confirmed")
+        #expect(log.contains("event=slot_created") && log.contains("event=publication_created"))
+        #expect(!log.all.joined().contains("password"))
+    }
+
+    @Test func onlyInsertsOnTheOutboxBecomeRecordsEvenWhenDeletedInTheSameTransaction() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        // A user-made publication that publishes every operation, on the outbox and on another table.
+        try await fixture.db.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+        try await fixture.db.execute("CREATE PUBLICATION \(fixture.publication) FOR TABLE outbox_event, orders")
+        try await fixture.db.execute("""
+            INSERT INTO outbox_event (id, topic, aggregate_id, event_type, payload)
+            VALUES ('00000000-0000-0000-0000-000000000001', 'order-events', 'o1', 'Existing', '{}')
+            """)
+        let connector = fixture.connector(try fixture.configuration {
+            var postgres = $0["postgres"] as! [String: Any]
+            postgres["createPublication"] = false
+            $0["postgres"] = postgres
+        })
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming })
+        try await fixture.db.transaction { tx in
+            try tx.execute("""
+                INSERT INTO outbox_event (id, topic, aggregate_id, event_type, payload)
+                VALUES ('00000000-0000-0000-0000-000000000002', 'order-events', 'o2', 'InsertedThenDeleted', '{"n": 2}')
+                """)
+            try tx.execute("DELETE FROM outbox_event WHERE id = '00000000-0000-0000-0000-000000000002'")
+            try tx.execute("INSERT INTO orders VALUES (1, 'new')")
+        }
+        try await fixture.db.execute("UPDATE outbox_event SET event_type = 'Changed'")
+        try await fixture.db.execute("DELETE FROM outbox_event")
+        try await fixture.db.execute("UPDATE orders SET status = 'paid'")
+        try await fixture.db.execute("""
+            INSERT INTO outbox_event (id, topic, aggregate_id, event_type, payload)
+            VALUES ('00000000-0000-0000-0000-000000000003', 'order-events', 'o3', 'Last', '{"n": 3}')
+            """)
+        #expect(await eventually { connector.metrics.deliveredTotal >= 2 })
+        let records = try await fixture.readBack(["order-events", "catalog-events"], expected: 2)
+        #expect(records.map { $0.headerText("event_type") }.sorted { ($0 ?? "") < ($1 ?? "") } == ["InsertedThenDeleted", "Last"])
+        #expect(records.first { $0.keyText == "o2" }?.valueText == #"{"n": 2}"#)
+        connector.requestStop()
+        try await running.value
+    }
+
+    @Test func aRowThatCannotBeARecordIsDeadLetteredWithItsReason() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let connector = fixture.connector(try fixture.configuration())
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming })
+        try await fixture.db.execute("""
+            INSERT INTO outbox_event (id, topic, aggregate_id, event_type, payload) VALUES
+              ('00000000-0000-0000-0000-00000000000a', 'payments-internal', 'k', 'Forbidden', '{}'),
+              ('00000000-0000-0000-0000-00000000000b', NULL, 'k', 'NoTopic', '{}'),
+              ('00000000-0000-0000-0000-00000000000c', 'order-events', 'k', 'Fine', '{}')
+            """)
+        let dead = try await fixture.readBack(["tailgate.dead-letter"], expected: 2)
+        #expect(dead.count == 2)
+        #expect(dead.contains { $0.headerText("event_type") == "Forbidden" && $0.headerText("tailgate_error")?.contains("not in allowedTopics") == true })
+        #expect(dead.contains { $0.headerText("event_type") == "NoTopic" && $0.headerText("tailgate_error")?.contains("NULL or empty") == true })
+        let fine = try await fixture.readBack(["order-events"], expected: 1)
+        #expect(fine.map { $0.headerText("event_type") } == ["Fine"])
+        connector.requestStop()
+        try await running.value
+    }
+
+    @Test func withoutADeadLetterTopicABadRowStopsTheConnectorAndNothingPastItIsConfirmed() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let connector = fixture.connector(try fixture.configuration { $0.removeValue(forKey: "deadLetterTopic") })
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming })
+        try await fixture.db.execute("INSERT INTO outbox_event (topic, aggregate_id, event_type, payload) VALUES ('order-events', 'k', 'Good', '{}')")
+        #expect(await eventually { connector.metrics.deliveredTotal == 1 })
+        let goodConfirmed = try await eventually { try await fixture.slotState()?.confirmedFlushLSN != nil }
+        #expect(goodConfirmed)
+        let before = try await fixture.db.query("SELECT pg_current_wal_insert_lsn()::text AS l").first?["l"].flatMap { LSN($0) }
+        try await fixture.db.execute("""
+            INSERT INTO outbox_event (id, topic, aggregate_id, event_type, payload)
+            VALUES ('00000000-0000-0000-0000-0000000000bd', 'order-events', NULL, 'NoKey', '{}')
+            """)
+        let error = try await #require(throws: ConnectorError.self) { try await running.value }
+        #expect(error.code == .undeliverableRow)
+        #expect(error.message.contains("00000000-0000-0000-0000-0000000000bd"))
+        #expect(error.message.contains("deadLetterTopic"))
+        let confirmed = try #require(try await fixture.slotState()?.confirmedFlushLSN)
+        let limit = try #require(before)
+        #expect(confirmed <= limit, "nothing past the bad row was confirmed")
+    }
+
+    @Test func aSlotDroppedAfterUseStopsTheConnectorInsteadOfBeingRecreated() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let configuration = try fixture.configuration()
+        let first = fixture.connector(configuration)
+        let running = Task { try await first.run() }
+        #expect(await eventually { first.metrics.isStreaming })
+        first.requestStop()
+        try await running.value
+        try await fixture.db.query("SELECT pg_drop_replication_slot($1)", [fixture.slot])
+
+        let second = fixture.connector(configuration)
+        let error = try await #require(throws: ConnectorError.self) { try await second.run() }
+        #expect(error.code == .slotLost)
+        #expect(error.message.contains("will not re-create it silently"))
+        #expect(try await fixture.slotState() == nil, "the slot was not re-created")
+    }
+
+    @Test func setupProblemsAreReportedTogetherBeforeStreaming() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        try await fixture.db.execute("CREATE TABLE no_key (id uuid, topic text, aggregate_id text, payload jsonb)")
+        let connector = fixture.connector(try fixture.configuration {
+            var outbox = $0["outbox"] as! [String: Any]
+            outbox["table"] = "public.no_key"
+            $0["outbox"] = outbox
+        })
+        let error = try await #require(throws: ConnectorError.self) { try await connector.run() }
+        #expect(error.code == .setup)
+        #expect(error.message.contains("no column(s) event_type, aggregate_type"))
+        #expect(error.message.contains("has no primary key"))
+
+        let missing = fixture.connector(try fixture.configuration {
+            var outbox = $0["outbox"] as! [String: Any]
+            outbox["table"] = "public.nowhere"
+            $0["outbox"] = outbox
+        })
+        let notThere = try await #require(throws: ConnectorError.self) { try await missing.run() }
+        #expect(notThere.message.contains("does not exist"))
+    }
+}
