@@ -50,6 +50,10 @@ public final class Connector: Sendable {
     private let acknowledgedPosition = Mutex<LSN>(.invalid)
 
     var pipelineConfirmable: LSN? { acknowledgedPosition.withLock { $0 } }
+    private let boundMetricsPort = Mutex<Int?>(nil)
+
+    /// The port `/metrics` listens on while running (useful with `metrics.listen` port 0).
+    public var metricsPort: Int? { boundMetricsPort.withLock { $0 } }
 
     /// Creates a connector; nothing connects until ``run()``.
     public init(configuration: ConnectorConfiguration, options: Options = Options(), logger: Logger = Logger()) {
@@ -77,6 +81,17 @@ public final class Connector: Sendable {
         logger.info("starting", ("postgres", configuration.maskedConninfo), ("slot", configuration.slot),
                     ("publication", configuration.publication), ("table", configuration.table.description))
         let setup = try await prepare()
+        let metricsServer = try configuration.metricsListen.map { listen in
+            let metrics = self.metrics
+            let server = try MetricsServer(listen: listen, metrics: { metrics.render() }, healthy: { metrics.isStreaming })
+            logger.info("metrics_listening", ("address", listen), ("port", "\(server.port)"))
+            boundMetricsPort.withLock { $0 = server.port }
+            return server
+        }
+        defer {
+            metricsServer?.stop()
+            boundMetricsPort.withLock { $0 = nil }
+        }
         var backoff = Duration.milliseconds(250)
         var producer = try makeProducer()
         while !isStopping {

@@ -50,8 +50,20 @@ import Testing
             lastSequence[record.keyText] = sequence
         }
 
+        let port = try #require(connector.metricsPort)
+        let metrics = try #require(httpGet(port: port, path: "/metrics"))
+        #expect(metrics.status == "HTTP/1.0 200 OK")
+        let label = "connector=\"test-\(fixture.database)\""
+        #expect(metrics.body.contains("tailgate_events_delivered_total{\(label),topic=\"order-events\"} 10000"))
+        #expect(metrics.body.contains("tailgate_events_delivered_total{\(label),topic=\"catalog-events\"} 10000"))
+        #expect(metrics.body.contains("tailgate_commit_to_ack_seconds_count{\(label)} 20000"))
+        #expect(metrics.body.contains("tailgate_slot_wal_status{\(label),wal_status=\"reserved\"} 1") || metrics.body.contains("tailgate_streaming"))
+        #expect(httpGet(port: port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
+        #expect(!metrics.body.contains("password") && !metrics.body.contains(fixture.postgres.directory))
+
         connector.requestStop()
         try await running.value
+        #expect(httpGet(port: port, path: "/healthz") == nil, "the metrics server stops with the connector")
         let state = try #require(try await fixture.slotState())
         #expect(try #require(state.confirmedFlushLSN) > lastInside, "the last transaction's commit was confirmed")
         #expect(log.contains("event=slot_created") && log.contains("event=publication_created"))

@@ -54,6 +54,7 @@ struct OutboxFixture {
             "kafka": ["bootstrap.servers": kafka.bootstrapServers, "linger.ms": "2"],
             "deadLetterTopic": "tailgate.dead-letter",
             "heartbeatIntervalSeconds": 1,
+            "metrics": ["listen": "127.0.0.1:0"],
         ]
         changes(&document)
         var text = String(decoding: try JSONSerialization.data(withJSONObject: document), as: UTF8.self)
