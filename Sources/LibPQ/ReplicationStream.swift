@@ -6,7 +6,8 @@ import Synchronization
 ///
 /// Read frames with ``next(timeout:)``. Tell the stream how far your work is durable with ``confirm(_:)``; it
 /// reports that position in every standby status update: at least every `statusInterval`, whether or not you are
-/// reading (so back-pressure never trips `wal_sender_timeout`), and at once when a keepalive asks for a reply.
+/// reading (so back-pressure never trips `wal_sender_timeout`), within about a second of a new confirmed
+/// position, and at once when a keepalive asks for a reply.
 /// The server's WAL end from every frame is in ``serverWALEnd``.
 ///
 /// `@unchecked Sendable`: the libpq connection and the timer are only used on `queue` (and in `init`/`deinit`),
@@ -17,6 +18,7 @@ public final class ReplicationStream: @unchecked Sendable {
         var received = LSN.invalid
         var serverWALEnd = LSN.invalid
         var lastStatusSent: ContinuousClock.Instant
+        var lastSentFlushed = LSN.invalid
         var statusUpdatesSent = 0
         var closed = false
     }
@@ -35,7 +37,7 @@ public final class ReplicationStream: @unchecked Sendable {
         self.timer = DispatchSource.makeTimerSource(queue: queue)
         let nanoseconds = Int(statusInterval.components.seconds) * 1_000_000_000
             + Int(statusInterval.components.attoseconds / 1_000_000_000)
-        let tick = DispatchTimeInterval.nanoseconds(max(1_000_000, nanoseconds / 4))
+        let tick = DispatchTimeInterval.nanoseconds(max(1_000_000, min(250_000_000, nanoseconds / 4)))
         timer.schedule(deadline: .now() + tick, repeating: tick)
         // While nobody reads (the caller applies back-pressure), this keeps status updates flowing.
         timer.setEventHandler { [weak self] in try? self?.sendStatusIfDue() }
@@ -138,14 +140,22 @@ public final class ReplicationStream: @unchecked Sendable {
         }
     }
 
+    /// A new confirmed position goes out within about a second (so a crash replays little); otherwise an update
+    /// goes out every `statusInterval`.
     private func sendStatusIfDue() throws(PostgresError) {
-        let (due, closed) = positions.withLock { ($0.lastStatusSent + statusInterval <= .now, $0.closed) }
+        let (due, closed) = positions.withLock { state in
+            let now = ContinuousClock.now
+            let periodic = state.lastStatusSent + statusInterval <= now
+            let progress = state.confirmed != state.lastSentFlushed && state.lastStatusSent + min(.seconds(1), statusInterval) <= now
+            return (periodic || progress, state.closed)
+        }
         if due && !closed { try sendStatusNow(replyRequested: false) }
     }
 
     private func sendStatusNow(replyRequested: Bool) throws(PostgresError) {
         let update = positions.withLock { state -> StandbyStatusUpdate in
             state.lastStatusSent = .now
+            state.lastSentFlushed = state.confirmed
             state.statusUpdatesSent += 1
             return StandbyStatusUpdate(written: max(state.received, state.confirmed), flushed: state.confirmed,
                                        applied: state.confirmed, clock: .now, replyRequested: replyRequested)

@@ -17,12 +17,31 @@ extension Connector {
         }
     }
 
-    /// Checks the database side and creates the publication if configured.
+    /// Checks the database side without changing anything: what `tailgate validate --connect` reports.
+    ///
+    /// - Returns: One line per problem; empty when the connector can start.
+    public func validateDatabase() async -> [String] {
+        do {
+            let setup = try await prepare(createMissing: false)
+            await setup.admin.close()
+            return []
+        } catch let error as ConnectorError {
+            return error.problems
+        } catch {
+            return ["\(error)"]
+        }
+    }
+
+    /// Checks the database side and, with `createMissing`, creates the publication if configured.
     ///
     /// - Throws: ``ConnectorError`` with code `setup`, one message listing what is wrong and what to do.
-    func prepare() async throws -> Setup {
+    func prepare(createMissing: Bool = true) async throws -> Setup {
         let admin = try await Connection.connect(configuration.conninfo)
         var problems: [String] = []
+        let role = try await admin.query("SELECT rolreplication OR rolsuper AS replication, current_user AS name FROM pg_catalog.pg_roles WHERE rolname = current_user").first
+        if role?.bool("replication") != true {
+            problems.append("the role \(role?["name"] ?? "?") lacks the REPLICATION attribute; ALTER ROLE \(SQLIdentifier.quote(role?["name"] ?? "tailgate")) REPLICATION")
+        }
         let walLevel = try await admin.query("SHOW wal_level").first?[0]
         if walLevel != "logical" {
             problems.append("wal_level is '\(walLevel ?? "?")'; set wal_level = logical in postgresql.conf and restart PostgreSQL")
@@ -33,7 +52,8 @@ extension Connector {
             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
             WHERE c.oid = to_regclass($1)
             """, [quotedTable]).first, let oid = table["oid"], let schema = table["nspname"], let name = table["relname"] else {
-            throw ConnectorError(.setup, "the outbox table \(configuration.table) does not exist (or the role cannot see it); check $.outbox.table and GRANT SELECT on it")
+            await admin.close()
+            throw ConnectorError(.setup, "the outbox table \(configuration.table) does not exist (or the role cannot see it); check $.outbox.table and GRANT SELECT on it", problems: problems + ["the outbox table \(configuration.table) does not exist (or the role cannot see it); check $.outbox.table and GRANT SELECT on it"])
         }
         let partitioned = table["relkind"] == "p"
         let columns = try await admin.query("""
@@ -48,20 +68,25 @@ extension Connector {
             problems.append("the table \(schema).\(name) has no primary key; add one (e.g. on the event id column) so that replication can identify rows")
         }
         let systemID = try await admin.query("SELECT system_identifier::text AS id FROM pg_control_system()").first?["id"] ?? "unknown"
-        if problems.isEmpty {
-            try await ensurePublication(admin: admin, schema: schema, table: name, partitioned: partitioned, problems: &problems)
+        if problems.isEmpty || !createMissing {
+            try await ensurePublication(admin: admin, schema: schema, table: name, partitioned: partitioned,
+                                        create: createMissing, problems: &problems)
         }
         guard problems.isEmpty else {
-            throw ConnectorError(.setup, "the database is not ready for connector \(configuration.name):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
+            await admin.close()
+            throw ConnectorError(.setup, "the database is not ready for connector \(configuration.name):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"),
+                                 problems: problems)
         }
         return Setup(admin: admin, schema: schema, table: name, systemID: systemID)
     }
 
-    private func ensurePublication(admin: Connection, schema: String, table: String, partitioned: Bool, problems: inout [String]) async throws {
+    private func ensurePublication(admin: Connection, schema: String, table: String, partitioned: Bool, create: Bool,
+                                   problems: inout [String]) async throws {
         let publication = try await admin.query(
             "SELECT puballtables, pubinsert, pubviaroot FROM pg_catalog.pg_publication WHERE pubname = $1", [configuration.publication]).first
         guard let publication else {
-            guard configuration.createPublication else {
+            guard configuration.createPublication, create else {
+                if configuration.createPublication { return } // validation only: it will be created at start
                 problems.append("the publication \(configuration.publication) does not exist; create it with CREATE PUBLICATION \(SQLIdentifier.quote(configuration.publication)) FOR TABLE \(SQLIdentifier.quote(schema)).\(SQLIdentifier.quote(table)) WITH (publish = 'insert'\(partitioned ? ", publish_via_partition_root = true" : "")), or set \"createPublication\": true")
                 return
             }

@@ -134,8 +134,9 @@ public final class Connector: Sendable {
         let logger = self.logger
         return try KafkaProducer(configuration: ProducerConfiguration(properties: properties),
                                  log: { event in
-                                     guard event.level <= .warning else { return }
-                                     logger.log(event.level <= .error ? .error : .warning, "kafka_log",
+                                     // syslog levels: 0-3 are errors, 4 warnings, 5 notices; info and debug are dropped.
+                                     guard event.level.rawValue <= KafkaLogEvent.Level.notice.rawValue else { return }
+                                     logger.log(event.level.rawValue <= KafkaLogEvent.Level.error.rawValue ? .error : .warning, "kafka_log",
                                                 [("facility", event.facility), ("message", event.message)])
                                  },
                                  onDelivery: { [weak self] report in self?.delivered(report) })

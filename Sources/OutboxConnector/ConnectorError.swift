@@ -22,11 +22,14 @@ public struct ConnectorError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     /// What happened and what to do.
     public var message: String
+    /// For setup errors, each problem on its own.
+    public var problems: [String]
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, problems: [String]? = nil) {
         self.code = code
         self.message = message
+        self.problems = problems ?? [message]
     }
 
     public var description: String { message }

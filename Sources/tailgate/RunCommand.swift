@@ -6,7 +6,7 @@ import OutboxConnector
 enum RunCommand {
     static let usage = """
         tailgate run --config FILE [--log-format logfmt|json] [--log-level debug|info|warning|error]
-                     [--state-dir DIR] [--shutdown-timeout SECONDS]
+                     [--state-dir DIR] [--shutdown-timeout SECONDS] [--status-interval SECONDS]
 
           Streams inserted outbox rows from PostgreSQL logical replication to Kafka, as FILE describes
           (see connectors/README.md). WAL is confirmed to PostgreSQL only behind Kafka's acknowledgements.
@@ -14,16 +14,19 @@ enum RunCommand {
           confirm what Kafka acknowledged, exit 0; past the deadline, purge, confirm nothing more, exit 1.
           --state-dir (default .tailgate-state) remembers which slots this connector used, so that a slot
           dropped later stops the connector instead of being re-created silently.
+          --status-interval (default 10) is how often the position is reported to PostgreSQL without news;
+          a newly confirmed position is reported within a second regardless. Keep it below wal_sender_timeout.
         """
 
     static func run(_ words: [String]) throws -> Never {
-        let arguments = try CommandLineArguments(words, options: ["config", "log-format", "log-level", "state-dir", "shutdown-timeout"])
+        let arguments = try CommandLineArguments(words, options: ["config", "log-format", "log-level", "state-dir", "shutdown-timeout", "status-interval"])
         guard let path = arguments.options["config"] else { throw UsageError("--config FILE is required; e.g. tailgate run --config connectors/commerce-outbox.json") }
         let logger = try makeLogger(arguments)
         let configuration = try ConnectorConfiguration.load(path: path)
         let connector = Connector(configuration: configuration, options: Connector.Options(
             stateDirectory: arguments.options["state-dir"] ?? ".tailgate-state",
-            shutdownTimeout: .seconds(try arguments.positiveInt("shutdown-timeout", default: 30))), logger: logger)
+            shutdownTimeout: .seconds(try arguments.positiveInt("shutdown-timeout", default: 30)),
+            statusInterval: .seconds(try arguments.positiveInt("status-interval", default: 10))), logger: logger)
         let signals = SignalHandler { signalName in
             logger.info("shutdown_requested", ("signal", signalName))
             connector.requestStop()

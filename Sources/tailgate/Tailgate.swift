@@ -7,7 +7,9 @@ enum Tailgate {
         tailgate: change-data-capture from a PostgreSQL outbox table to Kafka.
 
         Usage:
-          tailgate run --config FILE   stream outbox rows to Kafka (see 'tailgate help run')
+          tailgate run --config FILE        stream outbox rows to Kafka (see 'tailgate help run')
+          tailgate validate --config FILE [--connect]
+                                            check a connector file (and the database) without starting
           tailgate dev-kafka [--brokers N] [--partitions N] [--topics a,b]
                              run an in-memory Kafka (librdkafka mock cluster) for development
           tailgate help [COMMAND]   show this help, or a command's
@@ -22,6 +24,10 @@ enum Tailgate {
             case "run":
                 if words.contains("--help") { Output.line(RunCommand.usage); return }
                 try RunCommand.run(words)
+            case "validate":
+                if words.contains("--help") { Output.line(ValidateCommand.usage); return }
+                let arguments = words
+                runAsync { try await ValidateCommand.run(arguments) }
             case "dev-kafka":
                 if words.contains("--help") { Output.line(DevKafkaCommand.usage); return }
                 try DevKafkaCommand.run(words)
@@ -29,14 +35,31 @@ enum Tailgate {
                 switch words.first {
                 case "dev-kafka": Output.line(DevKafkaCommand.usage)
                 case "run": Output.line(RunCommand.usage)
+                case "validate": Output.line(ValidateCommand.usage)
                 default: Output.line(usage)
                 }
             default:
                 throw UsageError("unknown command '\(command)'; run 'tailgate help'")
             }
         } catch {
-            Output.error("tailgate: \(error)")
-            exit(error is UsageError ? 64 : 1)
+            fail(error)
         }
+    }
+
+    static func fail(_ error: any Error) -> Never {
+        Output.error("tailgate: \(error)")
+        exit(error is UsageError ? 64 : 1)
+    }
+
+    /// Runs an async command to completion and exits with its status.
+    static func runAsync(_ body: @escaping @Sendable () async throws -> Int32) -> Never {
+        Task {
+            do {
+                exit(try await body())
+            } catch {
+                fail(error)
+            }
+        }
+        dispatchMain()
     }
 }

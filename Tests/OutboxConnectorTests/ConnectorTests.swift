@@ -50,6 +50,9 @@ import Testing
             lastSequence[record.keyText] = sequence
         }
 
+        // The position is reported while streaming, not only at shutdown.
+        #expect(try await eventually(timeout: .seconds(10)) { try await fixture.slotState()?.confirmedFlushLSN ?? .invalid > lastInside },
+                "confirmed_flush_lsn did not pass the last transaction while the connector ran")
         let port = try #require(connector.metricsPort)
         let metrics = try #require(httpGet(port: port, path: "/metrics"))
         #expect(metrics.status == "HTTP/1.0 200 OK")

@@ -72,6 +72,12 @@ struct OutboxFixture {
 
     /// Reads `topics` back from the beginning until `expected` records arrived.
     func readBack(_ topics: [String], expected: Int, partitions: Int32 = 6, timeout: Duration = .seconds(60)) async throws -> [ConsumerRecord] {
+        try await readBack(topics, partitions: partitions, timeout: timeout) { $0.count >= expected }
+    }
+
+    /// Reads `topics` back from the beginning until `done` holds for what arrived, or `timeout` passes.
+    func readBack(_ topics: [String], partitions: Int32 = 6, timeout: Duration = .seconds(60),
+                  until done: ([ConsumerRecord]) -> Bool) async throws -> [ConsumerRecord] {
         let consumer = try KafkaConsumer(properties: ["bootstrap.servers": kafka.bootstrapServers, "group.id": "verify",
                                                       "fetch.wait.max.ms": "50"], log: { _ in })
         defer { try? consumer.close() }
@@ -80,10 +86,10 @@ struct OutboxFixture {
         try consumer.assign(starts)
         var records: [ConsumerRecord] = []
         let deadline = ContinuousClock.now + timeout
-        while records.count < expected, ContinuousClock.now < deadline {
+        while !done(records), ContinuousClock.now < deadline {
             records += try await consumer.pollOnQueue(maxRecords: 5_000, timeout: .milliseconds(200))
         }
-        // Anything beyond `expected` that is already there.
+        // Anything beyond that is already there.
         records += try await consumer.pollOnQueue(maxRecords: 5_000, timeout: .milliseconds(500))
         return records
     }
@@ -112,4 +118,97 @@ extension ConsumerRecord {
     func headerText(_ name: String) -> String? { header(name)?.stringValue }
     var valueText: String { String(decoding: value ?? [], as: UTF8.self) }
     var keyText: String { String(decoding: key ?? [], as: UTF8.self) }
+}
+
+/// `tailgate run` as a child process, the way operators run it.
+final class ConnectorProcess {
+    let child: ChildProcess
+    let metricsPort: Int
+
+    /// Writes `configuration` (as JSON text) to a file and starts the connector on it.
+    init(fixture: OutboxFixture, json: String, metricsPort: Int, extraArguments: [String] = []) throws {
+        let directory = fixture.stateDirectory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let configPath = directory + "/connector-\(UUID().uuidString).json"
+        try json.write(toFile: configPath, atomically: true, encoding: .utf8)
+        self.metricsPort = metricsPort
+        child = try ChildProcess(ChildProcess.productsDirectory + "/tailgate",
+                                 ["run", "--config", configPath, "--state-dir", directory, "--shutdown-timeout", "20",
+                                  "--status-interval", "1"] + extraArguments,
+                                 outputPath: directory + "/connector.log")
+    }
+
+    /// `tailgate_events_delivered_total` summed over topics, from `/metrics`.
+    var delivered: Int? {
+        guard let body = httpGet(port: metricsPort, path: "/metrics")?.body else { return nil }
+        return body.split(separator: "\n").filter { $0.hasPrefix("tailgate_events_delivered_total{") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
+    }
+
+    var isStreaming: Bool { httpGet(port: metricsPort, path: "/healthz")?.status.contains("200") == true }
+
+    /// The process's peak resident set size (`VmHWM`) in KiB.
+    var peakRSSKiB: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(child.pid)/status", encoding: .utf8) else { return nil }
+        return status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }?.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+    }
+}
+
+extension OutboxFixture {
+    /// The connector file as JSON text, for a child process.
+    func json(metricsPort: Int, extra: String = "") -> String {
+        """
+        {"name": "proc-\(database)",
+         "postgres": {"conninfo": "\(postgres.conninfo(database: database))", "slot": "\(slot)", "publication": "\(publication)"},
+         "outbox": {"table": "public.outbox_event", "topic": {"column": "topic"},
+                    "headers": {"event_type": "event_type", "aggregate_type": "aggregate_type"}},
+         "kafka": {"bootstrap.servers": "\(kafka.bootstrapServers)", "linger.ms": "2", "reconnect.backoff.max.ms": "500"},
+         "deadLetterTopic": "tailgate.dead-letter",
+         "heartbeatIntervalSeconds": 1,
+         "metrics": {"listen": "127.0.0.1:\(metricsPort)"}\(extra)}
+        """
+    }
+
+    /// Inserts `transactions` transactions of `rowsPerTransaction` rows over `keys` keys; payload `{"seq": N}`.
+    func load(transactions: Range<Int>, rowsPerTransaction: Int = 10, keys: Int = 100, pause: Duration = .zero) async throws {
+        for transaction in transactions {
+            try await db.execute("""
+                INSERT INTO outbox_event (topic, aggregate_type, aggregate_id, event_type, payload)
+                SELECT CASE WHEN g % 2 = 0 THEN 'order-events' ELSE 'catalog-events' END, 'product',
+                       'key-' || (($1::int * $2::int + g) % $3::int), 'E', jsonb_build_object('seq', $1::int * $2::int + g)
+                FROM generate_series(0, $2::int - 1) g
+                """, [transaction, rowsPerTransaction, keys])
+            if pause > .zero { try await Task.sleep(for: pause) }
+        }
+    }
+
+    /// Maps each event id to the end LSN of the transaction that inserted it, from a witness slot created before
+    /// the load (read without consuming).
+    func witness(slot witnessSlot: String) async throws -> [String: LSN] {
+        let rows = try await db.query("""
+            SELECT encode(data, 'hex') AS hex FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL,
+                'proto_version', '1', 'publication_names', $2)
+            """, [witnessSlot, publication]).rows.compactMap { $0["hex"] }
+        var decoder = PGOutputDecoder()
+        var pending: [String] = []
+        var map: [String: LSN] = [:]
+        for hex in rows {
+            var bytes: [UInt8] = []
+            var index = hex.startIndex
+            while index < hex.endIndex {
+                let next = hex.index(index, offsetBy: 2)
+                bytes.append(UInt8(hex[index..<next], radix: 16)!)
+                index = next
+            }
+            switch try decoder.decode(bytes) {
+            case .insert(let insert):
+                if let id = insert.newTuple.values.first?.string { pending.append(id) }
+            case .commit(let commit):
+                for id in pending { map[id] = commit.endLSN }
+                pending.removeAll()
+            default: break
+            }
+        }
+        return map
+    }
 }

@@ -125,7 +125,8 @@ public final class TestPostgres: Sendable {
         return try ChildProcess.run(tool, arguments)
     }
 
-    static func freePort() throws -> Int {
+    /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestPostgresError(message: "socket() failed") }
         defer { close(fd) }
