@@ -86,6 +86,10 @@ public final class KafkaProducer: Sendable {
     /// - Returns: How many records are still not reported.
     public func flush(timeout: Duration) async -> Int {
         guard !closed.load(ordering: .acquiring) else { return 0 }
+        return await flushOpen(timeout: timeout)
+    }
+
+    private func flushOpen(timeout: Duration) async -> Int {
         let client = self.client
         let milliseconds = Self.milliseconds(timeout)
         return await withCheckedContinuation { continuation in
@@ -107,10 +111,10 @@ public final class KafkaProducer: Sendable {
     @discardableResult
     public func close(timeout: Duration) async -> Int {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return 0 }
-        var left = await flush(timeout: timeout)
+        var left = await flushOpen(timeout: timeout)
         if left > 0 {
             client.purge()
-            left = await flush(timeout: .seconds(1))
+            left = await flushOpen(timeout: .seconds(1))
         }
         stopPolling()
         client.poll(milliseconds: 0) // serve the purge reports

@@ -10,6 +10,8 @@ enum Tailgate {
           tailgate run --config FILE        stream outbox rows to Kafka (see 'tailgate help run')
           tailgate validate --config FILE [--connect]
                                             check a connector file (and the database) without starting
+          tailgate backfill --config FILE [--where SQL] [--create-slot]
+                                            publish rows already in the outbox (cut-over, incidents)
           tailgate dev-kafka [--brokers N] [--partitions N] [--topics a,b]
                              run an in-memory Kafka (librdkafka mock cluster) for development
           tailgate help [COMMAND]   show this help, or a command's
@@ -28,6 +30,10 @@ enum Tailgate {
                 if words.contains("--help") { Output.line(ValidateCommand.usage); return }
                 let arguments = words
                 runAsync { try await ValidateCommand.run(arguments) }
+            case "backfill":
+                if words.contains("--help") { Output.line(BackfillCommand.usage); return }
+                let arguments = words
+                runAsync { try await BackfillCommand.run(arguments) }
             case "dev-kafka":
                 if words.contains("--help") { Output.line(DevKafkaCommand.usage); return }
                 try DevKafkaCommand.run(words)
@@ -36,6 +42,7 @@ enum Tailgate {
                 case "dev-kafka": Output.line(DevKafkaCommand.usage)
                 case "run": Output.line(RunCommand.usage)
                 case "validate": Output.line(ValidateCommand.usage)
+                case "backfill": Output.line(BackfillCommand.usage)
                 default: Output.line(usage)
                 }
             default:

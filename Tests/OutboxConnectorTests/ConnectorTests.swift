@@ -200,3 +200,43 @@ import Testing
         #expect(notThere.message.contains("does not exist"))
     }
 }
+
+@Suite struct BackfillTests {
+    @Test func backfillWithCreateSlotIsAnExactCutOverFromAPoller() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        // Rows the old poller left behind, written before any slot existed.
+        try await fixture.load(transactions: 0..<30)
+        let configuration = try fixture.configuration()
+        let backfilled = try await Backfill(configuration: configuration, createSlot: true, stateDirectory: fixture.stateDirectory,
+                                            logger: Logger(minimumLevel: .error)).run()
+        #expect(backfilled == 300)
+        // Rows written after the cut-over point, before the connector starts.
+        try await fixture.load(transactions: 30..<40)
+        let connector = fixture.connector(configuration)
+        let running = Task { try await connector.run() }
+        try await fixture.load(transactions: 40..<50)
+        let ids = Set(try await fixture.db.query("SELECT id::text FROM outbox_event").rows.compactMap { $0[0] })
+        #expect(ids.count == 500)
+        let records = try await fixture.readBack(["order-events", "catalog-events"]) { records in
+            ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") }))
+        }
+        #expect(Set(records.compactMap { $0.headerText("event_id") }) == ids, "every row, backfilled or streamed")
+        #expect(records.count == 500, "exact cut-over: no row both backfilled and streamed")
+        #expect(records.filter { $0.headerText("tailgate_lsn") == "0/0" }.count == 300)
+        connector.requestStop()
+        try await running.value
+    }
+
+    @Test func backfillWithAConditionRepublishesOnlyThoseRowsWithTheirOwnEventIDs() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        try await fixture.load(transactions: 0..<10)
+        let wanted = Set(try await fixture.db.query("SELECT id::text FROM outbox_event WHERE aggregate_id = 'key-7'").rows.compactMap { $0[0] })
+        let count = try await Backfill(configuration: try fixture.configuration(), condition: "aggregate_id = 'key-7'",
+                                       stateDirectory: fixture.stateDirectory, logger: Logger(minimumLevel: .error)).run()
+        #expect(count == wanted.count && count > 0)
+        let records = try await fixture.readBack(["order-events", "catalog-events"], expected: count)
+        #expect(Set(records.compactMap { $0.headerText("event_id") }) == wanted)
+    }
+}
