@@ -240,3 +240,108 @@ import Testing
         #expect(Set(records.compactMap { $0.headerText("event_id") }) == wanted)
     }
 }
+
+@Suite struct ConnectorRecoveryTests {
+    @Test func aTerminatedWalsenderIsReconnectedAndNothingIsLost() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let log = LogLines()
+        let connector = fixture.connector(try fixture.configuration(), log: log)
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming })
+        try await fixture.load(transactions: 0..<20)
+        try await fixture.db.query("""
+            SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1
+            """, [fixture.slot])
+        try await fixture.load(transactions: 20..<40)
+        let ids = Set(try await fixture.db.query("SELECT id::text FROM outbox_event").rows.compactMap { $0[0] })
+        let records = try await fixture.readBack(["order-events", "catalog-events"]) { records in
+            ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") }))
+        }
+        #expect(ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") })))
+        #expect(log.contains("event=postgres_unavailable"))
+        #expect(await eventually { connector.metrics.render().contains("tailgate_reconnects_total{connector=\"test-\(fixture.database)\"} 1") })
+        connector.requestStop()
+        try await running.value
+    }
+
+    @Test func aSecondConnectorOnTheSameSlotWaitsAndTakesOverWhenTheFirstStops() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let configuration = try fixture.configuration()
+        let active = fixture.connector(configuration)
+        let runningActive = Task { try await active.run() }
+        #expect(await eventually { active.metrics.isStreaming })
+        let standbyLog = LogLines()
+        let standby = fixture.connector(configuration, log: standbyLog)
+        let runningStandby = Task { try await standby.run() }
+        #expect(await eventually { standbyLog.contains("event=slot_in_use") }, "the standby says it waits")
+        try await fixture.load(transactions: 0..<10)
+        #expect(await eventually { active.metrics.deliveredTotal == 100 })
+        #expect(standby.metrics.deliveredTotal == 0, "the standby publishes nothing while the slot is held")
+        active.requestStop()
+        try await runningActive.value
+        #expect(await eventually(timeout: .seconds(30)) { standby.metrics.isStreaming }, "the standby takes over")
+        try await fixture.load(transactions: 10..<20)
+        #expect(await eventually { standby.metrics.deliveredTotal == 100 }, "only the new events: the slot resumes after the first's")
+        standby.requestStop()
+        try await runningStandby.value
+        let records = try await fixture.readBack(["order-events", "catalog-events"], expected: 200)
+        #expect(records.count == 200 && Set(records.compactMap { $0.headerText("event_id") }).count == 200)
+    }
+
+    @Test func aPostgresRestartIsWaitedOutAndNothingIsLost() async throws {
+        // Durable commits on this cluster, so the crash-restart loses no committed row either.
+        let postgres = try TestPostgres.start(settings: ["synchronous_commit = on"])
+        let fixture = try await OutboxFixture.make(postgres: postgres)
+        defer { fixture.close() }
+        let connector = fixture.connector(try fixture.configuration())
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming })
+        try await fixture.load(transactions: 0..<20)
+        try postgres.restart(mode: .immediate)
+        let db = try await Connection.connect(postgres.conninfo(database: fixture.database))
+        for transaction in 20..<40 {
+            try await db.execute("""
+                INSERT INTO outbox_event (topic, aggregate_type, aggregate_id, event_type, payload)
+                VALUES ('order-events', 'product', 'key-' || $1::int, 'AfterRestart', jsonb_build_object('seq', $1::int))
+                """, [transaction])
+        }
+        let ids = Set(try await db.query("SELECT id::text FROM outbox_event").rows.compactMap { $0[0] })
+        #expect(ids.count == 220)
+        let records = try await fixture.readBack(["order-events", "catalog-events"], timeout: .seconds(90)) { records in
+            ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") }))
+        }
+        #expect(ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") })), "nothing lost across the restart")
+        connector.requestStop()
+        try await running.value
+        try postgres.stop(mode: .immediate)
+    }
+
+    @Test func aPartitionedOutboxIsPublishedThroughItsRoot() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        try await fixture.db.execute("""
+            CREATE TABLE outbox_p (id uuid NOT NULL DEFAULT gen_random_uuid(), topic text, aggregate_type text, aggregate_id text,
+                event_type text NOT NULL, payload jsonb, created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)
+            """)
+        try await fixture.db.execute("CREATE TABLE outbox_p_old PARTITION OF outbox_p FOR VALUES FROM (MINVALUE) TO ('2020-01-01')")
+        try await fixture.db.execute("CREATE TABLE outbox_p_new PARTITION OF outbox_p FOR VALUES FROM ('2020-01-01') TO (MAXVALUE)")
+        let connector = fixture.connector(try fixture.configuration {
+            var outbox = $0["outbox"] as! [String: Any]
+            outbox["table"] = "public.outbox_p"
+            $0["outbox"] = outbox
+        })
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming })
+        try await fixture.db.execute("""
+            INSERT INTO outbox_p (topic, aggregate_id, event_type, payload, created_at) VALUES
+              ('order-events', 'a', 'Old', '{}', '2019-06-01'), ('order-events', 'b', 'New', '{}', now())
+            """)
+        let records = try await fixture.readBack(["order-events"], expected: 2)
+        #expect(Set(records.compactMap { $0.headerText("event_type") }) == ["Old", "New"])
+        connector.requestStop()
+        try await running.value
+    }
+}
