@@ -68,14 +68,19 @@ import Testing
         #expect(try await eventually { try await fixture.slotState()?.confirmedFlushLSN ?? .invalid > .invalid })
 
         for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
-        try await Task.sleep(for: .seconds(1))
-        // Everything before this point is acknowledged; what the load writes next is not, while Kafka is down.
-        let beforeLoad = try #require(LSN(try await fixture.db.query("SELECT pg_current_wal_insert_lsn()::text AS l").first?["l"] ?? ""))
+        // A witness slot maps each event written during the outage to its transaction's commit end LSN.
+        let witnessSlot = "w_\(fixture.database)"
+        try await fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [witnessSlot])
         try await fixture.load(transactions: 100..<200)
         try await Task.sleep(for: .seconds(3))
         let duringOutage = try #require(try await fixture.slotState()?.confirmedFlushLSN)
-        #expect(duringOutage <= beforeLoad, "nothing written during the outage may be confirmed while Kafka acknowledges nothing")
+        let outageCommits = try await fixture.witness(slot: witnessSlot)
+        #expect(outageCommits.count == 1_000)
+        let firstOutageCommit = try #require(outageCommits.values.min())
+        #expect(duringOutage < firstOutageCommit,
+                "confirmed \(duringOutage) passed \(outageCommits.values.filter { $0 <= duringOutage }.count) events Kafka never acknowledged")
         #expect(process.delivered == 1_000, "nothing was acknowledged during the outage")
+        try await fixture.db.query("SELECT pg_drop_replication_slot($1)", [witnessSlot])
         for broker: Int32 in 1...3 { try fixture.kafka.setBrokerUp(broker) }
 
         #expect(await eventually(timeout: .seconds(60)) { (process.delivered ?? 0) >= 2_000 }, "delivered \(process.delivered ?? -1)")
