@@ -5,7 +5,7 @@ extension Connector {
     /// What `prepare()` learnt about the database.
     struct Setup: Sendable {
         /// A connection for checks and heartbeats.
-        let admin: Connection
+        let admin: AdminConnection
         /// The outbox table's real schema and name.
         let schema: String
         let table: String
@@ -77,7 +77,8 @@ extension Connector {
             throw ConnectorError(.setup, "the database is not ready for connector \(configuration.name):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"),
                                  problems: problems)
         }
-        return Setup(admin: admin, schema: schema, table: name, systemID: systemID)
+        return Setup(admin: AdminConnection(conninfo: configuration.conninfo, connection: admin), schema: schema, table: name,
+                     systemID: systemID)
     }
 
     private func ensurePublication(admin: Connection, schema: String, table: String, partitioned: Bool, create: Bool,

@@ -134,6 +134,8 @@ public final class Connector: Sendable {
         let logger = self.logger
         return try KafkaProducer(configuration: ProducerConfiguration(properties: properties),
                                  log: { event in
+                                     // Tailgate sets enable.gapless.guarantee on purpose; librdkafka calls it experimental.
+                                     if event.facility == "CONFWARN", event.message.contains("enable.gapless.guarantee") { return }
                                      // syslog levels: 0-3 are errors, 4 warnings, 5 notices; info and debug are dropped.
                                      guard event.level.rawValue <= KafkaLogEvent.Level.notice.rawValue else { return }
                                      logger.log(event.level.rawValue <= KafkaLogEvent.Level.error.rawValue ? .error : .warning, "kafka_log",
@@ -163,14 +165,20 @@ public final class Connector: Sendable {
         defer { pipeline.withLock { $0 = nil } }
         metrics.setStreaming(true)
         logger.info("streaming", ("slot", configuration.slot), ("from", startPosition.description))
+        try await watchSlot(setup)
 
         var decoder = PGOutputDecoder()
         var transaction: OutboxRouter.TransactionContext?
         var commitTime = PostgresTimestamp(rawValue: 0)
         var lastActivity = ContinuousClock.now
+        var lastSlotCheck = ContinuousClock.now
         do {
             while !isStopping {
                 if let failure = current.failure { throw failure }
+                if ContinuousClock.now - lastSlotCheck >= .seconds(10) {
+                    try await watchSlot(setup)
+                    lastSlotCheck = .now
+                }
                 guard let frame = try await stream.next(timeout: .milliseconds(100)) else {
                     if transaction == nil, configuration.heartbeatIntervalSeconds > 0,
                        ContinuousClock.now - lastActivity >= .seconds(configuration.heartbeatIntervalSeconds) {
@@ -267,6 +275,28 @@ public final class Connector: Sendable {
         } catch {
             pipeline.fail(error)
             throw error.isFatal ? error : ConnectorError(.deliveryFailed, "Kafka refused the record for event_id=\(record.headers.first?.stringValue ?? "?"): \(error)")
+        }
+    }
+
+    /// Exports the slot's `wal_status` and `safe_wal_size`, and stops loudly if the slot was invalidated.
+    private func watchSlot(_ setup: Setup) async throws {
+        let result: QueryResult
+        do {
+            result = try await setup.admin.query(
+                "SELECT wal_status, safe_wal_size::text AS safe FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+                [configuration.slot])
+        } catch {
+            logger.warning("slot_check_failed", ("error", error.description))
+            return
+        }
+        guard let row = result.first else { return }
+        metrics.slot(walStatus: row["wal_status"], safeWALSize: row["safe"].flatMap { Int64($0) })
+        if row["wal_status"] == "lost" {
+            throw ConnectorError(.slotLost, "replication slot \(configuration.slot) was invalidated (wal_status = lost, e.g. by max_slot_wal_keep_size): the WAL it needed is gone. Drop and re-create it, then run `tailgate backfill` for the rows written meanwhile.")
+        }
+        if row["wal_status"] == "unreserved" {
+            logger.warning("slot_at_risk", ("slot", configuration.slot), ("safe_wal_size", row["safe"] ?? ""),
+                           ("detail", "the slot's WAL is past max_slot_wal_keep_size and will be removed at the next checkpoint unless the connector catches up"))
         }
     }
 

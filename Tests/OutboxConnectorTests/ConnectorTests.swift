@@ -345,3 +345,61 @@ import Testing
         try await running.value
     }
 }
+
+@Suite struct SlotLifecycleTests {
+    @Test func anInvalidatedSlotStopsTheConnectorWithInstructions() async throws {
+        let postgres = try TestPostgres.start(settings: ["max_slot_wal_keep_size = 1MB", "max_wal_size = 64MB"])
+        defer { try? postgres.stop(mode: .immediate) }
+        let fixture = try await OutboxFixture.make(postgres: postgres)
+        defer { fixture.close() }
+        let configuration = try fixture.configuration()
+        let first = fixture.connector(configuration)
+        let running = Task { try await first.run() }
+        #expect(await eventually { first.metrics.isStreaming })
+        #expect(first.metrics.render().contains("tailgate_slot_wal_status{connector=\"test-\(fixture.database)\",wal_status=\"reserved\"} 1"))
+        first.requestStop()
+        try await running.value
+        // With the connector away, WAL beyond max_slot_wal_keep_size invalidates the slot at a checkpoint.
+        let lost = try await eventually(timeout: .seconds(60), every: .milliseconds(10)) {
+            try await fixture.db.execute("INSERT INTO outbox_event (topic, aggregate_id, event_type, payload) VALUES ('order-events', 'k', 'E', '{}')")
+            try await fixture.db.query("SELECT pg_switch_wal()")
+            try await fixture.db.query("CHECKPOINT")
+            return try await fixture.slotState()?.walStatus == "lost"
+        }
+        #expect(lost)
+        let second = fixture.connector(configuration)
+        let error = try await #require(throws: ConnectorError.self) { try await second.run() }
+        #expect(error.code == .slotLost)
+        #expect(error.message.contains("wal_status = lost") && error.message.contains("tailgate backfill"))
+    }
+}
+
+@Suite struct HeartbeatAndLoggingTests {
+    @Test func aQuietOutboxStillAdvancesTheSlotThroughHeartbeats() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let connector = fixture.connector(try fixture.configuration())
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming })
+        let before = try #require(LSN(try await fixture.db.query("SELECT pg_current_wal_insert_lsn()::text AS l").first?["l"] ?? ""))
+        #expect(await eventually { connector.metrics.render().contains("tailgate_heartbeats_total{connector=\"test-\(fixture.database)\"} 2") })
+        #expect(try await eventually { try await fixture.slotState()?.confirmedFlushLSN ?? .invalid > before },
+                "the heartbeat's WAL is confirmed while the outbox is quiet")
+        connector.requestStop()
+        try await running.value
+    }
+
+    @Test func logLinesAreLogfmtOrJSONWithOneEventEach() throws {
+        let lines = LogLines()
+        let logfmt = Logger(format: .logfmt, context: [("connector", "c")], write: { lines.append($0) })
+        logfmt.info("delivered", ("topic", "order events"), ("note", "say \"hi\"\nbye"))
+        let json = Logger(format: .json, write: { lines.append($0) })
+        json.warning("slot_at_risk", ("detail", "tab\there \u{1}"))
+        Logger(minimumLevel: .warning, write: { lines.append($0) }).info("dropped")
+        let all = lines.all
+        #expect(all.count == 2)
+        #expect(all[0].contains(#"level=info event=delivered connector=c topic="order events" note="say \"hi\"\nbye""#))
+        let object = try JSONSerialization.jsonObject(with: Data(all[1].utf8)) as? [String: String]
+        #expect(object?["event"] == "slot_at_risk" && object?["level"] == "warning" && object?["detail"] == "tab\there \u{1}")
+    }
+}

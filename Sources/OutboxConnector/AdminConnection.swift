@@ -1,0 +1,37 @@
+import LibPQ
+import Synchronization
+
+/// The connector's ordinary SQL connection (slot checks, heartbeats), re-opened after PostgreSQL restarts.
+final class AdminConnection: Sendable {
+    private let conninfo: String
+    private let current: Mutex<Connection?>
+
+    init(conninfo: String, connection: Connection) {
+        self.conninfo = conninfo
+        self.current = Mutex(connection)
+    }
+
+    /// Runs a statement, reconnecting once if the connection was lost.
+    ///
+    /// - Throws: ``PostgresError``.
+    @discardableResult
+    func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) async throws(PostgresError) -> QueryResult {
+        do {
+            return try await connection().query(sql, parameters)
+        } catch where error.code == .connectionLost || error.code == .closed {
+            current.withLock { $0 = nil }
+            return try await connection().query(sql, parameters)
+        }
+    }
+
+    private func connection() async throws(PostgresError) -> Connection {
+        if let existing = current.withLock({ $0 }) { return existing }
+        let fresh = try await Connection.connect(conninfo)
+        current.withLock { $0 = fresh }
+        return fresh
+    }
+
+    func close() async {
+        await current.withLock({ $0 })?.close()
+    }
+}
