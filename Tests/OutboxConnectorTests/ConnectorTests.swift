@@ -403,3 +403,93 @@ import Testing
         #expect(object?["event"] == "slot_at_risk" && object?["level"] == "warning" && object?["detail"] == "tab\there \u{1}")
     }
 }
+
+@Suite struct ConnectorStopTests {
+    @Test func aMappedColumnDroppedMidStreamStopsTheConnectorNamingIt() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let connector = fixture.connector(try fixture.configuration())
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming })
+        try await fixture.load(transactions: 0..<1)
+        #expect(await eventually { connector.metrics.deliveredTotal == 10 })
+        try await fixture.db.execute("ALTER TABLE outbox_event DROP COLUMN aggregate_type")
+        try await fixture.db.execute("INSERT INTO outbox_event (topic, aggregate_id, event_type, payload) VALUES ('order-events', 'k', 'E', '{}')")
+        let error = try await #require(throws: ConnectorError.self) { try await running.value }
+        #expect(error.code == .schemaChanged)
+        #expect(error.message.contains("aggregate_type"))
+        #expect(connector.metrics.deliveredTotal == 10, "no half-mapped record was published")
+    }
+
+    @Test func aFatalProducerErrorRestartsThePipelineFromTheSlotAndLosesNothing() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let log = LogLines()
+        let connector = fixture.connector(try fixture.configuration(), log: log)
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming })
+        try await fixture.load(transactions: 0..<1)
+        #expect(await eventually { connector.metrics.deliveredTotal == 10 })
+        // TOPIC_AUTHORIZATION_FAILED on the next Produce requests: with the gap-less guarantee the producer raises
+        // a fatal error, so the connector must discard it and resume from the slot.
+        try fixture.kafka.pushRequestErrors(apiKey: 0, errors: Array(repeating: 29, count: 3))
+        try await fixture.load(transactions: 1..<20)
+        let ids = Set(try await fixture.db.query("SELECT id::text FROM outbox_event").rows.compactMap { $0[0] })
+        let records = try await fixture.readBack(["order-events", "catalog-events"], timeout: .seconds(90)) { records in
+            ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") }))
+        }
+        #expect(ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") })), "nothing lost across the producer restart")
+        #expect(log.contains("event=kafka_fatal"))
+        #expect(log.contains("TOPIC_AUTHORIZATION_FAILED"))
+        connector.requestStop()
+        try await running.value
+    }
+
+    @Test func shutdownPastItsDeadlinePurgesExitsNonZeroAndConfirmsNothingMore() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let port = try TestPostgres.freePort()
+        let process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port), metricsPort: port,
+                                           extraArguments: ["--shutdown-timeout", "2"])
+        #expect(await eventually { process.isStreaming }, "\(process.child.output)")
+        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
+        let witnessSlot = "w_\(fixture.database)"
+        try await fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [witnessSlot])
+        try await fixture.load(transactions: 0..<5)
+        try await Task.sleep(for: .seconds(1))
+        process.child.signal(SIGTERM)
+        #expect(process.child.wait() == 1)
+        #expect(process.child.output.contains("shutdown timeout"))
+        let confirmed = try #require(try await fixture.slotState()?.confirmedFlushLSN)
+        let commits = try await fixture.witness(slot: witnessSlot)
+        #expect(commits.count == 50)
+        #expect(commits.values.allSatisfy { confirmed < $0 }, "no unacknowledged event was confirmed")
+        try await fixture.db.query("SELECT pg_drop_replication_slot($1)", [witnessSlot])
+    }
+
+    @Test func aLeastPrivilegeRoleStreamsWithAnAdministratorsPublication() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let role = "tg_\(fixture.database)"
+        try await fixture.db.execute("CREATE ROLE \(role) LOGIN REPLICATION")
+        try await fixture.db.execute("GRANT SELECT ON outbox_event TO \(role)")
+        try await fixture.db.execute("CREATE PUBLICATION \(fixture.publication) FOR TABLE outbox_event WITH (publish = 'insert')")
+        let connector = fixture.connector(try fixture.configuration {
+            var postgres = $0["postgres"] as! [String: Any]
+            postgres["conninfo"] = fixture.postgres.conninfo(database: fixture.database, user: role)
+            postgres["createPublication"] = false
+            $0["postgres"] = postgres
+        })
+        let running = Task { try await connector.run() }
+        #expect(await eventually { connector.metrics.isStreaming })
+        try await fixture.load(transactions: 0..<3)
+        #expect(await eventually { connector.metrics.deliveredTotal == 30 })
+        #expect(await eventually { connector.metrics.render().contains("tailgate_heartbeats_total{connector=\"test-\(fixture.database)\"} 1") },
+                "heartbeats work without superuser")
+        connector.requestStop()
+        try await running.value
+        // The same role cannot write to the outbox or create things: the connector never needed to.
+        let unprivileged = try await Connection.connect(fixture.postgres.conninfo(database: fixture.database, user: role))
+        await #expect(throws: PostgresError.self) { try await unprivileged.execute("DELETE FROM outbox_event") }
+    }
+}

@@ -166,7 +166,17 @@ final class RDKafkaClient: @unchecked Sendable {
     static func deliveryReport(_ message: rd_kafka_message_t, client: OpaquePointer?) -> DeliveryReport {
         let token = UInt64(UInt(bitPattern: message._private)) &- 1
         let topic = message.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-        let error = message.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : Self.error(message.err, client: client)
+        var error = message.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : Self.error(message.err, client: client)
+        // A record failing after the producer raised a fatal error (e.g. a gap-less guarantee that cannot hold)
+        // fails because of it: the producer must be replaced, whatever the record's own error says.
+        if error != nil, error?.kind != .fatal, let client {
+            var buffer = [CChar](repeating: 0, count: 512)
+            let fatal = rd_kafka_fatal_error(client, &buffer, buffer.count)
+            if fatal != RD_KAFKA_RESP_ERR_NO_ERROR {
+                error?.kind = .fatal
+                error?.message += " (the producer raised a fatal error: \(String(cString: rd_kafka_err2name(fatal))): \(cString(buffer)))"
+            }
+        }
         return DeliveryReport(token: token, topic: topic, partition: message.partition,
                               offset: message.offset >= 0 && error == nil ? message.offset : nil, error: error)
     }
