@@ -163,9 +163,9 @@ public final class Connector: Sendable {
                                deadLetterTopic: configuration.deadLetterTopic)
         pipeline.withLock { $0 = current }
         defer { pipeline.withLock { $0 = nil } }
+        try await watchSlot(setup)
         metrics.setStreaming(true)
         logger.info("streaming", ("slot", configuration.slot), ("from", startPosition.description))
-        try await watchSlot(setup)
 
         var decoder = PGOutputDecoder()
         var transaction: OutboxRouter.TransactionContext?

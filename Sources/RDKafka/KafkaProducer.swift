@@ -93,7 +93,9 @@ public final class KafkaProducer: Sendable {
         let client = self.client
         let milliseconds = Self.milliseconds(timeout)
         return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: client.flush(milliseconds: milliseconds)) }
+            // rd_kafka_flush blocks for up to `timeout`: give it a thread of its own (a serial queue is not limited by
+            // the global pool's width, which blocking work would starve).
+            DispatchQueue(label: "tailgate.kafka.flush").async { continuation.resume(returning: client.flush(milliseconds: milliseconds)) }
         }
     }
 

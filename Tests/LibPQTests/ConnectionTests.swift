@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct ConnectionTests {
     func connect() async throws -> Connection {
-        let postgres = try TestPostgres.shared()
+        let postgres = try await TestPostgres.shared()
         return try await Connection.connect(postgres.conninfo(database: try await postgres.createDatabase(prefix: "conn")))
     }
 
@@ -79,7 +79,7 @@ import Testing
     }
 
     @Test func connectionFailuresNeverEchoThePassword() async throws {
-        let postgres = try TestPostgres.shared()
+        let postgres = try await TestPostgres.shared()
         let error = try await #require(throws: PostgresError.self) {
             try await Connection.connect(postgres.conninfo(database: "no_such_database") + " password=hunter2-secret")
         }
@@ -90,7 +90,7 @@ import Testing
 
     @Test func terminatedBackendSurfacesAsConnectionLost() async throws {
         let db = try await connect()
-        let admin = try await Connection.connect(try TestPostgres.shared().conninfo())
+        let admin = try await Connection.connect(try await TestPostgres.shared().conninfo())
         try await admin.query("SELECT pg_terminate_backend($1)", [Int(db.backendPID)])
         let error = try await #require(throws: PostgresError.self) { try await db.query("SELECT 1") }
         #expect(error.code == .connectionLost)

@@ -22,7 +22,7 @@ struct ReplicationFixture {
     let publication = "pub_under_test"
 
     static func make(on postgres: TestPostgres? = nil) async throws -> ReplicationFixture {
-        let postgres = try postgres ?? TestPostgres.shared()
+        let postgres = if let postgres { postgres } else { try await TestPostgres.shared() }
         let database = try await postgres.createDatabase(prefix: "repl")
         let db = try await Connection.connect(postgres.conninfo(database: database))
         try await db.execute("CREATE TABLE items (id int PRIMARY KEY, note text, payload text)")
@@ -162,9 +162,9 @@ struct ReplicationFixture {
     }
 
     @Test func periodicStatusUpdatesKeepAStreamAliveWhileTheCallerStopsReading() async throws {
-        // The cluster runs with wal_sender_timeout = 3s: without unsolicited status updates a stream that is not
+        // This cluster runs with wal_sender_timeout = 3s: without unsolicited status updates a stream that is not
         // read for 8 s is dropped by the server.
-        let fixture = try await ReplicationFixture.make()
+        let fixture = try await ReplicationFixture.make(on: try await TestPostgres.sharedWithShortSenderTimeout())
         let (connection, stream) = try await fixture.start(statusInterval: .milliseconds(500))
         try await Task.sleep(for: .seconds(8))
         #expect(stream.statusUpdatesSent >= 8)
@@ -177,7 +177,7 @@ struct ReplicationFixture {
 
     @Test func withoutStatusUpdatesTheServerDropsAnUnreadStream() async throws {
         // The control for the test above: a 60 s interval and no reading, and wal_sender_timeout ends the stream.
-        let fixture = try await ReplicationFixture.make()
+        let fixture = try await ReplicationFixture.make(on: try await TestPostgres.sharedWithShortSenderTimeout())
         let (connection, stream) = try await fixture.start(statusInterval: .seconds(60))
         try await Task.sleep(for: .seconds(8))
         let error = try await #require(throws: PostgresError.self) {
@@ -189,7 +189,7 @@ struct ReplicationFixture {
 
     @Test func keepaliveRequestsAreAnsweredAtOnce() async throws {
         // With a 60 s interval only the replies to the server's keepalive requests keep this stream alive.
-        let fixture = try await ReplicationFixture.make()
+        let fixture = try await ReplicationFixture.make(on: try await TestPostgres.sharedWithShortSenderTimeout())
         let (connection, stream) = try await fixture.start(statusInterval: .seconds(60))
         var requests = 0
         let until = ContinuousClock.now + .seconds(8)
@@ -265,12 +265,12 @@ struct ReplicationFixture {
     }
 
     @Test func aServerRestartSurfacesAsConnectionLostAndNothingIsLost() async throws {
-        let postgres = try TestPostgres.start()
+        let postgres = try await TestPostgres.start()
         let fixture = try await ReplicationFixture.make(on: postgres)
         try await fixture.db.execute("INSERT INTO items VALUES (1, 'before', NULL)")
         var (connection, stream) = try await fixture.start()
         let before = try await fixture.transactions(1, from: stream)
-        try postgres.restart(mode: .immediate)
+        try await postgres.restart(mode: .immediate)
         let error = try await #require(throws: PostgresError.self) {
             for _ in 0..<100 { _ = try await stream.next(timeout: .milliseconds(200)) }
         }
@@ -284,6 +284,6 @@ struct ReplicationFixture {
         #expect(again[0].begin.finalLSN == before[0].begin.finalLSN)
         #expect(again[1].inserts.map { Self.text($0.newTuple.values[1]) } == ["after"])
         await stream.close()
-        try postgres.stop(mode: .immediate)
+        try await postgres.stop(mode: .immediate)
     }
 }

@@ -26,7 +26,7 @@ import Testing
             // Long enough for some positions to be confirmed (they reach the server within about a second).
             try await Task.sleep(for: .milliseconds(2_000 + 500 * round))
             process.child.signal(SIGKILL)
-            #expect(process.child.wait() == 128 + SIGKILL)
+            #expect(await process.child.exitStatus() == 128 + SIGKILL)
             // The connector is dead: its slot position is final until the restart. Compare it with Kafka.
             let confirmed = try await fixture.slotState()?.confirmedFlushLSN ?? .invalid
             let inKafka = Set(try await fixture.readBack(["order-events", "catalog-events"], expected: Int.max, timeout: .seconds(3))
@@ -52,7 +52,7 @@ import Testing
         print("sigkill x3: \(total) events, \(records.count) records in Kafka, \(records.count - delivered.count) duplicates")
 
         process.child.signal(SIGTERM)
-        #expect(process.child.wait() == 0, "graceful stop exits 0: \(process.child.output)")
+        #expect(await process.child.exitStatus() == 0, "graceful stop exits 0: \(process.child.output)")
         #expect(process.child.output.contains("event=shutdown_requested signal=SIGTERM"))
         try await fixture.db.query("SELECT pg_drop_replication_slot($1)", [witnessSlot])
     }
@@ -89,7 +89,7 @@ import Testing
         let records = try await fixture.readBack(["order-events", "catalog-events"], expected: 2_000)
         #expect(Set(records.compactMap { $0.headerText("event_id") }).count == 2_000)
         process.child.signal(SIGTERM)
-        #expect(process.child.wait() == 0)
+        #expect(await process.child.exitStatus() == 0)
     }
 
     /// A 100,000-row transaction with ~2 KB payloads (about 200 MB) passes through a connector limited to 1,000
@@ -116,7 +116,7 @@ import Testing
         print("huge transaction: idle RSS \(idle / 1024) MiB, peak \(peak / 1024) MiB for ~\(payloadMiB) MiB of payload")
         #expect(peak - idle < 100 * 1024, "peak RSS grew by \((peak - idle) / 1024) MiB; a bounded pipeline needs far less than the \(payloadMiB) MiB transaction")
         process.child.signal(SIGTERM)
-        #expect(process.child.wait() == 0)
+        #expect(await process.child.exitStatus() == 0)
     }
 
     @Test func validateReportsEveryProblemAndTouchesNothing() async throws {
@@ -129,7 +129,7 @@ import Testing
             .write(toFile: bad, atomically: true, encoding: .utf8)
         let output = directory + "/validate.log"
         let child = try ChildProcess(ChildProcess.productsDirectory + "/tailgate", ["validate", "--config", bad], outputPath: output)
-        #expect(child.wait() == 1)
+        #expect(await child.exitStatus() == 1)
         #expect(child.output.contains("$.postgres.slot"))
         #expect(child.output.contains("$.outbox.extra: unknown key"))
         #expect(try await fixture.db.query("SELECT count(*) AS n FROM outbox_event").first?.int("n") == 0, "the table is intact")
@@ -139,7 +139,7 @@ import Testing
         try fixture.json(metricsPort: port).write(toFile: good, atomically: true, encoding: .utf8)
         let ok = try ChildProcess(ChildProcess.productsDirectory + "/tailgate", ["validate", "--config", good, "--connect"],
                                   outputPath: directory + "/validate-ok.log")
-        #expect(ok.wait() == 0, "\(ok.output)")
+        #expect(await ok.exitStatus() == 0, "\(ok.output)")
         #expect(ok.output.contains("database ok"))
         #expect(try await fixture.db.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [fixture.publication]).rows.isEmpty,
                 "validate creates nothing")

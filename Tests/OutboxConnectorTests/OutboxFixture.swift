@@ -29,7 +29,7 @@ struct OutboxFixture {
         """
 
     static func make(postgres: TestPostgres? = nil, partitions: Int = 6) async throws -> OutboxFixture {
-        let postgres = try postgres ?? TestPostgres.shared()
+        let postgres = if let postgres { postgres } else { try await TestPostgres.shared() }
         let database = try await postgres.createDatabase(prefix: "outbox")
         let db = try await Connection.connect(postgres.conninfo(database: database))
         try await db.execute(outboxDDL)
@@ -143,6 +143,12 @@ final class ConnectorProcess {
         guard let body = httpGet(port: metricsPort, path: "/metrics")?.body else { return nil }
         return body.split(separator: "\n").filter { $0.hasPrefix("tailgate_events_delivered_total{") }
             .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
+    }
+
+    /// `tailgate_in_flight_records`, from `/metrics`.
+    var inFlight: Int? {
+        httpGet(port: metricsPort, path: "/metrics")?.body.split(separator: "\n")
+            .first { $0.hasPrefix("tailgate_in_flight_records{") }?.split(separator: " ").last.flatMap { Int($0) }
     }
 
     var isStreaming: Bool { httpGet(port: metricsPort, path: "/healthz")?.status.contains("200") == true }

@@ -36,7 +36,7 @@ import Testing
         #expect(await devKafka.waitForLine { $0.hasPrefix("error: unknown API 'Nope'") } != nil)
         await producer.close(timeout: .seconds(5))
         devKafka.signal(SIGTERM)
-        #expect(devKafka.wait() == 0)
+        #expect(await devKafka.exitStatus() == 0)
         #expect(devKafka.output.contains("stopped"))
     }
 }

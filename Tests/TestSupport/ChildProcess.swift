@@ -104,6 +104,15 @@ public final class ChildProcess: @unchecked Sendable {
         return code
     }
 
+    /// Waits for the process to exit without blocking the concurrency pool (a blocked pool on two cores stalls
+    /// every other test); returns the exit status.
+    public func exitStatus() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            // A serial queue of its own gets its own thread, outside the width-limited global pool.
+            DispatchQueue(label: "tailgate.test.wait.\(pid)").async { continuation.resume(returning: self.wait()) }
+        }
+    }
+
     /// The output so far.
     public var output: String {
         (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""

@@ -26,24 +26,24 @@ public final class TestPostgres: Sendable {
     static let binaries = ProcessInfo.processInfo.environment["TG_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
     static let isRoot = getuid() == 0
     private static let started = Mutex<[String]>([])
-    private static let sharedCluster = Mutex<TestPostgres?>(nil)
+    private static let cache = ClusterCache()
     private static let databaseCounter = Atomic<Int>(0)
 
     /// The settings every cluster gets; tests rely on them.
     public static let baseSettings = [
         "wal_level = logical", "max_replication_slots = 64", "max_wal_senders = 64", "max_connections = 300",
         "fsync = off", "synchronous_commit = off", "full_page_writes = off",
-        "logical_decoding_work_mem = 64kB", "wal_sender_timeout = 3s", "shared_buffers = 64MB",
+        "logical_decoding_work_mem = 64kB", "wal_sender_timeout = 20s", "shared_buffers = 64MB",
     ]
 
+    /// A second shared cluster with `wal_sender_timeout = 3s`, for tests of status updates and keepalives.
+    public static func sharedWithShortSenderTimeout() async throws -> TestPostgres {
+        try await cache.cluster(named: "short-sender-timeout", settings: ["wal_sender_timeout = 3s"])
+    }
+
     /// One cluster shared by every test of the process that does not restart or stop the server.
-    public static func shared() throws -> TestPostgres {
-        try sharedCluster.withLock { cluster in
-            if let cluster { return cluster }
-            let new = try TestPostgres.start()
-            cluster = new
-            return new
-        }
+    public static func shared() async throws -> TestPostgres {
+        try await cache.cluster(named: "shared", settings: [])
     }
 
     private init(directory: String, port: Int) {
@@ -53,8 +53,15 @@ public final class TestPostgres: Sendable {
 
     /// Starts a new cluster; `settings` are appended to `postgresql.conf` after ``baseSettings``.
     ///
+    /// `initdb` and `pg_ctl` run on a dispatch queue, never blocking the concurrency pool (on two cores a blocked
+    /// pool stalls every other test's timing).
+    ///
     /// - Throws: ``TestPostgresError`` with the tool's output when `initdb` or `pg_ctl` fails.
-    public static func start(settings: [String] = []) throws -> TestPostgres {
+    public static func start(settings: [String] = []) async throws -> TestPostgres {
+        try await offPool { try startBlocking(settings: settings) }
+    }
+
+    static func startBlocking(settings: [String]) throws -> TestPostgres {
         let parent = ProcessInfo.processInfo.environment["TAILGATE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         chmod(parent, 0o755)
@@ -98,18 +105,26 @@ public final class TestPostgres: Sendable {
     }
 
     /// Restarts the server; `immediate` simulates a crash.
-    public func restart(mode: ShutdownMode = .fast) throws {
-        try pgctl(["restart", "-w", "-m", mode.rawValue, "-l", "\(directory)/server.log"])
+    public func restart(mode: ShutdownMode = .fast) async throws {
+        try await Self.offPool { try self.pgctl(["restart", "-w", "-m", mode.rawValue, "-l", "\(self.directory)/server.log"]) }
     }
 
     /// Stops the server (the directory stays until the process exits).
-    public func stop(mode: ShutdownMode = .fast) throws {
-        try pgctl(["stop", "-w", "-m", mode.rawValue])
+    public func stop(mode: ShutdownMode = .fast) async throws {
+        try await Self.offPool { try self.pgctl(["stop", "-w", "-m", mode.rawValue]) }
     }
 
     /// Starts a stopped server.
-    public func startAgain() throws {
-        try pgctl(["start", "-w", "-l", "\(directory)/server.log"])
+    public func startAgain() async throws {
+        try await Self.offPool { try self.pgctl(["start", "-w", "-l", "\(self.directory)/server.log"]) }
+    }
+
+    /// Runs blocking work on a dispatch queue and resumes with its result.
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            // A serial queue of its own gets its own thread, outside the width-limited global pool.
+            DispatchQueue(label: "tailgate.test.postgres").async { continuation.resume(with: Result { try work() }) }
+        }
     }
 
     private func pgctl(_ arguments: [String]) throws {
@@ -146,10 +161,24 @@ public final class TestPostgres: Sendable {
         atexit {
             for directory in TestPostgres.started.withLock({ $0 }) {
                 _ = try? TestPostgres.run("\(TestPostgres.binaries)/pg_ctl", ["-D", "\(directory)/data", "stop", "-m", "immediate"])
-                _ = try? FileManager.default.removeItem(atPath: directory)
+                if ProcessInfo.processInfo.environment["TAILGATE_KEEP_CLUSTERS"] == nil {
+                    _ = try? FileManager.default.removeItem(atPath: directory)
+                }
             }
         }
     }()
+}
+
+/// Starts each shared cluster once, however many tests ask for it at the same time.
+actor ClusterCache {
+    private var clusters: [String: Task<TestPostgres, any Error>] = [:]
+
+    func cluster(named name: String, settings: [String]) async throws -> TestPostgres {
+        if let existing = clusters[name] { return try await existing.value }
+        let task = Task { try await TestPostgres.start(settings: settings) }
+        clusters[name] = task
+        return try await task.value
+    }
 }
 
 /// A throwaway cluster could not be set up.
