@@ -80,7 +80,11 @@ public final class Connection: Sendable {
 
     /// Closes the connection. Later calls throw ``PostgresError/Code/closed``.
     public func close() async {
-        let connection = self.connection
+        await Self.close(connection, on: queue)
+    }
+
+    /// Closes `connection` on its queue, after any work already queued there.
+    static func close(_ connection: PQConnection, on queue: DispatchQueue) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             queue.async {
                 connection.close()

@@ -170,12 +170,6 @@ public final class ReplicationConnection: Sendable {
 
     /// Closes the connection.
     public func close() async {
-        let connection = self.connection
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            queue.async {
-                connection.close()
-                continuation.resume()
-            }
-        }
+        await Connection.close(connection, on: queue)
     }
 }

@@ -12,9 +12,8 @@ import Testing
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
         let log = LogLines()
-        let connector = fixture.connector(try fixture.configuration(), log: log)
-        let running = Task { try await connector.run() }
-        #expect(await eventually { connector.metrics.isStreaming }, "connector never started streaming: \(log.all)")
+        let running = try await fixture.start(try fixture.configuration(), log: log)
+        let connector = running.connector
 
         var lastInside = LSN.invalid
         for transaction in 0..<2_000 {
@@ -64,8 +63,7 @@ import Testing
         #expect(httpGet(port: port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
         #expect(!metrics.body.contains("password") && !metrics.body.contains(fixture.postgres.directory))
 
-        connector.requestStop()
-        try await running.value
+        try await running.stop()
         #expect(httpGet(port: port, path: "/healthz") == nil, "the metrics server stops with the connector")
         let state = try #require(try await fixture.slotState())
         #expect(try #require(state.confirmedFlushLSN) > lastInside, "the last transaction's commit was confirmed")
@@ -116,9 +114,7 @@ import Testing
     @Test func aRowThatCannotBeARecordIsDeadLetteredWithItsReason() async throws {
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
-        let connector = fixture.connector(try fixture.configuration())
-        let running = Task { try await connector.run() }
-        #expect(await eventually { connector.metrics.isStreaming })
+        let running = try await fixture.start(try fixture.configuration())
         try await fixture.db.execute("""
             INSERT INTO outbox_event (id, topic, aggregate_id, event_type, payload) VALUES
               ('00000000-0000-0000-0000-00000000000a', 'payments-internal', 'k', 'Forbidden', '{}'),
@@ -131,32 +127,30 @@ import Testing
         #expect(dead.contains { $0.headerText("event_type") == "NoTopic" && $0.headerText("tailgate_error")?.contains("NULL or empty") == true })
         let fine = try await fixture.readBack(["order-events"], expected: 1)
         #expect(fine.map { $0.headerText("event_type") } == ["Fine"])
-        connector.requestStop()
-        try await running.value
+        try await running.stop()
     }
 
     @Test func withoutADeadLetterTopicABadRowStopsTheConnectorAndNothingPastItIsConfirmed() async throws {
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
-        let connector = fixture.connector(try fixture.configuration { $0.removeValue(forKey: "deadLetterTopic") })
-        let running = Task { try await connector.run() }
-        #expect(await eventually { connector.metrics.isStreaming })
+        let running = try await fixture.start(try fixture.configuration { $0.removeValue(forKey: "deadLetterTopic") })
+        let connector = running.connector
         try await fixture.db.execute("INSERT INTO outbox_event (topic, aggregate_id, event_type, payload) VALUES ('order-events', 'k', 'Good', '{}')")
         #expect(await eventually { connector.metrics.deliveredTotal == 1 })
-        let goodConfirmed = try await eventually { try await fixture.slotState()?.confirmedFlushLSN != nil }
-        #expect(goodConfirmed)
-        let before = try await fixture.db.query("SELECT pg_current_wal_insert_lsn()::text AS l").first?["l"].flatMap { LSN($0) }
+        let witnessSlot = "w_\(fixture.database)"
+        try await fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [witnessSlot])
         try await fixture.db.execute("""
             INSERT INTO outbox_event (id, topic, aggregate_id, event_type, payload)
             VALUES ('00000000-0000-0000-0000-0000000000bd', 'order-events', NULL, 'NoKey', '{}')
             """)
-        let error = try await #require(throws: ConnectorError.self) { try await running.value }
+        let error = try await #require(throws: ConnectorError.self) { try await running.task.value }
         #expect(error.code == .undeliverableRow)
         #expect(error.message.contains("00000000-0000-0000-0000-0000000000bd"))
         #expect(error.message.contains("deadLetterTopic"))
         let confirmed = try #require(try await fixture.slotState()?.confirmedFlushLSN)
-        let limit = try #require(before)
-        #expect(confirmed <= limit, "nothing past the bad row was confirmed")
+        let badCommit = try #require(try await fixture.witness(slot: witnessSlot)["00000000-0000-0000-0000-0000000000bd"])
+        #expect(confirmed < badCommit, "nothing from the bad row's transaction on was confirmed")
+        try await fixture.db.query("SELECT pg_drop_replication_slot($1)", [witnessSlot])
     }
 
     @Test func aSlotDroppedAfterUseStopsTheConnectorInsteadOfBeingRecreated() async throws {
@@ -246,9 +240,8 @@ import Testing
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
         let log = LogLines()
-        let connector = fixture.connector(try fixture.configuration(), log: log)
-        let running = Task { try await connector.run() }
-        #expect(await eventually { connector.metrics.isStreaming })
+        let running = try await fixture.start(try fixture.configuration(), log: log)
+        let connector = running.connector
         try await fixture.load(transactions: 0..<20)
         try await fixture.db.query("""
             SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1
@@ -261,8 +254,7 @@ import Testing
         #expect(ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") })))
         #expect(log.contains("event=postgres_unavailable"))
         #expect(await eventually { connector.metrics.render().contains("tailgate_reconnects_total{connector=\"test-\(fixture.database)\"} 1") })
-        connector.requestStop()
-        try await running.value
+        try await running.stop()
     }
 
     @Test func aSecondConnectorOnTheSameSlotWaitsAndTakesOverWhenTheFirstStops() async throws {
@@ -295,9 +287,7 @@ import Testing
         let postgres = try await TestPostgres.start(settings: ["synchronous_commit = on"])
         let fixture = try await OutboxFixture.make(postgres: postgres)
         defer { fixture.close() }
-        let connector = fixture.connector(try fixture.configuration())
-        let running = Task { try await connector.run() }
-        #expect(await eventually { connector.metrics.isStreaming })
+        let running = try await fixture.start(try fixture.configuration())
         try await fixture.load(transactions: 0..<20)
         try await postgres.restart(mode: .immediate)
         let db = try await Connection.connect(postgres.conninfo(database: fixture.database))
@@ -313,8 +303,7 @@ import Testing
             ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") }))
         }
         #expect(ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") })), "nothing lost across the restart")
-        connector.requestStop()
-        try await running.value
+        try await running.stop()
         try await postgres.stop(mode: .immediate)
     }
 
@@ -377,15 +366,13 @@ import Testing
     @Test func aQuietOutboxStillAdvancesTheSlotThroughHeartbeats() async throws {
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
-        let connector = fixture.connector(try fixture.configuration())
-        let running = Task { try await connector.run() }
-        #expect(await eventually { connector.metrics.isStreaming })
+        let running = try await fixture.start(try fixture.configuration())
+        let connector = running.connector
         let before = try #require(LSN(try await fixture.db.query("SELECT pg_current_wal_insert_lsn()::text AS l").first?["l"] ?? ""))
         #expect(await eventually { connector.metrics.render().contains("tailgate_heartbeats_total{connector=\"test-\(fixture.database)\"} 2") })
         #expect(try await eventually { try await fixture.slotState()?.confirmedFlushLSN ?? .invalid > before },
                 "the heartbeat's WAL is confirmed while the outbox is quiet")
-        connector.requestStop()
-        try await running.value
+        try await running.stop()
     }
 
     @Test func logLinesAreLogfmtOrJSONWithOneEventEach() throws {
@@ -407,14 +394,13 @@ import Testing
     @Test func aMappedColumnDroppedMidStreamStopsTheConnectorNamingIt() async throws {
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
-        let connector = fixture.connector(try fixture.configuration())
-        let running = Task { try await connector.run() }
-        #expect(await eventually { connector.metrics.isStreaming })
+        let running = try await fixture.start(try fixture.configuration())
+        let connector = running.connector
         try await fixture.load(transactions: 0..<1)
         #expect(await eventually { connector.metrics.deliveredTotal == 10 })
         try await fixture.db.execute("ALTER TABLE outbox_event DROP COLUMN aggregate_type")
         try await fixture.db.execute("INSERT INTO outbox_event (topic, aggregate_id, event_type, payload) VALUES ('order-events', 'k', 'E', '{}')")
-        let error = try await #require(throws: ConnectorError.self) { try await running.value }
+        let error = try await #require(throws: ConnectorError.self) { try await running.task.value }
         #expect(error.code == .schemaChanged)
         #expect(error.message.contains("aggregate_type"))
         #expect(connector.metrics.deliveredTotal == 10, "no half-mapped record was published")
@@ -424,9 +410,8 @@ import Testing
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
         let log = LogLines()
-        let connector = fixture.connector(try fixture.configuration(), log: log)
-        let running = Task { try await connector.run() }
-        #expect(await eventually { connector.metrics.isStreaming })
+        let running = try await fixture.start(try fixture.configuration(), log: log)
+        let connector = running.connector
         try await fixture.load(transactions: 0..<1)
         #expect(await eventually { connector.metrics.deliveredTotal == 10 })
         // TOPIC_AUTHORIZATION_FAILED on the next Produce requests: with the gap-less guarantee the producer raises
@@ -440,8 +425,7 @@ import Testing
         #expect(ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") })), "nothing lost across the producer restart")
         #expect(log.contains("event=kafka_fatal"))
         #expect(log.contains("TOPIC_AUTHORIZATION_FAILED"))
-        connector.requestStop()
-        try await running.value
+        try await running.stop()
     }
 
     @Test func shutdownPastItsDeadlinePurgesExitsNonZeroAndConfirmsNothingMore() async throws {

@@ -70,6 +70,15 @@ struct OutboxFixture {
                   logger: Logger(minimumLevel: .debug, write: { line in log?.append(line) }))
     }
 
+    /// Starts a connector in this process and waits until it streams.
+    func start(_ configuration: ConnectorConfiguration, log: LogLines? = nil) async throws -> RunningConnector {
+        let connector = self.connector(configuration, log: log)
+        let task = Task { try await connector.run() }
+        let streaming = await eventually { connector.metrics.isStreaming }
+        #expect(streaming, "the connector never started streaming: \(log?.all.suffix(5) ?? [])")
+        return RunningConnector(connector: connector, task: task)
+    }
+
     /// Reads `topics` back from the beginning until `expected` records arrived.
     func readBack(_ topics: [String], expected: Int, partitions: Int32 = 6, timeout: Duration = .seconds(60)) async throws -> [ConsumerRecord] {
         try await readBack(topics, partitions: partitions, timeout: timeout) { $0.count >= expected }
@@ -103,6 +112,20 @@ struct OutboxFixture {
     func close() {
         kafka.close()
         try? FileManager.default.removeItem(atPath: stateDirectory)
+    }
+}
+
+/// A connector running in a task of this process.
+struct RunningConnector {
+    let connector: Connector
+    let task: Task<Void, any Error>
+
+    var metrics: ConnectorMetrics { connector.metrics }
+
+    /// Graceful stop; rethrows what `run()` threw.
+    func stop() async throws {
+        connector.requestStop()
+        try await task.value
     }
 }
 

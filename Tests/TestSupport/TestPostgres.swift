@@ -36,9 +36,13 @@ public final class TestPostgres: Sendable {
         "logical_decoding_work_mem = 64kB", "wal_sender_timeout = 20s", "shared_buffers = 64MB",
     ]
 
-    /// A second shared cluster with `wal_sender_timeout = 3s`, for tests of status updates and keepalives.
+    /// The `wal_sender_timeout` of ``sharedWithShortSenderTimeout()``.
+    public static let shortSenderTimeout = Duration.seconds(6)
+
+    /// A second shared cluster with a short `wal_sender_timeout` (``shortSenderTimeout``), for tests of status
+    /// updates and keepalives. Short enough to test, long enough for a loaded two-core machine to answer in time.
     public static func sharedWithShortSenderTimeout() async throws -> TestPostgres {
-        try await cache.cluster(named: "short-sender-timeout", settings: ["wal_sender_timeout = 3s"])
+        try await cache.cluster(named: "short-sender-timeout", settings: ["wal_sender_timeout = 6s"])
     }
 
     /// One cluster shared by every test of the process that does not restart or stop the server.
