@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka"]),
         .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "RDKafka", "LibPQ", "PGOutput"]),
         // Test-only helpers (throwaway PostgreSQL clusters, child processes); never linked into products.
-        .target(name: "TestSupport", dependencies: ["LibPQ"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["LibPQ", "RDKafka"], path: "Tests/TestSupport"),
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LibPQTests", dependencies: ["LibPQ", "PGOutput", "TestSupport"]),
         .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka", "TestSupport"]),

@@ -94,10 +94,15 @@ public final class KafkaConsumer: @unchecked Sendable {
     ///
     /// - Throws: ``KafkaError``.
     public func pollOnQueue(maxRecords: Int, timeout: Duration) async throws(KafkaError) -> [ConsumerRecord] {
-        let result: Result<[ConsumerRecord], KafkaError> = await withCheckedContinuation { continuation in
+        try await onQueue { () throws(KafkaError) in try self.poll(maxRecords: maxRecords, timeout: timeout) }
+    }
+
+    /// Runs blocking consumer work on the consumer's serial queue (its own thread), never on the concurrency pool.
+    private func onQueue<T: Sendable>(_ work: @escaping @Sendable () throws(KafkaError) -> T) async throws(KafkaError) -> T {
+        let result: Result<T, KafkaError> = await withCheckedContinuation { continuation in
             queue.async {
                 do throws(KafkaError) {
-                    continuation.resume(returning: .success(try self.poll(maxRecords: maxRecords, timeout: timeout)))
+                    continuation.resume(returning: .success(try work()))
                 } catch {
                     continuation.resume(returning: .failure(error))
                 }
@@ -106,18 +111,30 @@ public final class KafkaConsumer: @unchecked Sendable {
         return try result.get()
     }
 
-    /// Commits offsets to Kafka synchronously: for each partition, the offset of the next record to read.
+    /// Commits offsets to Kafka and waits for the answer: for each partition, the offset of the next record to read.
+    ///
+    /// Blocks the calling thread; from async code use ``commitOnQueue(_:)``.
     ///
     /// - Throws: ``KafkaError``.
     public func commit(_ nextOffsets: [TopicPartition: Int64]) throws(KafkaError) {
         try client.commit(nextOffsets)
     }
 
+    /// ``commit(_:)`` on the consumer's own queue, for async callers.
+    ///
+    /// - Throws: ``KafkaError``.
+    public func commitOnQueue(_ nextOffsets: [TopicPartition: Int64]) async throws(KafkaError) {
+        try await onQueue { () throws(KafkaError) in try self.commit(nextOffsets) }
+    }
+
     /// The offsets committed to Kafka for `partitions` (partitions without one are absent).
     ///
     /// - Throws: ``KafkaError``.
-    public func committedOffsets(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) throws(KafkaError) -> [TopicPartition: Int64] {
-        try client.committed(partitions, milliseconds: KafkaProducer.milliseconds(timeout))
+    public func committedOffsets(_ partitions: [TopicPartition], timeout: Duration = .seconds(10)) async throws(KafkaError) -> [TopicPartition: Int64] {
+        let client = self.client
+        return try await onQueue { () throws(KafkaError) in
+            try client.committed(partitions, milliseconds: KafkaProducer.milliseconds(timeout))
+        }
     }
 
     /// Stops fetching from `partitions` while staying in the group.
@@ -136,11 +153,20 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// Leaves the group cleanly (the rebalance handler sees the final revocation) and frees the handle.
     ///
+    /// Blocks the calling thread while it leaves the group; from async code use ``close()``.
+    ///
     /// - Throws: ``KafkaError`` when leaving the group failed; the handle is freed regardless.
-    public func close() throws(KafkaError) {
+    public func closeBlocking() throws(KafkaError) {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let error = client.consumerClose()
         client.destroy()
         if let error { throw error }
+    }
+
+    /// ``closeBlocking()`` on the consumer's own queue.
+    ///
+    /// - Throws: ``KafkaError`` when leaving the group failed; the handle is freed regardless.
+    public func close() async throws(KafkaError) {
+        try await onQueue { () throws(KafkaError) in try self.closeBlocking() }
     }
 }

@@ -118,9 +118,16 @@ public final class KafkaProducer: Sendable {
             client.purge()
             left = await flushOpen(timeout: .seconds(1))
         }
-        stopPolling()
-        client.poll(milliseconds: 0) // serve the purge reports
-        client.destroy()
+        // Tearing librdkafka down joins its threads: do it off the concurrency pool.
+        let client = self.client, pollLoop = self.pollLoop
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue(label: "tailgate.kafka.close").async {
+                pollLoop.stop()
+                client.poll(milliseconds: 0) // serve the purge reports
+                client.destroy()
+                continuation.resume()
+            }
+        }
         return left
     }
 

@@ -87,20 +87,8 @@ struct OutboxFixture {
     /// Reads `topics` back from the beginning until `done` holds for what arrived, or `timeout` passes.
     func readBack(_ topics: [String], partitions: Int32 = 6, timeout: Duration = .seconds(60),
                   until done: ([ConsumerRecord]) -> Bool) async throws -> [ConsumerRecord] {
-        let consumer = try KafkaConsumer(properties: ["bootstrap.servers": kafka.bootstrapServers, "group.id": "verify",
-                                                      "fetch.wait.max.ms": "50"], log: { _ in })
-        defer { try? consumer.close() }
-        var starts: [TopicPartition: StartOffset] = [:]
-        for topic in topics { for partition in 0..<partitions { starts[TopicPartition(topic: topic, partition: partition)] = .beginning } }
-        try consumer.assign(starts)
-        var records: [ConsumerRecord] = []
-        let deadline = ContinuousClock.now + timeout
-        while !done(records), ContinuousClock.now < deadline {
-            records += try await consumer.pollOnQueue(maxRecords: 5_000, timeout: .milliseconds(200))
-        }
-        // Anything beyond that is already there.
-        records += try await consumer.pollOnQueue(maxRecords: 5_000, timeout: .milliseconds(500))
-        return records
+        try await KafkaReader.readBack(bootstrap: kafka.bootstrapServers, topics: topics, partitions: partitions,
+                                       timeout: timeout, until: done)
     }
 
     func slotState() async throws -> ReplicationConnection.SlotState? {

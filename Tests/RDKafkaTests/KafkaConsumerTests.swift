@@ -54,10 +54,10 @@ final class RebalanceLog: Sendable {
         #expect(try consumer.assignment().count == 2)
 
         // Offsets committed to Kafka come back from the group coordinator.
-        try consumer.commit([TopicPartition(topic: "events", partition: 0): 100])
-        let committed = try consumer.committedOffsets([TopicPartition(topic: "events", partition: 0), TopicPartition(topic: "events", partition: 1)])
+        try await consumer.commitOnQueue([TopicPartition(topic: "events", partition: 0): 100])
+        let committed = try await consumer.committedOffsets([TopicPartition(topic: "events", partition: 0), TopicPartition(topic: "events", partition: 1)])
         #expect(committed == [TopicPartition(topic: "events", partition: 0): 100])
-        try consumer.close()
+        try await consumer.close()
         #expect(log.all.last == .revoked([TopicPartition(topic: "events", partition: 0), TopicPartition(topic: "events", partition: 1)], lost: false))
     }
 
@@ -81,7 +81,7 @@ final class RebalanceLog: Sendable {
         #expect(logA.all.contains { if case .assigned = $0 { true } else { false } })
         #expect(logB.all.contains { if case .assigned = $0 { true } else { false } })
 
-        try b.close()
+        try await b.close()
         #expect(logB.all.last.map { if case .revoked(_, lost: false) = $0 { true } else { false } } == true)
         let tookOver = try await eventuallyPolling([a], timeout: .seconds(60)) { try a.assignment().count == 4 }
         #expect(tookOver, "the remaining member owns all four partitions")
@@ -92,7 +92,7 @@ final class RebalanceLog: Sendable {
         } else {
             #expect(logA.all.contains { if case .revoked = $0 { true } else { false } })
         }
-        try a.close()
+        try await a.close()
     }
 
     @Test func pausedPartitionsDeliverNothingUntilResumed() async throws {
@@ -113,7 +113,7 @@ final class RebalanceLog: Sendable {
             records += try await consumer.pollOnQueue(maxRecords: 100, timeout: .milliseconds(200))
         }
         #expect(records.map(\.offset) == Array(10..<50))
-        try consumer.close()
+        try await consumer.close()
         let closed = #expect(throws: KafkaError.self) { try consumer.poll(maxRecords: 1, timeout: .zero) }
         #expect(closed?.kind == .closed)
     }

@@ -27,7 +27,7 @@ struct KafkaLeakTests {
         #expect(KafkaProducer.liveHandleCount == 3)
         let undelivered = await producer.close(timeout: .seconds(10))
         #expect(undelivered == 0)
-        try consumer.close()
+        try await consumer.close()
         cluster.close()
         #expect(KafkaProducer.liveHandleCount == 0)
         #expect(KafkaProducer.waitUntilAllDestroyed(timeout: .seconds(10)), "rd_kafka_wait_destroyed returned non-zero")

@@ -1,4 +1,5 @@
 import RDKafka
+import TestSupport
 import Synchronization
 import Testing
 
@@ -24,18 +25,9 @@ enum KafkaTestHelpers {
     /// Reads every partition of `topic` from the beginning until `expected` records arrived or `timeout` passed.
     static func readBack(bootstrap: String, topic: String, partitions: Int32, expected: Int,
                          timeout: Duration = .seconds(120)) async throws -> [ConsumerRecord] {
-        let consumer = try KafkaConsumer(properties: ["bootstrap.servers": bootstrap, "group.id": "reader-\(topic)",
-                                                      "fetch.wait.max.ms": "50"], log: quiet)
-        defer { try? consumer.close() }
-        var starts: [TopicPartition: StartOffset] = [:]
-        for partition in 0..<partitions { starts[TopicPartition(topic: topic, partition: partition)] = .beginning }
-        try consumer.assign(starts)
-        var records: [ConsumerRecord] = []
-        let deadline = ContinuousClock.now + timeout
-        while records.count < expected, ContinuousClock.now < deadline {
-            records += try await consumer.pollOnQueue(maxRecords: 10_000, timeout: .milliseconds(200))
+        try await KafkaReader.readBack(bootstrap: bootstrap, topics: [topic], partitions: partitions, timeout: timeout) {
+            $0.count >= expected
         }
-        return records
     }
 
     static func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
