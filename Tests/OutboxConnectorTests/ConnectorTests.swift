@@ -458,12 +458,14 @@ import Testing
         try await fixture.db.execute("CREATE ROLE \(role) LOGIN REPLICATION")
         try await fixture.db.execute("GRANT SELECT ON outbox_event TO \(role)")
         try await fixture.db.execute("CREATE PUBLICATION \(fixture.publication) FOR TABLE outbox_event WITH (publish = 'insert')")
+        let secret = "tailgate-secret-\(UInt32.random(in: 0...UInt32.max))"
+        let log = LogLines()
         let connector = fixture.connector(try fixture.configuration {
             var postgres = $0["postgres"] as! [String: Any]
-            postgres["conninfo"] = fixture.postgres.conninfo(database: fixture.database, user: role)
+            postgres["conninfo"] = fixture.postgres.conninfo(database: fixture.database, user: role) + " password=\(secret)"
             postgres["createPublication"] = false
             $0["postgres"] = postgres
-        })
+        }, log: log)
         let running = Task { try await connector.run() }
         #expect(await eventually { connector.metrics.isStreaming })
         try await fixture.load(transactions: 0..<3)
@@ -472,6 +474,9 @@ import Testing
                 "heartbeats work without superuser")
         connector.requestStop()
         try await running.value
+        #expect(log.all.count > 3 && !log.all.contains { $0.contains(secret) }, "the password is in no log line")
+        #expect(log.contains("password=***"))
+        #expect(!connector.metrics.render().contains(secret))
         // The same role cannot write to the outbox or create things: the connector never needed to.
         let unprivileged = try await Connection.connect(fixture.postgres.conninfo(database: fixture.database, user: role))
         await #expect(throws: PostgresError.self) { try await unprivileged.execute("DELETE FROM outbox_event") }
