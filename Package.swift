@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "LibPQ", targets: ["LibPQ"]),
         .library(name: "RDKafka", targets: ["RDKafka"]),
         .library(name: "OutboxConnector", targets: ["OutboxConnector"]),
+        .library(name: "OutboxConsumer", targets: ["OutboxConsumer"]),
         .executable(name: "tailgate", targets: ["tailgate"]),
     ],
     targets: [
@@ -25,6 +26,7 @@ let package = Package(
         .target(name: "LibPQ", dependencies: ["CLibPQ", "PGOutput"]),
         .target(name: "RDKafka", dependencies: ["CLibRDKafka"]),
         .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka"]),
+        .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka"]),
         .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "RDKafka", "LibPQ", "PGOutput"]),
         // Test-only helpers (throwaway PostgreSQL clusters, child processes); never linked into products.
         .target(name: "TestSupport", dependencies: ["LibPQ", "RDKafka"], path: "Tests/TestSupport"),
@@ -32,6 +34,7 @@ let package = Package(
         .testTarget(name: "LibPQTests", dependencies: ["LibPQ", "PGOutput", "TestSupport"]),
         .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka", "TestSupport"]),
         .testTarget(name: "OutboxConnectorTests", dependencies: ["OutboxConnector", "TestSupport"]),
+        .testTarget(name: "OutboxConsumerTests", dependencies: ["OutboxConsumer", "TestSupport"]),
     ]
 )
 

@@ -32,6 +32,20 @@ public final class Connection: Sendable {
         return Connection(connection: connection, label: "tailgate.libpq.connection.\(connection.backendPID)")
     }
 
+    /// Opens a connection, blocking the calling thread (for code that owns a thread; never from a task).
+    ///
+    /// - Throws: ``PostgresError`` with code `connectionFailed`.
+    public static func connectBlocking(_ conninfo: String) throws(PostgresError) -> Connection {
+        let connection = try PQConnection(conninfo: conninfo)
+        return Connection(connection: connection, label: "tailgate.libpq.connection.\(connection.backendPID)")
+    }
+
+    /// Closes the connection, blocking the calling thread until queued work has run.
+    public func closeBlocking() {
+        let connection = self.connection
+        queue.sync { connection.close() }
+    }
+
     /// The server process id serving this connection.
     public var backendPID: Int32 { connection.backendPID }
 
@@ -58,6 +72,18 @@ public final class Connection: Sendable {
     public func withSession<T: Sendable, E: Error>(_ body: @escaping @Sendable (Session) throws(E) -> T) async throws(E) -> T {
         let connection = self.connection
         return try await Self.run(on: queue) { () throws(E) in try body(Session(connection: connection)) }
+    }
+
+    /// Lends the connection to `body` synchronously, blocking the calling thread until the connection's queue has
+    /// run it.
+    ///
+    /// For code that owns a thread (a consumer loop, a rebalance callback). Never call it from a Swift concurrency
+    /// task (it would block the pool) or from inside another session of the same connection (deadlock).
+    ///
+    /// - Throws: Whatever `body` throws.
+    public func withSessionBlocking<T>(_ body: (Session) throws -> T) rethrows -> T {
+        let connection = self.connection
+        return try queue.sync { try body(Session(connection: connection)) }
     }
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.

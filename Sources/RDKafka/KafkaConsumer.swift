@@ -120,6 +120,20 @@ public final class KafkaConsumer: @unchecked Sendable {
         try client.commit(nextOffsets)
     }
 
+    /// Sends a commit without waiting for the answer (for mirrors of offsets kept elsewhere, such as lag dashboards).
+    ///
+    /// - Throws: ``KafkaError`` when the request cannot be queued.
+    public func commitWithoutWaiting(_ nextOffsets: [TopicPartition: Int64]) throws(KafkaError) {
+        try client.commit(nextOffsets, waiting: false)
+    }
+
+    /// How many records of `partition` lie beyond this consumer's position, from cached watermarks (no network
+    /// round trip); `nil` until both are known.
+    public func lag(_ partition: TopicPartition) -> Int64? {
+        guard let (high, position) = client.watermarkAndPosition(partition), position >= 0 else { return nil }
+        return max(0, high - position)
+    }
+
     /// ``commit(_:)`` on the consumer's own queue, for async callers.
     ///
     /// - Throws: ``KafkaError``.

@@ -129,10 +129,10 @@ extension RDKafkaClient {
             timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))
     }
 
-    func commit(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
+    func commit(_ offsets: [TopicPartition: Int64], waiting: Bool = true) throws(KafkaError) {
         guard !offsets.isEmpty else { return }
         let result = Self.withList(offsets.sorted { $0.key < $1.key }.map { ($0.key, Optional($0.value)) }) {
-            rd_kafka_commit(handle, $0, 0)
+            rd_kafka_commit(handle, $0, waiting ? 0 : 1)
         }
         if result != RD_KAFKA_RESP_ERR_NO_ERROR { throw Self.error(result, client: handle) }
     }
@@ -149,6 +149,21 @@ extension RDKafkaClient {
         }
         if result != RD_KAFKA_RESP_ERR_NO_ERROR { throw Self.error(result, client: handle) }
         return answer
+    }
+
+    /// The partition's log end offset as last seen by this consumer, and its current position (next offset to
+    /// fetch), without a network round trip.
+    func watermarkAndPosition(_ partition: TopicPartition) -> (high: Int64, position: Int64)? {
+        var low: Int64 = 0, high: Int64 = 0
+        guard rd_kafka_get_watermark_offsets(handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+              high >= 0 else { return nil }
+        var position: Int64 = -1
+        _ = Self.withList([(partition, nil)]) { list in
+            let result = rd_kafka_position(handle, list)
+            if result == RD_KAFKA_RESP_ERR_NO_ERROR, list.pointee.cnt > 0 { position = list.pointee.elems[0].offset }
+            return result
+        }
+        return (high, position)
     }
 
     func setPaused(_ partitions: [TopicPartition], paused: Bool) throws(KafkaError) {

@@ -1,0 +1,69 @@
+import Foundation
+import RDKafka
+
+/// How an ``OutboxConsumer`` reads Kafka and where it keeps its inbox and offsets.
+public struct ConsumerConfiguration: Sendable {
+    /// What to do with a record that has no `event_id` header.
+    public enum MissingEventIDPolicy: Sendable, Hashable {
+        /// Use `topic/partition/offset` as its identity (a re-published copy would count as a new event).
+        case useRecordCoordinates
+        /// Send it to the dead-letter topic without applying it.
+        case deadLetter
+    }
+
+    /// The Kafka consumer group; also the inbox's and offset table's partition key.
+    public var groupID: String
+    /// The topics to consume.
+    public var topics: [String]
+    /// librdkafka consumer properties (`bootstrap.servers`, TLS, …).
+    public var kafka: [String: String]
+    /// The service's PostgreSQL connection string.
+    public var postgres: String
+    /// The inbox table.
+    public var inboxTable: String
+    /// The offsets table.
+    public var offsetsTable: String
+    /// Records per batch (one database transaction).
+    public var maxBatchSize: Int
+    /// How many times a handler is tried for one event before it is dead-lettered.
+    public var handlerAttempts: Int
+    /// The wait before the first retry of a failing handler or batch; doubled each time up to ``maxBackoff``.
+    public var retryBackoff: Duration
+    /// The longest wait between retries.
+    public var maxBackoff: Duration
+    /// Where poison events and unidentifiable records go.
+    public var deadLetterTopic: String
+    /// Records without an `event_id` header.
+    public var missingEventID: MissingEventIDPolicy
+    /// Where a partition with no stored offset starts.
+    public var startOffset: StartOffset
+    /// Inbox rows older than this are deleted. It must exceed the longest possible replay window (a connector
+    /// restored from an old slot position), or a late duplicate would be applied again.
+    public var inboxRetention: Duration
+    /// How often the retention sweep runs.
+    public var retentionInterval: Duration
+
+    /// Creates a configuration with defaults for everything but the essentials.
+    public init(groupID: String, topics: [String], kafka: [String: String], postgres: String,
+                inboxTable: String = "tailgate_inbox", offsetsTable: String = "tailgate_offsets", maxBatchSize: Int = 500,
+                handlerAttempts: Int = 3, retryBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(10),
+                deadLetterTopic: String? = nil, missingEventID: MissingEventIDPolicy = .useRecordCoordinates,
+                startOffset: StartOffset = .beginning, inboxRetention: Duration = .seconds(7 * 24 * 3600),
+                retentionInterval: Duration = .seconds(600)) {
+        self.groupID = groupID
+        self.topics = topics
+        self.kafka = kafka
+        self.postgres = postgres
+        self.inboxTable = inboxTable
+        self.offsetsTable = offsetsTable
+        self.maxBatchSize = maxBatchSize
+        self.handlerAttempts = handlerAttempts
+        self.retryBackoff = retryBackoff
+        self.maxBackoff = maxBackoff
+        self.deadLetterTopic = deadLetterTopic ?? "\(groupID).dead-letter"
+        self.missingEventID = missingEventID
+        self.startOffset = startOffset
+        self.inboxRetention = inboxRetention
+        self.retentionInterval = retentionInterval
+    }
+}

@@ -1,0 +1,50 @@
+import Synchronization
+
+/// What an ``OutboxConsumer`` has done, for the service to expose.
+public final class ConsumerMetrics: Sendable {
+    /// A snapshot of the counters.
+    public struct Snapshot: Sendable, Hashable {
+        /// Events whose handler ran and committed.
+        public var applied = 0
+        /// Records skipped because their event was already in the inbox.
+        public var duplicatesSkipped = 0
+        /// Events sent to the dead-letter topic.
+        public var deadLettered = 0
+        /// Committed batches.
+        public var batches = 0
+        /// Batches rolled back and retried (database unavailable, serialization failures, …).
+        public var batchRetries = 0
+        /// Handler attempts that threw.
+        public var handlerFailures = 0
+        /// Records not yet consumed, per partition (from cached watermarks).
+        public var lag: [String: Int64] = [:]
+    }
+
+    private let state = Mutex(Snapshot())
+
+    /// Creates empty metrics.
+    public init() {}
+
+    /// The current counters.
+    public var snapshot: Snapshot { state.withLock { $0 } }
+
+    func update(_ change: (inout Snapshot) -> Void) {
+        state.withLock { change(&$0) }
+    }
+
+    /// The counters in Prometheus text format, labelled with the consumer group.
+    public func render(group: String) -> String {
+        let s = snapshot
+        var lines = [
+            "tailgate_consumer_events_applied_total{group=\"\(group)\"} \(s.applied)",
+            "tailgate_consumer_duplicates_skipped_total{group=\"\(group)\"} \(s.duplicatesSkipped)",
+            "tailgate_consumer_dead_lettered_total{group=\"\(group)\"} \(s.deadLettered)",
+            "tailgate_consumer_batches_total{group=\"\(group)\"} \(s.batches)",
+            "tailgate_consumer_batch_retries_total{group=\"\(group)\"} \(s.batchRetries)",
+        ]
+        for (partition, lag) in s.lag.sorted(by: { $0.key < $1.key }) {
+            lines.append("tailgate_consumer_lag{group=\"\(group)\",partition=\"\(partition)\"} \(lag)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

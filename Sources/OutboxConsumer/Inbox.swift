@@ -1,0 +1,79 @@
+import LibPQ
+
+/// The inbox table: which events this consumer group has applied (or dead-lettered). The one place that decides
+/// whether an event is new.
+struct Inbox: Sendable {
+    /// The schema version this release creates; later releases migrate from it.
+    static let schemaVersion = 1
+
+    let table: String
+    let group: String
+
+    init(table: QualifiedName, group: String) {
+        self.table = SQLIdentifier.quoteQualified(table)
+        self.group = group
+    }
+
+    func createStatements(offsets: OffsetStore) -> [String] {
+        [
+            "SELECT pg_advisory_xact_lock(hashtext('tailgate.outbox_consumer.schema'))",
+            "CREATE TABLE IF NOT EXISTS tailgate_schema_version (component text PRIMARY KEY, version int NOT NULL)",
+            """
+            CREATE TABLE IF NOT EXISTS \(table) (
+                consumer_group text NOT NULL,
+                event_id text NOT NULL,
+                topic text NOT NULL,
+                partition int NOT NULL,
+                "offset" bigint NOT NULL,
+                status text NOT NULL DEFAULT 'applied' CHECK (status IN ('applied', 'dead_lettered')),
+                error text,
+                processed_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (consumer_group, event_id))
+            """,
+            "CREATE INDEX IF NOT EXISTS \(SQLIdentifier.quote(indexName)) ON \(table) (consumer_group, processed_at)",
+            """
+            CREATE TABLE IF NOT EXISTS \(offsets.table) (
+                consumer_group text NOT NULL,
+                topic text NOT NULL,
+                partition int NOT NULL,
+                next_offset bigint NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (consumer_group, topic, partition))
+            """,
+            "INSERT INTO tailgate_schema_version VALUES ('outbox_consumer', \(Self.schemaVersion)) ON CONFLICT DO NOTHING",
+        ]
+    }
+
+    private var indexName: String {
+        String((table.replacingOccurrences(of: "\"", with: "").replacingOccurrences(of: ".", with: "_") + "_processed_at").prefix(63))
+    }
+
+    /// Records the batch's events; returns the ids that were not there yet (the ones to apply).
+    func claim(_ session: Session, _ entries: [(id: String, topic: String, partition: Int32, offset: Int64)]) throws -> Set<String> {
+        guard !entries.isEmpty else { return [] }
+        let result = try session.query("""
+            INSERT INTO \(table) (consumer_group, event_id, topic, partition, "offset")
+            SELECT $1, e.event_id, e.topic, e.partition, e.off
+            FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS e(event_id, topic, partition, off)
+            ON CONFLICT (consumer_group, event_id) DO NOTHING
+            RETURNING event_id
+            """, [group, PostgresArray.literal(entries.map(\.id)), PostgresArray.literal(entries.map(\.topic)),
+                  PostgresArray.literal(entries.map { Int64($0.partition) }), PostgresArray.literal(entries.map(\.offset))])
+        return Set(result.rows.compactMap { $0[0] })
+    }
+
+    /// Marks an event as dead-lettered, with why.
+    func markDeadLettered(_ session: Session, id: String, error: String) throws {
+        try session.execute("UPDATE \(table) SET status = 'dead_lettered', error = $3 WHERE consumer_group = $1 AND event_id = $2",
+                            [group, id, String(error.prefix(2000))])
+    }
+
+    /// Deletes up to `limit` rows processed longer ago than `seconds`; returns how many.
+    func sweep(_ session: Session, olderThanSeconds seconds: Int64, limit: Int = 1000) throws -> Int {
+        try session.execute("""
+            DELETE FROM \(table) WHERE ctid IN (
+                SELECT ctid FROM \(table) WHERE consumer_group = $1 AND processed_at < now() - make_interval(secs => $2::double precision)
+                LIMIT $3)
+            """, [group, seconds, limit])
+    }
+}

@@ -1,0 +1,101 @@
+import Dispatch
+import Foundation
+import LibPQ
+import RDKafka
+import Synchronization
+
+/// Applies each outbox event exactly once to the service's own PostgreSQL database.
+///
+/// ```swift
+/// let consumer = try OutboxConsumer(configuration: .init(
+///     groupID: "product-metrics",
+///     topics: ["catalog-events", "order-events"],
+///     kafka: ["bootstrap.servers": "localhost:9092"],
+///     postgres: "host=localhost dbname=backoffice"))
+/// try await consumer.run { event, db in   // db: the batch's transaction
+///     try db.execute("UPDATE product_metrics SET like_count = like_count + 1 WHERE product_id = $1", [event.key])
+/// }
+/// ```
+///
+/// Per batch of polled records, one transaction records the event ids in the inbox (a duplicate is skipped), runs
+/// the handler for each new event on that same connection, and stores each partition's next offset; only then are
+/// the offsets mirrored to Kafka (for lag dashboards). Every partition assignment starts at the stored offsets.
+/// Redelivery, crashes and rebalances therefore change the database exactly once.
+///
+/// Everything runs on one thread of the consumer's own: Kafka polling, rebalance callbacks (which therefore only
+/// happen between batches), the transaction and the handler.
+public final class OutboxConsumer: Sendable {
+    /// Applies one event inside the batch's transaction. Throwing retries the event (in a savepoint) and, after
+    /// ``ConsumerConfiguration/handlerAttempts`` attempts, dead-letters it; a database connection error rolls the
+    /// whole batch back and retries it.
+    public typealias Handler = @Sendable (OutboxEvent, Session) throws -> Void
+
+    /// The configuration.
+    public let configuration: ConsumerConfiguration
+    /// Counters for the service to expose.
+    public let metrics = ConsumerMetrics()
+    private let stopRequested = Atomic<Bool>(false)
+    let inbox: Inbox
+    let offsets: OffsetStore
+    private let log: @Sendable (String) -> Void
+
+    /// Validates the configuration; nothing connects until ``run(_:)``.
+    ///
+    /// - Parameter log: Receives one logfmt line per event of interest (default: standard error).
+    /// - Throws: ``ConsumerError`` naming the bad setting.
+    public init(configuration: ConsumerConfiguration,
+                log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws {
+        guard !configuration.topics.isEmpty else { throw ConsumerError("topics is empty; name at least one topic") }
+        guard !configuration.groupID.isEmpty else { throw ConsumerError("groupID is empty; name the consumer group") }
+        guard configuration.maxBatchSize > 0 else { throw ConsumerError("maxBatchSize must be at least 1") }
+        guard configuration.handlerAttempts > 0 else { throw ConsumerError("handlerAttempts must be at least 1") }
+        guard let inboxTable = QualifiedName(parsing: configuration.inboxTable) else {
+            throw ConsumerError("inboxTable '\(configuration.inboxTable)' is not a table name; write e.g. tailgate_inbox or schema.tailgate_inbox")
+        }
+        guard let offsetsTable = QualifiedName(parsing: configuration.offsetsTable) else {
+            throw ConsumerError("offsetsTable '\(configuration.offsetsTable)' is not a table name; write e.g. tailgate_offsets")
+        }
+        self.configuration = configuration
+        self.inbox = Inbox(table: inboxTable, group: configuration.groupID)
+        self.offsets = OffsetStore(table: offsetsTable, group: configuration.groupID)
+        self.log = log
+    }
+
+    /// Asks ``run(_:)`` to finish: the batch in progress commits or rolls back, the consumer leaves the group.
+    public func stop() {
+        stopRequested.store(true, ordering: .releasing)
+    }
+
+    var isStopping: Bool { stopRequested.load(ordering: .acquiring) }
+
+    /// Consumes until ``stop()``, applying each new event with `handler`.
+    ///
+    /// - Throws: ``ConsumerError`` or ``KafkaError`` for failures retrying cannot fix (bad Kafka configuration, a
+    ///   fatal consumer error). Database outages are waited out, not thrown.
+    public func run(_ handler: @escaping Handler) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let thread = Thread { [self] in
+                continuation.resume(with: Result { try self.loop(handler) })
+            }
+            thread.name = "tailgate.consumer.\(configuration.groupID)"
+            thread.start()
+        }
+    }
+
+    func emit(_ level: String, _ event: String, _ fields: [(String, String)] = []) {
+        let values = ([("level", level), ("event", event), ("group", configuration.groupID)] + fields).map { key, value in
+            value.contains(where: { $0 == " " || $0 == "=" || $0 == "\"" }) || value.isEmpty
+                ? "\(key)=\"\(value.replacingOccurrences(of: "\"", with: "\\\""))\"" : "\(key)=\(value)"
+        }
+        log(values.joined(separator: " "))
+    }
+}
+
+/// A consumer setting that cannot work, or a failure retrying cannot fix.
+public struct ConsumerError: Error, Sendable, CustomStringConvertible {
+    /// What is wrong and what to do.
+    public var message: String
+    /// Creates an error.
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import LibPQ
+import OutboxConsumer
+import RDKafka
+import TestSupport
+import Testing
+
+@Suite struct OutboxConsumerTests {
+    @Test func anEventDeliveredTwiceIsAppliedOnce() async throws {
+        let fixture = try await ConsumerFixture.make()
+        defer { fixture.close() }
+        // 10,000 events; 200 of them published a second time (other offsets, same event_id), interleaved.
+        var ids: [String] = []
+        for index in 0..<10_000 {
+            ids.append("evt-\(index)")
+            if index >= 5_000 && index % 25 == 0 { ids.append("evt-\(index - 5_000)") }
+        }
+        #expect(ids.count == 10_200)
+        try await fixture.produce(ids)
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
+        #expect(await eventually(timeout: .seconds(90)) {
+            let s = consumer.metrics.snapshot
+            return s.applied + s.duplicatesSkipped >= 10_200
+        }, "\(consumer.metrics.snapshot)")
+        consumer.stop()
+        try await running.value
+        let ledger = try await fixture.ledger()
+        #expect(ledger.count == 10_000, "every event applied")
+        #expect(ledger.values.allSatisfy { $0 == 1 }, "none applied twice")
+        #expect(consumer.metrics.snapshot.duplicatesSkipped == 200)
+        // The stored offsets are each partition's end: a restart reads nothing again.
+        let stored = try await fixture.db.query("SELECT sum(next_offset)::text AS total FROM tailgate_offsets WHERE consumer_group = 'svc'").first?.int("total")
+        #expect(stored == 10_200)
+    }
+
+    @Test func aRestartResumesAtTheStoredOffsetsAndTheMirrorFollows() async throws {
+        let fixture = try await ConsumerFixture.make()
+        defer { fixture.close() }
+        try await fixture.produce((0..<300).map { "a-\($0)" })
+        var consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        var running = Task { [consumer] in try await consumer.run(ConsumerFixture.ledgerHandler) }
+        #expect(await eventually { consumer.metrics.snapshot.applied == 300 })
+        consumer.stop()
+        try await running.value
+        try await fixture.produce((0..<100).map { "b-\($0)" })
+        consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        running = Task { [consumer] in try await consumer.run(ConsumerFixture.ledgerHandler) }
+        #expect(await eventually { consumer.metrics.snapshot.applied == 100 })
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(consumer.metrics.snapshot.duplicatesSkipped == 0, "the second run started at the stored offsets, not before")
+        consumer.stop()
+        try await running.value
+        #expect(try await fixture.ledgerTotal() == 400)
+        // Kafka's committed offsets mirror the database's (for lag dashboards).
+        let reader = try KafkaConsumer(properties: ["bootstrap.servers": fixture.kafka.bootstrapServers, "group.id": "svc"], log: { _ in })
+        let committed = try await reader.committedOffsets((0..<fixture.partitions).map { TopicPartition(topic: "events", partition: $0) })
+        #expect(committed.values.reduce(0, +) == 400)
+        try await reader.close()
+    }
+
+    @Test func aPoisonEventIsRetriedDeadLetteredAndThePartitionContinues() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        try await fixture.produce((0..<50).map { "p-\($0)" }) { $0 == "p-20" ? "Poison" : "Fine" }
+        let lines = Lines()
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(batch: 10), log: { lines.append($0) })
+        let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
+        #expect(await eventually(timeout: .seconds(30)) { consumer.metrics.snapshot.applied == 49 }, "\(consumer.metrics.snapshot)")
+        consumer.stop()
+        try await running.value
+        let ledger = try await fixture.ledger()
+        #expect(ledger["p-20"] == nil && ledger.count == 49 && ledger["p-49"] == 1)
+        #expect(consumer.metrics.snapshot.deadLettered == 1)
+        #expect(consumer.metrics.snapshot.handlerFailures == 3, "three attempts before dead-lettering")
+        let status = try await fixture.db.query("SELECT status, error FROM tailgate_inbox WHERE event_id = 'p-20'").first
+        #expect(status?["status"] == "dead_lettered" && status?["error"] == "poison pill")
+        let dead = try await KafkaReader.readBack(bootstrap: fixture.kafka.bootstrapServers, topics: ["svc.dead-letter"], partitions: 1) { $0.count >= 1 }
+        #expect(dead.count == 1)
+        #expect(dead.first?.header("event_id")?.stringValue == "p-20")
+        #expect(dead.first?.header("tailgate_error")?.stringValue == "poison pill")
+        #expect(dead.first?.header("tailgate_original_offset")?.stringValue == "20")
+        #expect(lines.contains("event=dead_lettered"))
+    }
+
+    @Test func aDatabaseRestartMidRunLosesAndDuplicatesNothing() async throws {
+        let postgres = try await TestPostgres.start(settings: ["synchronous_commit = on"])
+        let fixture = try await ConsumerFixture.make(postgres: postgres)
+        defer { fixture.close() }
+        let lines = Lines()
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(batch: 50), log: { lines.append($0) })
+        let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
+        try await fixture.produce((0..<2_000).map { "r-\($0)" })
+        #expect(await eventually { consumer.metrics.snapshot.applied > 200 })
+        try await postgres.restart(mode: .immediate)
+        try await fixture.produce((2_000..<3_000).map { "r-\($0)" })
+        let db = try await Connection.connect(postgres.conninfo(database: fixture.database))
+        #expect(try await eventually(timeout: .seconds(60)) {
+            try await db.query("SELECT count(DISTINCT event_id)::text AS n FROM ledger").first?.int("n") == 3_000
+        })
+        consumer.stop()
+        try await running.value
+        let counts = try await db.query("SELECT count(*)::text AS total, count(DISTINCT event_id)::text AS distinct FROM ledger").first
+        #expect(counts?.int("total") == 3_000 && counts?.int("distinct") == 3_000, "exactly once across the restart")
+        #expect(consumer.metrics.snapshot.batchRetries >= 1, "the restart was noticed: \(lines.all.suffix(3))")
+        try await postgres.stop(mode: .immediate)
+    }
+
+    @Test func badSettingsAreRejectedByName() {
+        let base = ConsumerConfiguration(groupID: "g", topics: ["t"], kafka: [:], postgres: "dbname=x")
+        var noTopics = base
+        noTopics.topics = []
+        #expect((try? OutboxConsumer(configuration: noTopics)) == nil)
+        var badTable = base
+        badTable.inboxTable = "a.b.c"
+        let error = #expect(throws: ConsumerError.self) { try OutboxConsumer(configuration: badTable) }
+        #expect(error?.message.contains("inboxTable 'a.b.c'") == true)
+    }
+}
