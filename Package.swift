@@ -35,6 +35,8 @@ let package = Package(
         .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka", "TestSupport"]),
         .testTarget(name: "OutboxConnectorTests", dependencies: ["OutboxConnector", "TestSupport"]),
         .testTarget(name: "OutboxConsumerTests", dependencies: ["OutboxConsumer", "TestSupport"]),
+        // A child process for consumer crash tests.
+        .executableTarget(name: "LedgerConsumer", dependencies: ["OutboxConsumer"], path: "Tests/LedgerConsumer"),
     ]
 )
 

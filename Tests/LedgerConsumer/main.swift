@@ -1,0 +1,34 @@
+// A test fixture: an OutboxConsumer whose handler appends one ledger row per application, run as a child process
+// so that tests can SIGKILL it mid-batch. Configured through the environment (TG_BOOTSTRAP, TG_POSTGRES,
+// TG_GROUP, TG_BATCH, TG_SESSION_TIMEOUT_MS); SIGTERM stops it gracefully.
+import Dispatch
+import Foundation
+import OutboxConsumer
+
+let environment = ProcessInfo.processInfo.environment
+let configuration = ConsumerConfiguration(
+    groupID: environment["TG_GROUP"] ?? "svc", topics: ["events"],
+    kafka: ["bootstrap.servers": environment["TG_BOOTSTRAP"] ?? "", "session.timeout.ms": environment["TG_SESSION_TIMEOUT_MS"] ?? "6000", "heartbeat.interval.ms": "500",
+            "fetch.wait.max.ms": "50", "client.id": "ledger-\(getpid())"],
+    postgres: environment["TG_POSTGRES"] ?? "", maxBatchSize: Int(environment["TG_BATCH"] ?? "") ?? 100,
+    retryBackoff: .milliseconds(20), maxBackoff: .milliseconds(500), deadLetterTopic: "svc.dead-letter")
+let consumer = try OutboxConsumer(configuration: configuration, log: { print($0) })
+signal(SIGTERM, SIG_IGN)
+let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .main)
+source.setEventHandler { consumer.stop() }
+source.resume()
+Task {
+    do {
+        try await consumer.run { event, db in
+            // A little work per event, so that batches are in flight when the test kills the process.
+            try db.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
+                           [event.id, event.topic, Int(event.partition), event.offset])
+        }
+        print("applied=\(consumer.metrics.snapshot.applied)")
+        exit(0)
+    } catch {
+        print("error=\(error)")
+        exit(1)
+    }
+}
+dispatchMain()
