@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "RDKafka", dependencies: ["CLibRDKafka"]),
         .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka"]),
         .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka"]),
-        .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "RDKafka", "LibPQ", "PGOutput"]),
+        .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ", "PGOutput"]),
         // Test-only helpers (throwaway PostgreSQL clusters, child processes); never linked into products.
         .target(name: "TestSupport", dependencies: ["LibPQ", "RDKafka"], path: "Tests/TestSupport"),
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], resources: [.copy("Fixtures")]),

@@ -12,6 +12,8 @@ enum Tailgate {
                                             check a connector file (and the database) without starting
           tailgate backfill --config FILE [--where SQL] [--create-slot]
                                             publish rows already in the outbox (cut-over, incidents)
+          tailgate dead-letters list|replay …
+                                            inspect dead-lettered events, re-publish them after a fix
           tailgate dev-kafka [--brokers N] [--partitions N] [--topics a,b]
                              run an in-memory Kafka (librdkafka mock cluster) for development
           tailgate help [COMMAND]   show this help, or a command's
@@ -34,6 +36,10 @@ enum Tailgate {
                 if words.contains("--help") { Output.line(BackfillCommand.usage); return }
                 let arguments = words
                 runAsync { try await BackfillCommand.run(arguments) }
+            case "dead-letters":
+                if words.contains("--help") { Output.line(DeadLettersCommand.usage); return }
+                let arguments = words
+                runAsync { try await DeadLettersCommand.run(arguments) }
             case "dev-kafka":
                 if words.contains("--help") { Output.line(DevKafkaCommand.usage); return }
                 try DevKafkaCommand.run(words)
@@ -43,6 +49,7 @@ enum Tailgate {
                 case "run": Output.line(RunCommand.usage)
                 case "validate": Output.line(ValidateCommand.usage)
                 case "backfill": Output.line(BackfillCommand.usage)
+                case "dead-letters": Output.line(DeadLettersCommand.usage)
                 default: Output.line(usage)
                 }
             default:

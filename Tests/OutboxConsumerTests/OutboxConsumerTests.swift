@@ -117,3 +117,94 @@ import Testing
         #expect(error?.message.contains("inboxTable 'a.b.c'") == true)
     }
 }
+
+@Suite struct ConsumerOperationsTests {
+    @Test func deadLettersAreListedAndReplayedAfterAFix() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        try await fixture.produce((0..<10).map { "d-\($0)" }) { $0 == "d-3" ? "Poison" : "Fine" }
+        var consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        var running = Task { [consumer] in try await consumer.run(ConsumerFixture.ledgerHandler) }
+        #expect(await eventually { consumer.metrics.snapshot.deadLettered == 1 && consumer.metrics.snapshot.applied == 9 })
+        consumer.stop()
+        try await running.value
+
+        let tailgate = ChildProcess.productsDirectory + "/tailgate"
+        let log = NSTemporaryDirectory() + "dead-letters-\(getpid())-\(UUID().uuidString).log"
+        defer { unlink(log) }
+        let list = try ChildProcess(tailgate, ["dead-letters", "list", "--bootstrap", fixture.kafka.bootstrapServers, "--topic", "svc.dead-letter"],
+                                    outputPath: log)
+        #expect(await list.exitStatus() == 0)
+        #expect(list.output.contains("event_id=d-3 group=svc original_topic=events error=\"poison pill\""), "\(list.output)")
+
+        // The fix: a handler that accepts the event. Replay, then run the fixed consumer.
+        consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        running = Task { [consumer] in
+            try await consumer.run { event, db in
+                try db.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
+                               [event.id, event.topic, Int(event.partition), event.offset])
+            }
+        }
+        let replay = try ChildProcess(tailgate, ["dead-letters", "replay", "--bootstrap", fixture.kafka.bootstrapServers, "--topic", "svc.dead-letter",
+                                                 "--postgres", fixture.postgres.conninfo(database: fixture.database), "--event-ids", "d-3"],
+                                      outputPath: log)
+        #expect(await replay.exitStatus() == 0, "\(replay.output)")
+        #expect(replay.output.contains("replayed 1 of 1"))
+        #expect(await eventually { consumer.metrics.snapshot.applied == 1 })
+        consumer.stop()
+        try await running.value
+        let ledger = try await fixture.ledger()
+        #expect(ledger.count == 10 && ledger.values.allSatisfy { $0 == 1 })
+    }
+
+    @Test func recordsWithoutOrWithGarbageIdentityFollowThePolicy() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": fixture.kafka.bootstrapServers]), log: { _ in }) { _ in }
+        try await producer.send(KafkaRecord(topic: "events", key: nil, value: nil), token: 0)
+        try await producer.send(KafkaRecord(topic: "events", key: [0xFF, 0xFE], value: [UInt8](repeating: 0, count: 200_000),
+                                            headers: [KafkaHeader(name: "event_id", value: [0xC3, 0x28]), KafkaHeader(name: "junk", value: nil)]), token: 1)
+        try await producer.send(KafkaRecord(topic: "events", key: Array("k".utf8), value: Array("{}".utf8),
+                                            headers: [KafkaHeader(name: "event_id", string: "normal")]), token: 2)
+        #expect(await producer.close(timeout: .seconds(10)) == 0)
+
+        // Default policy: records without an event_id are identified by topic/partition/offset and applied.
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
+        #expect(await eventually { consumer.metrics.snapshot.applied == 3 })
+        consumer.stop()
+        try await running.value
+        let ids = Set(try await fixture.ledger().keys)
+        #expect(ids.contains("events/0/0") && ids.contains("normal") && ids.contains("events/0/1"), "\(ids)")
+
+        // The dead-letter policy, on a fresh group: only the identified record is applied.
+        var strict = fixture.configuration(group: "strict")
+        strict.missingEventID = .deadLetter
+        let strictConsumer = try OutboxConsumer(configuration: strict, log: { _ in })
+        let strictRunning = Task { try await strictConsumer.run { _, _ in } }
+        #expect(await eventually { strictConsumer.metrics.snapshot.applied + strictConsumer.metrics.snapshot.deadLettered == 3 })
+        strictConsumer.stop()
+        try await strictRunning.value
+        #expect(strictConsumer.metrics.snapshot.deadLettered == 2 && strictConsumer.metrics.snapshot.applied == 1)
+    }
+
+    @Test func oldInboxRowsAreSweptAndLagIsReported() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 2)
+        defer { fixture.close() }
+        try await fixture.produce((0..<100).map { "s-\($0)" })
+        var configuration = fixture.configuration()
+        configuration.inboxRetention = .seconds(1)
+        configuration.retentionInterval = .milliseconds(300)
+        let consumer = try OutboxConsumer(configuration: configuration, log: { _ in })
+        let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
+        #expect(await eventually { consumer.metrics.snapshot.applied == 100 })
+        #expect(await eventually { consumer.metrics.snapshot.lag == ["events[0]": 0, "events[1]": 0] }, "\(consumer.metrics.snapshot.lag)")
+        #expect(try await eventually(timeout: .seconds(20)) {
+            try await fixture.db.query("SELECT count(*)::text AS n FROM tailgate_inbox").first?.int("n") == 0
+        }, "inbox rows past the retention were deleted")
+        consumer.stop()
+        try await running.value
+        #expect(consumer.metrics.render(group: "svc").contains("tailgate_consumer_events_applied_total{group=\"svc\"} 100"))
+        #expect(try await fixture.ledgerTotal() == 100)
+    }
+}
