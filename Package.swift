@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "OutboxConnector", targets: ["OutboxConnector"]),
         .library(name: "OutboxConsumer", targets: ["OutboxConsumer"]),
         .executable(name: "tailgate", targets: ["tailgate"]),
+        .executable(name: "commerce-example", targets: ["commerce-example"]),
     ],
     targets: [
         .systemLibrary(
@@ -28,6 +29,7 @@ let package = Package(
         .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka"]),
         .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka"]),
         .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ", "PGOutput"]),
+        .executableTarget(name: "commerce-example", dependencies: ["LibPQ", "OutboxConsumer"]),
         // Test-only helpers (throwaway PostgreSQL clusters, child processes); never linked into products.
         .target(name: "TestSupport", dependencies: ["LibPQ", "RDKafka"], path: "Tests/TestSupport"),
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], resources: [.copy("Fixtures")]),

@@ -30,6 +30,8 @@ final class PQConnection: @unchecked Sendable {
             PQfinish(connection)
             throw PostgresError(code: .connectionFailed, message: message)
         }
+        // Server notices ("relation already exists, skipping") would go to stderr raw; they are not errors.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
         handle = connection
     }
 

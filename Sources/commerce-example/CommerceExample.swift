@@ -1,0 +1,64 @@
+import Foundation
+import LibPQ
+
+/// The reference scenario, using only Tailgate's public APIs.
+@main
+enum CommerceExample {
+    static let usage = """
+        commerce-example: the commerce scenario around Tailgate.
+
+          commerce-example setup   --postgres CONNINFO                 create the commerce schema and outbox table
+          commerce-example api-load --postgres CONNINFO [--rate R] [--events N] [--products P] [--seed S]
+                                   business transactions that write their outbox rows (default 500 events/s, 3000 events)
+          commerce-example metrics --postgres BACKOFFICE --bootstrap SERVERS [--group product-metrics]
+                                   the back office: product_metrics and order_status, exactly once (SIGTERM stops)
+          commerce-example verify  --commerce CONNINFO --backoffice CONNINFO [--top N]
+                                   recompute the metrics from the commerce database and compare: prints OK or each difference
+        """
+
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        guard !arguments.isEmpty, !arguments.contains("--help") else {
+            print(usage)
+            return
+        }
+        let command = arguments.removeFirst()
+        var options: [String: String] = [:]
+        while arguments.count >= 2, arguments[0].hasPrefix("--") {
+            options[String(arguments.removeFirst().dropFirst(2))] = arguments.removeFirst()
+        }
+        func required(_ name: String) -> String {
+            guard let value = options[name] else {
+                FileHandle.standardError.write(Data("commerce-example \(command): --\(name) is required\n".utf8))
+                exit(64)
+            }
+            return value
+        }
+        do {
+            switch command {
+            case "setup":
+                let db = try await Connection.connect(required("postgres"))
+                for statement in CommerceSchema.statements { try await db.execute(statement) }
+                await db.close()
+                print("setup: commerce schema ready")
+            case "api-load":
+                try await APILoad(postgres: required("postgres"), rate: Int(options["rate"] ?? "") ?? 500,
+                                  events: Int(options["events"] ?? "") ?? 3_000, products: Int(options["products"] ?? "") ?? 100,
+                                  seed: UInt64(options["seed"] ?? "") ?? 42).run()
+            case "metrics":
+                try await MetricsService(postgres: required("postgres"), bootstrap: required("bootstrap"),
+                                         group: options["group"] ?? "product-metrics").run()
+            case "verify":
+                let ok = try await Verify(commerce: required("commerce"), backoffice: required("backoffice"),
+                                          top: Int(options["top"] ?? "") ?? 0).run()
+                exit(ok ? 0 : 1)
+            default:
+                FileHandle.standardError.write(Data("commerce-example: unknown command '\(command)'\n\(usage)\n".utf8))
+                exit(64)
+            }
+        } catch {
+            FileHandle.standardError.write(Data("commerce-example \(command): \(error)\n".utf8))
+            exit(1)
+        }
+    }
+}
