@@ -7,7 +7,9 @@ enum CommerceExample {
     static let usage = """
         commerce-example: the commerce scenario around Tailgate.
 
-          commerce-example setup   --postgres CONNINFO                 create the commerce schema and outbox table
+          commerce-example setup   --postgres CONNINFO [--publication NAME --grant-to ROLE]
+                                   create the commerce schema and outbox table; optionally the publication
+                                   (inserts on the outbox only) and SELECT on the outbox for the connector's role
           commerce-example api-load --postgres CONNINFO [--rate R] [--events N] [--products P] [--seed S]
                                    business transactions that write their outbox rows (default 500 events/s, 3000 events)
           commerce-example metrics --postgres BACKOFFICE --bootstrap SERVERS [--group product-metrics]
@@ -39,6 +41,13 @@ enum CommerceExample {
             case "setup":
                 let db = try await Connection.connect(required("postgres"))
                 for statement in CommerceSchema.statements { try await db.execute(statement) }
+                if let role = options["grant-to"] {
+                    try await db.execute("GRANT SELECT ON outbox_event TO \(SQLIdentifier.quote(role))")
+                }
+                if let publication = options["publication"],
+                   try await db.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [publication]).rows.isEmpty {
+                    try await db.execute("CREATE PUBLICATION \(SQLIdentifier.quote(publication)) FOR TABLE outbox_event WITH (publish = 'insert')")
+                }
                 await db.close()
                 print("setup: commerce schema ready")
             case "api-load":

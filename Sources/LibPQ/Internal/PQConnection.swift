@@ -143,7 +143,10 @@ final class PQConnection: @unchecked Sendable {
         }
         let sqlState = field(UInt8(ascii: "C"))
         let message = field(UInt8(ascii: "M")) ?? trimmed(PQresultErrorMessage(result))
-        let lost = PQstatus(connection) == CONNECTION_BAD || sqlState?.hasPrefix("57P") == true || sqlState?.hasPrefix("08") == true
+        // An error without SQLSTATE was raised by libpq itself ("server closed the connection unexpectedly", "could
+        // not send data to server"): the connection is gone even if PQstatus has not caught up yet.
+        let lost = PQstatus(connection) == CONNECTION_BAD || sqlState == nil || sqlState?.hasPrefix("57P") == true
+            || sqlState?.hasPrefix("08") == true
         return PostgresError(code: lost ? .connectionLost : .queryFailed, message: message, sqlState: sqlState,
                              detail: field(UInt8(ascii: "D")), hint: field(UInt8(ascii: "H")))
     }
