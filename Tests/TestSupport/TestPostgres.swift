@@ -37,12 +37,12 @@ public final class TestPostgres: Sendable {
     ]
 
     /// The `wal_sender_timeout` of ``sharedWithShortSenderTimeout()``.
-    public static let shortSenderTimeout = Duration.seconds(6)
+    public static let shortSenderTimeout = Duration.seconds(10)
 
     /// A second shared cluster with a short `wal_sender_timeout` (``shortSenderTimeout``), for tests of status
     /// updates and keepalives. Short enough to test, long enough for a loaded two-core machine to answer in time.
     public static func sharedWithShortSenderTimeout() async throws -> TestPostgres {
-        try await cache.cluster(named: "short-sender-timeout", settings: ["wal_sender_timeout = 6s"])
+        try await cache.cluster(named: "short-sender-timeout", settings: ["wal_sender_timeout = 10s"])
     }
 
     /// One cluster shared by every test of the process that does not restart or stop the server.
