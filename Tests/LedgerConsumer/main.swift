@@ -5,6 +5,9 @@ import Dispatch
 import Foundation
 import OutboxConsumer
 
+// Take SIGTERM over before anything else, so an early one is not lost.
+signal(SIGTERM, SIG_IGN)
+let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .main)
 let environment = ProcessInfo.processInfo.environment
 let configuration = ConsumerConfiguration(
     groupID: environment["TG_GROUP"] ?? "svc", topics: ["events"],
@@ -12,9 +15,7 @@ let configuration = ConsumerConfiguration(
             "fetch.wait.max.ms": "50", "client.id": "ledger-\(getpid())"],
     postgres: environment["TG_POSTGRES"] ?? "", maxBatchSize: Int(environment["TG_BATCH"] ?? "") ?? 100,
     retryBackoff: .milliseconds(20), maxBackoff: .milliseconds(500), deadLetterTopic: "svc.dead-letter")
-let consumer = try OutboxConsumer(configuration: configuration, log: { print($0) })
-signal(SIGTERM, SIG_IGN)
-let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .main)
+let consumer = try OutboxConsumer(configuration: configuration, log: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) })
 source.setEventHandler { consumer.stop() }
 source.resume()
 Task {

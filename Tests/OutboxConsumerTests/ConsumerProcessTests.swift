@@ -37,6 +37,8 @@ import Testing
             kills += 1
         }
         let last = try startConsumer(fixture, log: log)
+        // Its SIGTERM handling is in place once it has said it started.
+        #expect(await eventually { (try? String(contentsOfFile: log, encoding: .utf8))?.components(separatedBy: "event=started").count == 6 })
         #expect(try await eventually(timeout: .seconds(90)) { try await fixture.ledger().count == total })
         last.signal(SIGTERM)
         #expect(await last.exitStatus() == 0)

@@ -105,12 +105,31 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to exit without blocking the concurrency pool (a blocked pool on two cores stalls
-    /// every other test); returns the exit status.
-    public func exitStatus() async -> Int32 {
-        await withCheckedContinuation { continuation in
+    /// every other test); returns the exit status. A process still running after `timeout` is killed (status
+    /// 137), so a hung child fails its test instead of hanging the run.
+    public func exitStatus(timeout: Duration = .seconds(60)) async -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let status = exitStatusIfExited() { return status }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        kill(pid, SIGKILL)
+        return await withCheckedContinuation { continuation in
             // A serial queue of its own gets its own thread, outside the width-limited global pool.
             DispatchQueue(label: "tailgate.test.wait.\(pid)").async { continuation.resume(returning: self.wait()) }
         }
+    }
+
+    /// The exit status if the process has exited, without waiting.
+    private func exitStatusIfExited() -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        exitStatus = code
+        return code
     }
 
     /// The output so far.
