@@ -26,8 +26,12 @@ public struct AckTracker: Sendable {
     public private(set) var inFlightRecords = 0
 
     /// Creates a tracker that starts at `position` (the slot's confirmed position).
-    public init(startingAt position: LSN = .invalid) {
+    ///
+    /// - Parameter firstToken: The first token handed out. Give each replication session its own range, so that a
+    ///   late acknowledgement of a record from an earlier session can never be mistaken for one of this session's.
+    public init(startingAt position: LSN = .invalid, firstToken: UInt64 = 0) {
         confirmable = position
+        nextToken = firstToken
     }
 
     /// Whether a transaction is open (Begin seen, Commit not yet).

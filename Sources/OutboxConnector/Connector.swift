@@ -51,6 +51,7 @@ public final class Connector: Sendable {
 
     var pipelineConfirmable: LSN? { acknowledgedPosition.withLock { $0 } }
     private let boundMetricsPort = Mutex<Int?>(nil)
+    private let sessions = Atomic<UInt64>(0)
 
     /// The port `/metrics` listens on while running (useful with `metrics.listen` port 0).
     public var metricsPort: Int? { boundMetricsPort.withLock { $0 } }
@@ -159,8 +160,8 @@ public final class Connector: Sendable {
             slot: configuration.slot, start: startPosition,
             options: PGOutputOptions(protocolVersion: 1, publications: [configuration.publication], messages: true),
             statusInterval: options.statusInterval)
-        let current = Pipeline(stream: stream, startingAt: startPosition, metrics: metrics, logger: logger,
-                               deadLetterTopic: configuration.deadLetterTopic)
+        let current = Pipeline(stream: stream, startingAt: startPosition, session: sessions.add(1, ordering: .relaxed).newValue,
+                               metrics: metrics, logger: logger, deadLetterTopic: configuration.deadLetterTopic)
         pipeline.withLock { $0 = current }
         defer { pipeline.withLock { $0 = nil } }
         try await watchSlot(setup)

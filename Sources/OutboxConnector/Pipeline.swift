@@ -21,12 +21,14 @@ final class Pipeline: Sendable {
     private let logger: Logger
     private let deadLetterTopic: String?
 
-    init(stream: ReplicationStream, startingAt position: LSN, metrics: ConnectorMetrics, logger: Logger, deadLetterTopic: String?) {
+    init(stream: ReplicationStream, startingAt position: LSN, session: UInt64, metrics: ConnectorMetrics, logger: Logger,
+         deadLetterTopic: String?) {
         self.stream = stream
         self.metrics = metrics
         self.logger = logger
         self.deadLetterTopic = deadLetterTopic
-        self.state = Mutex(State(tracker: AckTracker(startingAt: position)))
+        // 2^40 tokens per session: a late report from an earlier session matches no token of this one.
+        self.state = Mutex(State(tracker: AckTracker(startingAt: position, firstToken: session << 40)))
     }
 
     var failure: (any Error)? { state.withLock { $0.failure } }

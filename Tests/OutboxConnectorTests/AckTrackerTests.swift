@@ -85,3 +85,17 @@ import Testing
         }
     }
 }
+
+@Suite struct AckTrackerSessionTests {
+    @Test func aLateAcknowledgementFromAnEarlierSessionMatchesNothing() {
+        var earlier = AckTracker(firstToken: 1 << 40)
+        earlier.begin()
+        let oldToken = earlier.recordProduced()
+        var current = AckTracker(firstToken: 2 << 40)
+        current.begin()
+        _ = current.recordProduced()
+        _ = current.commit(endLSN: LSN(rawValue: 500))
+        #expect(current.acknowledged(token: oldToken) == nil, "a token of the earlier session")
+        #expect(current.confirmable == .invalid && current.inFlightRecords == 1)
+    }
+}
