@@ -77,6 +77,24 @@ public final class ReplicationStream: @unchecked Sendable {
         try await Connection.run(on: queue) { () throws(PostgresError) in try self.receive(timeout: timeout) }
     }
 
+    /// Waits up to `timeout` for a frame, then also takes the frames already received, up to `maxFrames`.
+    ///
+    /// One hop to the connection's queue for many frames: the way to read a busy stream.
+    ///
+    /// - Returns: The frames in order; empty when `timeout` passed without one.
+    /// - Throws: ``PostgresError`` as ``next(timeout:)``; frames read before the error are lost with the
+    ///   connection, which is what a reconnect replays.
+    public func next(maxFrames: Int, timeout: Duration) async throws(PostgresError) -> [ReplicationFrame] {
+        try await Connection.run(on: queue) { () throws(PostgresError) in
+            guard let first = try self.receive(timeout: timeout) else { return [] }
+            var frames = [first]
+            while frames.count < maxFrames, let frame = try self.receive(timeout: .zero) {
+                frames.append(frame)
+            }
+            return frames
+        }
+    }
+
     /// Sends a standby status update now with the current positions.
     ///
     /// - Parameter replyRequested: Ask the server to answer with a keepalive.
@@ -106,6 +124,7 @@ public final class ReplicationStream: @unchecked Sendable {
     private func receive(timeout: Duration) throws(PostgresError) -> ReplicationFrame? {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
+        var readSocket = false
         while true {
             try sendStatusIfDue()
             switch try connection.readCopyData() {
@@ -129,7 +148,13 @@ public final class ReplicationStream: @unchecked Sendable {
                 return frame
             case .wouldBlock:
                 let now = clock.now
-                if now >= deadline { return nil }
+                if now >= deadline {
+                    // Take what the socket already holds before giving up (for a zero timeout).
+                    if readSocket { return nil }
+                    readSocket = true
+                    try connection.consumeInput()
+                    continue
+                }
                 let statusDue = positions.withLock { $0.lastStatusSent } + statusInterval
                 try connection.waitReadable(timeout: min(deadline, max(statusDue, now)) - now)
                 try connection.consumeInput()

@@ -180,7 +180,8 @@ public final class Connector: Sendable {
                     try await watchSlot(setup)
                     lastSlotCheck = .now
                 }
-                guard let frame = try await stream.next(timeout: .milliseconds(100)) else {
+                let frames = try await stream.next(maxFrames: 1024, timeout: .milliseconds(100))
+                if frames.isEmpty {
                     if transaction == nil, configuration.heartbeatIntervalSeconds > 0,
                        ContinuousClock.now - lastActivity >= .seconds(configuration.heartbeatIntervalSeconds) {
                         await emitHeartbeat(setup)
@@ -188,36 +189,38 @@ public final class Connector: Sendable {
                     }
                     continue
                 }
-                switch frame {
-                case .primaryKeepalive(let keepalive):
-                    current.keepalive(keepalive.serverWALEnd)
-                case .xLogData(let data):
-                    metrics.serverWALEnd(data.serverWALEnd.rawValue)
-                    let message: PGOutputMessage
-                    do {
-                        message = try decoder.decode(data.data)
-                    } catch {
-                        throw PostgresError(code: .connectionLost, message: "undecodable pgoutput message at \(data.walStart): \(error)")
-                    }
-                    switch message {
-                    case .begin(let begin):
-                        current.begin()
-                        transaction = OutboxRouter.TransactionContext(commitLSN: begin.finalLSN, xid: begin.xid)
-                        commitTime = begin.commitTime
-                    case .relation(let relation) where setup.isOutbox(relation):
-                        try router.validate(relation)
-                    case .insert(let insert):
-                        guard let relation = decoder.relations[insert.relationID], setup.isOutbox(relation),
-                              let context = transaction else { continue }
-                        let row = try decoder.row(relationID: insert.relationID, tuple: insert.newTuple, messageName: "Insert")
-                        try await publish(router.route(row, in: context), context: context, commitTime: commitTime,
-                                          pipeline: current, producer: producer)
-                        lastActivity = .now
-                    case .commit(let commit):
-                        current.commit(endLSN: commit.endLSN)
-                        transaction = nil
-                    default:
-                        break
+                for frame in frames {
+                    switch frame {
+                    case .primaryKeepalive(let keepalive):
+                        current.keepalive(keepalive.serverWALEnd)
+                    case .xLogData(let data):
+                        metrics.serverWALEnd(data.serverWALEnd.rawValue)
+                        let message: PGOutputMessage
+                        do {
+                            message = try decoder.decode(data.data)
+                        } catch {
+                            throw PostgresError(code: .connectionLost, message: "undecodable pgoutput message at \(data.walStart): \(error)")
+                        }
+                        switch message {
+                        case .begin(let begin):
+                            current.begin()
+                            transaction = OutboxRouter.TransactionContext(commitLSN: begin.finalLSN, xid: begin.xid)
+                            commitTime = begin.commitTime
+                        case .relation(let relation) where setup.isOutbox(relation):
+                            try router.validate(relation)
+                        case .insert(let insert):
+                            guard let relation = decoder.relations[insert.relationID], setup.isOutbox(relation),
+                                  let context = transaction else { continue }
+                            let row = try decoder.row(relationID: insert.relationID, tuple: insert.newTuple, messageName: "Insert")
+                            try await publish(router.route(row, in: context), context: context, commitTime: commitTime,
+                                              pipeline: current, producer: producer)
+                            lastActivity = .now
+                        case .commit(let commit):
+                            current.commit(endLSN: commit.endLSN)
+                            transaction = nil
+                        default:
+                            break
+                        }
                     }
                 }
             }
@@ -272,7 +275,11 @@ public final class Connector: Sendable {
         }
         let token = pipeline.recordProduced(commitTime: commitTime)
         do {
-            try await producer.send(record, token: token)
+            do {
+                try producer.trySend(record, token: token) // the common case: no suspension per record
+            } catch where error.kind == .queueFull {
+                try await producer.send(record, token: token)
+            }
         } catch {
             pipeline.fail(error)
             throw error.isFatal ? error : ConnectorError(.deliveryFailed, "Kafka refused the record for event_id=\(record.headers.first?.stringValue ?? "?"): \(error)")
