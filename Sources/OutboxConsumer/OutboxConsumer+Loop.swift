@@ -89,7 +89,7 @@ extension OutboxConsumer {
                 // A dead-letter record that was not acknowledged: roll back and retry the batch.
                 metrics.update { $0.batchRetries += 1 }
                 emit("warning", "batch_rolled_back", [("error", error.description), ("retry_in", "\(backoff)")])
-                Thread.sleep(forTimeInterval: Double(backoff.components.seconds) + Double(backoff.components.attoseconds) / 1e18)
+                Self.sleep(backoff)
                 backoff = min(backoff * 2, configuration.maxBackoff)
             }
         }
@@ -140,7 +140,7 @@ extension OutboxConsumer {
                                 break
                             }
                             let wait = min(configuration.retryBackoff * (1 << min(attempt - 1, 10)), configuration.maxBackoff)
-                            Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18)
+                            Self.sleep(wait)
                         }
                     }
                 }
@@ -217,7 +217,7 @@ extension OutboxConsumer {
                 return try Connection.connectBlocking(configuration.postgres)
             } catch {
                 emit("warning", "postgres_unavailable", [("error", error.description), ("retry_in", "\(backoff)")])
-                Thread.sleep(forTimeInterval: Double(backoff.components.seconds) + Double(backoff.components.attoseconds) / 1e18)
+                Self.sleep(backoff)
                 backoff = min(backoff * 2, configuration.maxBackoff)
             }
         }
@@ -231,7 +231,7 @@ extension OutboxConsumer {
                 return try body()
             } catch let error as PostgresError where error.isTransient {
                 emit("warning", "retrying", [("what", what), ("error", error.description)])
-                Thread.sleep(forTimeInterval: Double(backoff.components.seconds) + Double(backoff.components.attoseconds) / 1e18)
+                Self.sleep(backoff)
                 backoff = min(backoff * 2, configuration.maxBackoff)
             }
         }
@@ -251,6 +251,11 @@ extension OutboxConsumer {
         } catch {
             emit("warning", "inbox_sweep_failed", [("error", "\(error)")])
         }
+    }
+
+    /// Blocks the consumer's own thread (never a task) for `duration`.
+    static func sleep(_ duration: Duration) {
+        Thread.sleep(forTimeInterval: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
     }
 
     private func recordLag(_ consumer: KafkaConsumer, _ state: LoopState) {
