@@ -125,10 +125,8 @@ final class RDKafkaClient: @unchecked Sendable {
         switch code {
         case RD_KAFKA_RESP_ERR__FATAL:
             kind = .fatal
-            if let client {
-                var buffer = [CChar](repeating: 0, count: 512)
-                let underlying = rd_kafka_fatal_error(client, &buffer, buffer.count)
-                text = "\(String(cString: rd_kafka_err2name(underlying))): \(cString(buffer))"
+            if let cause = client.flatMap(fatalCause) {
+                text = "\(cause.codeName): \(cause.message)"
             }
         case RD_KAFKA_RESP_ERR__QUEUE_FULL: kind = .queueFull
         case RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT: kind = .timedOut
@@ -154,8 +152,13 @@ final class RDKafkaClient: @unchecked Sendable {
 
     /// The producer's fatal error, if one was raised.
     func fatalError() -> KafkaError? {
+        Self.fatalCause(handle)
+    }
+
+    /// The fatal error `client` raised (`rd_kafka_fatal_error`), if any.
+    static func fatalCause(_ client: OpaquePointer) -> KafkaError? {
         var buffer = [CChar](repeating: 0, count: 512)
-        let code = rd_kafka_fatal_error(handle, &buffer, buffer.count)
+        let code = rd_kafka_fatal_error(client, &buffer, buffer.count)
         guard code != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
         return KafkaError(kind: .fatal, codeName: String(cString: rd_kafka_err2name(code)), code: code.rawValue,
                           message: cString(buffer))
@@ -169,13 +172,9 @@ final class RDKafkaClient: @unchecked Sendable {
         var error = message.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : Self.error(message.err, client: client)
         // A record failing after the producer raised a fatal error (e.g. a gap-less guarantee that cannot hold)
         // fails because of it: the producer must be replaced, whatever the record's own error says.
-        if error != nil, error?.kind != .fatal, let client {
-            var buffer = [CChar](repeating: 0, count: 512)
-            let fatal = rd_kafka_fatal_error(client, &buffer, buffer.count)
-            if fatal != RD_KAFKA_RESP_ERR_NO_ERROR {
-                error?.kind = .fatal
-                error?.message += " (the producer raised a fatal error: \(String(cString: rd_kafka_err2name(fatal))): \(cString(buffer)))"
-            }
+        if error != nil, error?.kind != .fatal, let cause = client.flatMap(fatalCause) {
+            error?.kind = .fatal
+            error?.message += " (the producer raised a fatal error: \(cause.codeName): \(cause.message))"
         }
         return DeliveryReport(token: token, topic: topic, partition: message.partition,
                               offset: message.offset >= 0 && error == nil ? message.offset : nil, error: error)
