@@ -240,14 +240,13 @@ public final class Connector: Sendable {
         if left > 0 {
             producer.purge()
             _ = await producer.flush(timeout: .seconds(1))
-            await stream.close()
+        }
+        // Closing sends a last status update with what was acknowledged (purged records never are).
+        await stream.close()
+        if left > 0 {
             throw ConnectorError(.shutdownDeadline, "\(left) record(s) were not acknowledged within the shutdown timeout and were purged; nothing past the last acknowledged record was confirmed, so they will be sent again at the next start")
         }
-        if let failure = current.failure {
-            await stream.close()
-            throw failure
-        }
-        await stream.close()
+        if let failure = current.failure { throw failure }
         remember(current.confirmable)
         logger.info("confirmed", ("lsn", current.confirmable.description))
     }
