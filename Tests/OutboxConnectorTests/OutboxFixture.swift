@@ -117,14 +117,6 @@ struct RunningConnector {
     }
 }
 
-/// Collects a connector's log lines.
-final class LogLines: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
-    func contains(_ text: String) -> Bool { all.contains { $0.contains(text) } }
-}
-
 extension ConsumerRecord {
     func headerText(_ name: String) -> String? { header(name)?.stringValue }
     var valueText: String { String(decoding: value ?? [], as: UTF8.self) }

@@ -75,11 +75,3 @@ struct ConsumerFixture {
         kafka.close()
     }
 }
-
-/// Collects log lines.
-final class Lines: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
-    func contains(_ text: String) -> Bool { all.contains { $0.contains(text) } }
-}

@@ -63,7 +63,7 @@ import Testing
         let fixture = try await ConsumerFixture.make(partitions: 1)
         defer { fixture.close() }
         try await fixture.produce((0..<50).map { "p-\($0)" }) { $0 == "p-20" ? "Poison" : "Fine" }
-        let lines = Lines()
+        let lines = LogLines()
         let consumer = try OutboxConsumer(configuration: fixture.configuration(batch: 10), log: { lines.append($0) })
         let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
         #expect(await eventually(timeout: .seconds(30)) { consumer.metrics.snapshot.applied == 49 }, "\(consumer.metrics.snapshot)")
@@ -87,7 +87,7 @@ import Testing
         let postgres = try await TestPostgres.start(settings: ["synchronous_commit = on"])
         let fixture = try await ConsumerFixture.make(postgres: postgres)
         defer { fixture.close() }
-        let lines = Lines()
+        let lines = LogLines()
         let consumer = try OutboxConsumer(configuration: fixture.configuration(batch: 50), log: { lines.append($0) })
         let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
         try await fixture.produce((0..<2_000).map { "r-\($0)" })
