@@ -33,7 +33,7 @@ struct OutboxFixture {
         let database = try await postgres.createDatabase(prefix: "outbox")
         let db = try await Connection.connect(postgres.conninfo(database: database))
         try await db.execute(outboxDDL)
-        let kafka = try KafkaMockCluster(brokers: 3, log: { _ in })
+        let kafka = try KafkaMockCluster(brokers: 3, log: mockClusterLog)
         for topic in ["order-events", "catalog-events", "tailgate.dead-letter"] {
             try kafka.createTopic(topic, partitions: partitions)
         }

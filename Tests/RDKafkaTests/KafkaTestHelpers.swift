@@ -20,7 +20,7 @@ final class LogCapture: Sendable {
 }
 
 enum KafkaTestHelpers {
-    static let quiet: KafkaLogHandler = { _ in }
+    static let quiet: KafkaLogHandler = mockClusterLog
 
     /// Reads every partition of `topic` from the beginning until `expected` records arrived or `timeout` passed.
     static func readBack(bootstrap: String, topic: String, partitions: Int32, expected: Int,

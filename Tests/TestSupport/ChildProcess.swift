@@ -39,6 +39,10 @@ public final class ChildProcess: @unchecked Sendable {
         defer { if withInput { close(pipeEnds[0]) } }
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of ours reaches the child. Sockets librdkafka's mock broker accepted are not close-on-exec:
+        // a child holding one keeps a "down" broker's connections open, and a child between fork and exec holds
+        // the listener, so the broker cannot re-bind its port (librdkafka then aborts the whole test process).
+        _ = Self.closeFrom?(&actions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -55,6 +59,14 @@ public final class ChildProcess: @unchecked Sendable {
         guard status == 0 else { throw TestPostgresError(message: "cannot start \(executable): \(String(cString: strerror(status)))") }
         self.pid = pid
     }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which Swift's Glibc module does not import.
+    private static let closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+            return nil
+        }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
 
     /// Writes `line` and a newline to the child's standard input (see `withInput`).
     public func send(_ line: String) {

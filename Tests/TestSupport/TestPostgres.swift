@@ -144,21 +144,45 @@ public final class TestPostgres: Sendable {
         return try ChildProcess.run(tool, arguments)
     }
 
-    /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    /// A TCP port on 127.0.0.1 that nothing is bound to right now, chosen *below* the kernel's ephemeral range.
+    ///
+    /// A port from `bind(0)` is free only until the probe closes it; the kernel may hand the same port to the next
+    /// `bind(0)`, such as a librdkafka mock broker's listener. A mock broker that is set down re-binds its port at
+    /// once and asserts (aborting the whole test process) when that fails. Ports outside the ephemeral range are
+    /// never chosen by the kernel, and a process-wide set keeps two tests from being handed the same one.
     public static func freePort() throws -> Int {
+        let ephemeralStart = ephemeralRangeStart()
+        let low = 12_000
+        let high = max(low + 1_000, min(ephemeralStart, 32_768))
+        for _ in 0..<200 {
+            let candidate = Int.random(in: low..<high)
+            let claimed = handedOut.withLock { $0.insert(candidate).inserted }
+            guard claimed else { continue }
+            if canBind(candidate) { return candidate }
+        }
+        throw TestPostgresError(message: "no free TCP port in \(low)..<\(high) on 127.0.0.1 after 200 tries")
+    }
+
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    private static func ephemeralRangeStart() -> Int {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32_768
+    }
+
+    private static func canBind(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestPostgresError(message: "socket() failed") }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
-        guard bound else { throw TestPostgresError(message: "bind() failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     private static let registerExitHandler: Void = {

@@ -8,10 +8,27 @@ tg_as_pg() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# A free port below the kernel's ephemeral range: a port from bind(0) could be handed by the kernel to the next
+# bind(0) (a mock broker's listener) before PostgreSQL binds it.
 tg_free_port() {
     python3 - <<'PY'
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+import random, socket
+with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+    start = int(f.read().split()[0])
+high = max(13000, min(start, 32768))
+for _ in range(200):
+    port = random.randrange(12000, high)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free TCP port below the ephemeral range")
 PY
 }
 
