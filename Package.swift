@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka"]),
         .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ", "PGOutput"]),
         .executableTarget(name: "commerce-example", dependencies: ["LibPQ", "OutboxConsumer"]),
+        // The contenders scripts/bench compares (connector, null sink, polling relay, consumers); not a product.
+        .executableTarget(name: "tailgate-bench", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ"]),
         // Test-only helpers (throwaway PostgreSQL clusters, child processes); never linked into products.
         .target(name: "TestSupport", dependencies: ["LibPQ", "RDKafka"], path: "Tests/TestSupport"),
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], resources: [.copy("Fixtures")]),

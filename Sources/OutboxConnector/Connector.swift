@@ -26,6 +26,11 @@ public final class Connector: Sendable {
         public var statusInterval: Duration
         /// The longest wait between reconnection attempts.
         public var maxBackoff: Duration
+        /// Benchmarks only: records are acknowledged at once and sent nowhere (decode, route and confirm only).
+        @_spi(Benchmarks) public var discardRecords = false
+        /// Benchmarks only: called on the delivery thread with each acknowledged record's commit-to-acknowledgement
+        /// time in seconds (commit time from the transaction's Begin message).
+        @_spi(Benchmarks) public var onAcknowledged: (@Sendable (Double) -> Void)?
 
         /// Creates options.
         public init(stateDirectory: String = ".tailgate-state", shutdownTimeout: Duration = .seconds(30),
@@ -129,11 +134,14 @@ public final class Connector: Sendable {
         logger.info("stopped", ("delivered", "\(metrics.deliveredTotal)"), ("purged", "\(left)"))
     }
 
-    private func makeProducer() throws -> KafkaProducer {
+    private func makeProducer() throws -> any RecordSink {
+        if options.discardRecords {
+            return DiscardingSink(onDelivery: { [weak self] report in self?.delivered(report) })
+        }
         var properties = configuration.kafka
         properties["client.id"] = properties["client.id"] ?? "tailgate-\(configuration.name)"
         let logger = self.logger
-        return try KafkaProducer(configuration: ProducerConfiguration(properties: properties),
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(properties: properties),
                                  log: { event in
                                      // Tailgate sets enable.gapless.guarantee on purpose; librdkafka calls it experimental.
                                      if event.facility == "CONFWARN", event.message.contains("enable.gapless.guarantee") { return }
@@ -143,6 +151,8 @@ public final class Connector: Sendable {
                                                 [("facility", event.facility), ("message", event.message)])
                                  },
                                  onDelivery: { [weak self] report in self?.delivered(report) })
+        producer.prepare(topics: configuration.knownTopics)
+        return producer
     }
 
     /// Called on the producer's poll thread for each record.
@@ -152,7 +162,7 @@ public final class Connector: Sendable {
 
     // MARK: One replication session
 
-    private func stream(setup: Setup, producer: KafkaProducer) async throws {
+    private func stream(setup: Setup, producer: any RecordSink) async throws {
         let replication = try await ReplicationConnection.connect(configuration.conninfo)
         defer { Task { await replication.close() } }
         let startPosition = try await checkSlot(replication, setup: setup)
@@ -161,7 +171,8 @@ public final class Connector: Sendable {
             options: PGOutputOptions(protocolVersion: 1, publications: [configuration.publication], messages: true),
             statusInterval: options.statusInterval)
         let current = Pipeline(stream: stream, startingAt: startPosition, session: sessions.add(1, ordering: .relaxed).newValue,
-                               metrics: metrics, logger: logger, deadLetterTopic: configuration.deadLetterTopic)
+                               metrics: metrics, logger: logger, deadLetterTopic: configuration.deadLetterTopic,
+                               onAcknowledged: options.onAcknowledged)
         pipeline.withLock { $0 = current }
         defer { pipeline.withLock { $0 = nil } }
         try await watchSlot(setup)
@@ -256,7 +267,7 @@ public final class Connector: Sendable {
     }
 
     private func publish(_ routing: OutboxRouter.Routing, context: OutboxRouter.TransactionContext, commitTime: PostgresTimestamp,
-                         pipeline: Pipeline, producer: KafkaProducer) async throws {
+                         pipeline: Pipeline, producer: any RecordSink) async throws {
         let record: KafkaRecord
         switch routing {
         case .publish(let routed):

@@ -69,6 +69,14 @@ public struct ConnectorConfiguration: Sendable {
         }
         return text
     }
+
+    /// The topics known before any row arrives: the fixed topic, the allowed topics and the dead-letter topic.
+    var knownTopics: [String] {
+        var topics = Array(allowedTopics ?? []).sorted()
+        if case .fixed(let name) = topic { topics.append(name) }
+        if let deadLetterTopic { topics.append(deadLetterTopic) }
+        return topics
+    }
 }
 
 /// Everything wrong with a connector file, one line per problem.

@@ -20,10 +20,12 @@ final class Pipeline: Sendable {
     private let metrics: ConnectorMetrics
     private let logger: Logger
     private let deadLetterTopic: String?
+    private let onAcknowledged: (@Sendable (Double) -> Void)?
 
     init(stream: ReplicationStream, startingAt position: LSN, session: UInt64, metrics: ConnectorMetrics, logger: Logger,
-         deadLetterTopic: String?) {
+         deadLetterTopic: String?, onAcknowledged: (@Sendable (Double) -> Void)? = nil) {
         self.stream = stream
+        self.onAcknowledged = onAcknowledged
         self.metrics = metrics
         self.logger = logger
         self.deadLetterTopic = deadLetterTopic
@@ -77,7 +79,9 @@ final class Pipeline: Sendable {
         metrics.setInFlight(inFlight)
         if report.topic == deadLetterTopic { metrics.deadLettered(topic: report.topic) } else { metrics.delivered(topic: report.topic) }
         if let commitTime {
-            metrics.latency(seconds: max(0, Date().timeIntervalSince(commitTime.date)))
+            let seconds = max(0, Date().timeIntervalSince(commitTime.date))
+            metrics.latency(seconds: seconds)
+            onAcknowledged?(seconds)
         }
         confirm(moved)
     }

@@ -21,6 +21,11 @@ public final class KafkaProducer: Sendable {
     private let client: RDKafkaClient
     private let pollLoop: PollLoop
     private let closed = Atomic<Bool>(false)
+    /// Topics whose metadata was asked for (see ``trySend(_:token:)``).
+    private let knownTopics = Mutex<Set<String>>([])
+    /// Metadata requests in flight; `close` waits for them before freeing the handle they use.
+    private let lookups = DispatchGroup()
+    private let lookupQueue = DispatchQueue(label: "tailgate.kafka.metadata")
 
     /// Creates a producer and starts its poll thread.
     ///
@@ -40,6 +45,7 @@ public final class KafkaProducer: Sendable {
     }
 
     deinit {
+        lookups.wait()
         stopPolling()
         client.destroy()
     }
@@ -55,7 +61,27 @@ public final class KafkaProducer: Sendable {
         guard !closed.load(ordering: .acquiring) else {
             throw KafkaError(kind: .closed, codeName: "CLOSED", message: "the producer was closed")
         }
+        if !knownTopics.withLock({ $0.contains(record.topic) }) { lookUp([record.topic]) }
         try client.produce(record, token: token)
+    }
+
+    /// Asks the cluster for these topics' metadata now, in the background.
+    ///
+    /// librdkafka 2.0 otherwise looks up a topic first used after connecting on its next one-second scan, and
+    /// that topic's first records wait until then. ``trySend(_:token:)`` does this for every new topic; call it
+    /// at start-up for the topics you know will be used, so even the first record does not wait.
+    public func prepare(topics: [String]) {
+        guard !closed.load(ordering: .acquiring) else { return }
+        lookUp(topics)
+    }
+
+    private func lookUp(_ topics: [String]) {
+        let new = knownTopics.withLock { known in topics.filter { known.insert($0).inserted } }
+        guard !new.isEmpty else { return }
+        let client = self.client
+        lookupQueue.async(group: lookups) {
+            for topic in new { client.requestMetadata(topic: topic, milliseconds: 5_000) }
+        }
     }
 
     /// Enqueues a record, waiting while librdkafka's queue is full.
@@ -121,7 +147,8 @@ public final class KafkaProducer: Sendable {
         // Tearing librdkafka down joins its threads: do it off the concurrency pool.
         let client = self.client, pollLoop = self.pollLoop
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue(label: "tailgate.kafka.close").async {
+            DispatchQueue(label: "tailgate.kafka.close").async { [lookups] in
+                lookups.wait()
                 pollLoop.stop()
                 client.poll(milliseconds: 0) // serve the purge reports
                 client.destroy()

@@ -240,6 +240,21 @@ final class RDKafkaClient: @unchecked Sendable {
         rd_kafka_poll(handle, milliseconds)
     }
 
+    /// Asks the cluster for `topic`'s metadata and waits up to `milliseconds` for the answer (blocking).
+    ///
+    /// librdkafka 2.0 looks up a topic first used after the client connected only on its next one-second topic
+    /// scan, holding that topic's first records until then; asking at once makes them wait one round trip.
+    /// - Returns: Whether the cluster answered.
+    @discardableResult
+    func requestMetadata(topic: String, milliseconds: Int32) -> Bool {
+        guard let topicHandle = rd_kafka_topic_new(handle, topic, nil) else { return false }
+        defer { rd_kafka_topic_destroy(topicHandle) }
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let result = rd_kafka_metadata(handle, 0, topicHandle, &metadata, milliseconds)
+        if let metadata { rd_kafka_metadata_destroy(metadata) }
+        return result == RD_KAFKA_RESP_ERR_NO_ERROR
+    }
+
     /// Waits up to `milliseconds` for every queued record to be delivered; returns how many are left.
     func flush(milliseconds: Int32) -> Int {
         _ = rd_kafka_flush(handle, milliseconds)

@@ -1,0 +1,98 @@
+import Foundation
+import LibPQ
+import OutboxConsumer
+import RDKafka
+import Synchronization
+
+/// `consume`: applies `--expect` events from the topics to `product_metrics` (views per product).
+///
+/// `--mode exactly-once --batch N` uses ``OutboxConsumer`` (inbox, handler and offsets in one transaction per
+/// batch of up to N). `--mode plain` is the ceiling it is compared with: a consumer with auto-commit and no inbox
+/// running the same statement per event on an autocommit connection (at-least-once: a redelivery counts twice).
+/// Time runs from the first applied event to the last.
+enum ConsumerBench {
+    private struct ProductViewed: Decodable { let productId: String }
+
+    static let upsert = """
+        INSERT INTO product_metrics (product_id, views) VALUES ($1, 1)
+        ON CONFLICT (product_id) DO UPDATE SET views = product_metrics.views + 1
+        """
+
+    static func run(_ arguments: BenchArguments) async throws {
+        let conninfo = try arguments.string("conninfo")
+        let bootstrap = try arguments.string("bootstrap")
+        let topics = try arguments.string("topics").split(separator: ",").map(String.init)
+        let expected = try arguments.int("expect")
+        let mode = try arguments.string("mode")
+        let setup = try await Connection.connect(conninfo)
+        try await setup.execute("CREATE TABLE IF NOT EXISTS product_metrics (product_id text PRIMARY KEY, views bigint NOT NULL)")
+        await setup.close()
+        let group = "bench-\(mode)-\(getpid())"
+        var result = Measurements()
+        let seconds: Double
+        switch mode {
+        case "exactly-once":
+            let batch = try arguments.int("batch")
+            result.label("contender", "outbox-consumer-batch-\(batch)")
+            result["batch"] = Double(batch)
+            seconds = try await exactlyOnce(conninfo: conninfo, bootstrap: bootstrap, topics: topics, group: group,
+                                            batch: batch, expected: expected)
+        case "plain":
+            result.label("contender", "plain-consumer-auto-commit")
+            seconds = try await plain(conninfo: conninfo, bootstrap: bootstrap, topics: topics, group: group, expected: expected)
+        default:
+            throw BenchError("--mode is exactly-once or plain")
+        }
+        result["events"] = Double(expected)
+        result["first_to_last_applied_s"] = seconds
+        result["events_per_s"] = Double(expected) / seconds
+        result.processCost()
+        result.printJSON()
+    }
+
+    private static func exactlyOnce(conninfo: String, bootstrap: String, topics: [String], group: String, batch: Int,
+                                    expected: Int) async throws -> Double {
+        let consumer = try OutboxConsumer(configuration: .init(groupID: group, topics: topics,
+                                                               kafka: ["bootstrap.servers": bootstrap],
+                                                               postgres: conninfo, maxBatchSize: batch),
+                                          log: { _ in })
+        let firstApplied = Mutex<ContinuousClock.Instant?>(nil)
+        let running = Task {
+            try await consumer.run { event, session in
+                firstApplied.withLock { if $0 == nil { $0 = .now } }
+                _ = try session.execute(upsert, [try event.decode(ProductViewed.self).productId])
+            }
+        }
+        while consumer.metrics.snapshot.applied < expected {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        let end = ContinuousClock.now
+        consumer.stop()
+        try await running.value
+        return (end - (firstApplied.withLock { $0 } ?? end)).seconds
+    }
+
+    private static func plain(conninfo: String, bootstrap: String, topics: [String], group: String,
+                              expected: Int) async throws -> Double {
+        let connection = try await Connection.connect(conninfo)
+        let consumer = try KafkaConsumer(properties: ["bootstrap.servers": bootstrap, "group.id": group,
+                                                      "enable.auto.commit": "true", "enable.auto.offset.store": "true"],
+                                         log: { _ in })
+        try consumer.subscribe(topics)
+        let decoder = JSONDecoder()
+        var applied = 0
+        var first: ContinuousClock.Instant?
+        while applied < expected {
+            for record in try await consumer.pollOnQueue(maxRecords: 1000, timeout: .milliseconds(100)) where applied < expected {
+                if first == nil { first = .now }
+                let event = try decoder.decode(ProductViewed.self, from: Data(record.value ?? []))
+                try await connection.execute(upsert, [event.productId])
+                applied += 1
+            }
+        }
+        let end = ContinuousClock.now
+        try await consumer.close()
+        await connection.close()
+        return (end - (first ?? end)).seconds
+    }
+}
