@@ -18,14 +18,18 @@ public struct OutboxRouter: Sendable {
     /// The transaction a row belongs to.
     public struct TransactionContext: Sendable {
         /// The commit LSN (`Begin.finalLSN`), known before the rows arrive.
-        public var commitLSN: LSN
+        public let commitLSN: LSN
         /// The transaction id.
-        public var xid: UInt32
+        public let xid: UInt32
+        /// The `tailgate_lsn` and `tailgate_xid` headers, formatted once for every row of the transaction.
+        let transactionHeaders: [KafkaHeader]
 
         /// Creates a context.
         public init(commitLSN: LSN, xid: UInt32) {
             self.commitLSN = commitLSN
             self.xid = xid
+            transactionHeaders = [KafkaHeader(name: "tailgate_lsn", string: commitLSN.description),
+                                  KafkaHeader(name: "tailgate_xid", string: String(xid))]
         }
     }
 
@@ -70,12 +74,12 @@ public struct OutboxRouter: Sendable {
         let key = row[configuration.keyColumn]?.string
         let payload = payloadBytes(row)
         var headers: [KafkaHeader] = []
+        headers.reserveCapacity(configuration.headers.count + 4)
         if let eventID { headers.append(KafkaHeader(name: "event_id", string: eventID)) }
         for (name, column) in configuration.headers {
             if let value = row[column]?.string { headers.append(KafkaHeader(name: name, string: value)) }
         }
-        headers.append(KafkaHeader(name: "tailgate_lsn", string: transaction.commitLSN.description))
-        headers.append(KafkaHeader(name: "tailgate_xid", string: String(transaction.xid)))
+        headers += transaction.transactionHeaders
         if configuration.debeziumCompatible, let eventID { headers.append(KafkaHeader(name: "id", string: eventID)) }
 
         func reject(_ reason: String, oversized: Bool = false) -> Routing {

@@ -31,22 +31,22 @@ public struct WireReader: Sendable {
         PGOutputError(code: code, message: messageName, field: field, offset: offset ?? self.offset, detail: detail)
     }
 
-    private func require(_ count: Int, _ field: String) throws(PGOutputError) {
+    private func require(_ count: Int, _ field: @autoclosure () -> String) throws(PGOutputError) {
         guard count >= 0, remaining >= count else {
-            throw error(.truncated, field: field, detail: "needs \(count) byte(s), \(remaining) left")
+            throw error(.truncated, field: field(), detail: "needs \(count) byte(s), \(remaining) left")
         }
     }
 
     /// Reads one byte.
-    public mutating func readUInt8(_ field: String) throws(PGOutputError) -> UInt8 {
-        try require(1, field)
+    public mutating func readUInt8(_ field: @autoclosure () -> String) throws(PGOutputError) -> UInt8 {
+        try require(1, field())
         defer { offset += 1 }
         return bytes[offset]
     }
 
-    private mutating func readBigEndian<T: FixedWidthInteger>(_ type: T.Type, _ field: String) throws(PGOutputError) -> T {
+    private mutating func readBigEndian<T: FixedWidthInteger>(_ type: T.Type, _ field: @autoclosure () -> String) throws(PGOutputError) -> T {
         let size = MemoryLayout<T>.size
-        try require(size, field)
+        try require(size, field())
         var value: T = 0
         for index in offset..<(offset + size) {
             value = value << 8 | T(truncatingIfNeeded: bytes[index])
@@ -56,27 +56,27 @@ public struct WireReader: Sendable {
     }
 
     /// Reads a big-endian `Int16`.
-    public mutating func readInt16(_ field: String) throws(PGOutputError) -> Int16 { try readBigEndian(Int16.self, field) }
+    public mutating func readInt16(_ field: @autoclosure () -> String) throws(PGOutputError) -> Int16 { try readBigEndian(Int16.self, field()) }
     /// Reads a big-endian `Int32`.
-    public mutating func readInt32(_ field: String) throws(PGOutputError) -> Int32 { try readBigEndian(Int32.self, field) }
+    public mutating func readInt32(_ field: @autoclosure () -> String) throws(PGOutputError) -> Int32 { try readBigEndian(Int32.self, field()) }
     /// Reads a big-endian `UInt32` (an OID or a transaction id).
-    public mutating func readUInt32(_ field: String) throws(PGOutputError) -> UInt32 { try readBigEndian(UInt32.self, field) }
+    public mutating func readUInt32(_ field: @autoclosure () -> String) throws(PGOutputError) -> UInt32 { try readBigEndian(UInt32.self, field()) }
     /// Reads a big-endian `Int64`.
-    public mutating func readInt64(_ field: String) throws(PGOutputError) -> Int64 { try readBigEndian(Int64.self, field) }
+    public mutating func readInt64(_ field: @autoclosure () -> String) throws(PGOutputError) -> Int64 { try readBigEndian(Int64.self, field()) }
     /// Reads a big-endian `UInt64`.
-    public mutating func readUInt64(_ field: String) throws(PGOutputError) -> UInt64 { try readBigEndian(UInt64.self, field) }
+    public mutating func readUInt64(_ field: @autoclosure () -> String) throws(PGOutputError) -> UInt64 { try readBigEndian(UInt64.self, field()) }
 
     /// Reads a WAL position.
-    public mutating func readLSN(_ field: String) throws(PGOutputError) -> LSN { LSN(rawValue: try readUInt64(field)) }
+    public mutating func readLSN(_ field: @autoclosure () -> String) throws(PGOutputError) -> LSN { LSN(rawValue: try readUInt64(field())) }
 
     /// Reads a protocol timestamp.
-    public mutating func readTimestamp(_ field: String) throws(PGOutputError) -> PostgresTimestamp {
-        PostgresTimestamp(rawValue: try readInt64(field))
+    public mutating func readTimestamp(_ field: @autoclosure () -> String) throws(PGOutputError) -> PostgresTimestamp {
+        PostgresTimestamp(rawValue: try readInt64(field()))
     }
 
     /// Reads `count` raw bytes.
-    public mutating func readBytes(_ count: Int, _ field: String) throws(PGOutputError) -> [UInt8] {
-        try require(count, field)
+    public mutating func readBytes(_ count: Int, _ field: @autoclosure () -> String) throws(PGOutputError) -> [UInt8] {
+        try require(count, field())
         defer { offset += count }
         return Array(bytes[offset..<(offset + count)])
     }
@@ -88,13 +88,13 @@ public struct WireReader: Sendable {
     }
 
     /// Reads a NUL-terminated UTF-8 string.
-    public mutating func readCString(_ field: String) throws(PGOutputError) -> String {
+    public mutating func readCString(_ field: @autoclosure () -> String) throws(PGOutputError) -> String {
         let start = offset
         guard let end = bytes[offset...].firstIndex(of: 0) else {
-            throw error(.truncated, field: field, detail: "no NUL terminator")
+            throw error(.truncated, field: field(), detail: "no NUL terminator")
         }
         guard let text = String(validating: bytes[start..<end], as: UTF8.self) else {
-            throw error(.invalidValue, field: field, detail: "not valid UTF-8")
+            throw error(.invalidValue, field: field(), detail: "not valid UTF-8")
         }
         offset = end + 1
         return text

@@ -200,31 +200,34 @@ final class RDKafkaClient: @unchecked Sendable {
         let failure: OpaquePointer? = record.topic.withCString { topic in
             withOptionalBytes(record.key) { keyPointer, keyCount in
                 withOptionalBytes(record.value) { valuePointer, valueCount in
-                    var values = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 7)
-                    values[0].vtype = RD_KAFKA_VTYPE_TOPIC
-                    values[0].u.cstr = topic
-                    values[1].vtype = RD_KAFKA_VTYPE_KEY
-                    values[1].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyPointer)
-                    values[1].u.mem.size = keyCount
-                    values[2].vtype = RD_KAFKA_VTYPE_VALUE
-                    values[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: valuePointer)
-                    values[2].u.mem.size = valueCount
-                    values[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS
-                    values[3].u.i = RD_KAFKA_MSG_F_COPY
-                    values[4].vtype = RD_KAFKA_VTYPE_OPAQUE
-                    values[4].u.ptr = opaque
-                    var count = 5
-                    if let partition = record.partition {
-                        values[count].vtype = RD_KAFKA_VTYPE_PARTITION
-                        values[count].u.i32 = partition
-                        count += 1
+                    // On the stack: one record's arguments, no heap allocation per record.
+                    withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { values in
+                        values.initialize(repeating: rd_kafka_vu_t())
+                        values[0].vtype = RD_KAFKA_VTYPE_TOPIC
+                        values[0].u.cstr = topic
+                        values[1].vtype = RD_KAFKA_VTYPE_KEY
+                        values[1].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyPointer)
+                        values[1].u.mem.size = keyCount
+                        values[2].vtype = RD_KAFKA_VTYPE_VALUE
+                        values[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: valuePointer)
+                        values[2].u.mem.size = valueCount
+                        values[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                        values[3].u.i = RD_KAFKA_MSG_F_COPY
+                        values[4].vtype = RD_KAFKA_VTYPE_OPAQUE
+                        values[4].u.ptr = opaque
+                        var count = 5
+                        if let partition = record.partition {
+                            values[count].vtype = RD_KAFKA_VTYPE_PARTITION
+                            values[count].u.i32 = partition
+                            count += 1
+                        }
+                        if let headers {
+                            values[count].vtype = RD_KAFKA_VTYPE_HEADERS
+                            values[count].u.headers = headers
+                            count += 1
+                        }
+                        return rd_kafka_produceva(handle, values.baseAddress, count)
                     }
-                    if let headers {
-                        values[count].vtype = RD_KAFKA_VTYPE_HEADERS
-                        values[count].u.headers = headers
-                        count += 1
-                    }
-                    return rd_kafka_produceva(handle, values, count)
                 }
             }
         }
