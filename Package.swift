@@ -41,6 +41,8 @@ let package = Package(
         .testTarget(name: "OutboxConsumerTests", dependencies: ["OutboxConsumer", "TestSupport"]),
         // A child process for consumer crash tests.
         .executableTarget(name: "LedgerConsumer", dependencies: ["OutboxConsumer"], path: "Tests/LedgerConsumer"),
+        // Reads topics back for scripts/chaos (event ids, duplicates included).
+        .executableTarget(name: "KafkaDump", dependencies: ["RDKafka", "TestSupport"], path: "Tests/KafkaDump"),
     ]
 )
 

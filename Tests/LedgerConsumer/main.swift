@@ -1,6 +1,6 @@
 // A test fixture: an OutboxConsumer whose handler appends one ledger row per application, run as a child process
 // so that tests can SIGKILL it mid-batch. Configured through the environment (TG_BOOTSTRAP, TG_POSTGRES,
-// TG_GROUP, TG_BATCH, TG_SESSION_TIMEOUT_MS); SIGTERM stops it gracefully.
+// TG_GROUP, TG_TOPICS, TG_BATCH, TG_SESSION_TIMEOUT_MS); SIGTERM stops it gracefully.
 import Dispatch
 import Foundation
 import OutboxConsumer
@@ -10,7 +10,7 @@ signal(SIGTERM, SIG_IGN)
 let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .main)
 let environment = ProcessInfo.processInfo.environment
 let configuration = ConsumerConfiguration(
-    groupID: environment["TG_GROUP"] ?? "svc", topics: ["events"],
+    groupID: environment["TG_GROUP"] ?? "svc", topics: (environment["TG_TOPICS"] ?? "events").split(separator: ",").map(String.init),
     kafka: ["bootstrap.servers": environment["TG_BOOTSTRAP"] ?? "", "session.timeout.ms": environment["TG_SESSION_TIMEOUT_MS"] ?? "6000", "heartbeat.interval.ms": "500",
             "fetch.wait.max.ms": "50", "client.id": "ledger-\(getpid())"],
     postgres: environment["TG_POSTGRES"] ?? "", maxBatchSize: Int(environment["TG_BATCH"] ?? "") ?? 100,

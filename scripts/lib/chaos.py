@@ -1,0 +1,459 @@
+"""The chaos run behind scripts/chaos: a continuous commerce load through the real pipeline while faults are injected
+at moments drawn from a printed seed; at the end the commerce database, Kafka and the consumer's ledger are compared.
+
+PostgreSQL runs as a throwaway cluster (scripts/lib/postgres.sh), Kafka is `tailgate dev-kafka` (3 brokers, faults
+through its stdin), the connector is `tailgate run` and the consumer is two LedgerConsumer processes (OutboxConsumer
+whose handler appends one ledger row per application, with no unique constraint, so a loss and a duplicate cannot
+cancel out). Every process's output goes to a log; the secrets the run used are searched for in all of it.
+
+Environment: PGHOST PGPORT TG_PG_BIN TG_PG_DIR BIN (debug products dir) WORK (scratch dir).
+"""
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+PG_BIN = os.environ["TG_PG_BIN"]
+PGHOST, PGPORT, PG_DIR = os.environ["PGHOST"], os.environ["PGPORT"], os.environ["TG_PG_DIR"]
+BIN, WORK = os.environ["BIN"], os.environ["WORK"]
+LOGS = os.path.join(WORK, "logs")
+AS_PG = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def psql(sql, db="commerce", check=True, timeout=30):
+    """Runs SQL as the superuser; returns stdout lines. With check=False returns None on failure."""
+    result = subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
+                            capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        if check:
+            raise RuntimeError(f"psql failed: {sql[:80]}: {result.stderr.strip()}")
+        return None
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def psql_retry(sql, db="commerce", deadline=60):
+    end = time.monotonic() + deadline
+    while True:
+        rows = psql(sql, db, check=False)
+        if rows is not None:
+            return rows
+        if time.monotonic() > end:
+            return psql(sql, db)
+        time.sleep(0.2)
+
+
+class Child:
+    """A child process whose output is appended to WORK/logs/NAME.log."""
+
+    def __init__(self, name, argv, env=None, stdin=False):
+        self.name = name
+        self.path = os.path.join(LOGS, f"{name}.log")
+        self.out = open(self.path, "ab")
+        self.process = subprocess.Popen(argv, stdout=self.out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                        env={**os.environ, **(env or {})}, start_new_session=True)
+        with open(os.path.join(WORK, "pids"), "a") as pids:  # scripts/chaos kills these if the harness dies
+            pids.write(f"{self.process.pid}\n")
+
+    def text(self):
+        with open(self.path, "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def signal(self, number):
+        if self.alive():
+            self.process.send_signal(number)
+
+    def wait(self, timeout):
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.alive():
+            self.process.kill()
+            self.process.wait()
+
+
+class DevKafka:
+    def __init__(self):
+        self.child = Child("dev-kafka", [f"{BIN}/tailgate", "dev-kafka", "--brokers", "3", "--partitions", "6",
+                                         "--topics", "events"], stdin=True)
+        for _ in range(200):
+            lines = self.child.text().splitlines()
+            if lines and lines[0].startswith("127.0.0.1:"):
+                self.bootstrap = lines[0].strip()
+                return
+            time.sleep(0.05)
+        raise RuntimeError("dev-kafka printed no bootstrap line:\n" + self.child.text())
+
+    def command(self, line):
+        answers_before = self.child.text().count("\nok ") + self.child.text().count("\nerror")
+        self.child.process.stdin.write((line + "\n").encode())
+        self.child.process.stdin.flush()
+        for _ in range(100):
+            text = self.child.text()
+            if text.count("\nok ") + text.count("\nerror") > answers_before:
+                if text.rstrip().splitlines()[-1].startswith("error"):
+                    raise RuntimeError(f"dev-kafka refused '{line}': {text.splitlines()[-1]}")
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"dev-kafka did not answer '{line}'")
+
+
+class Writer(threading.Thread):
+    """The commerce load: transactions of 5 outbox rows at a fixed rate, each row labelled with the current phase.
+
+    One psql session reads the statements from a pipe; when it dies (PostgreSQL restarted) a new one is started.
+    What counts as produced is what the outbox table holds at the end, not what was attempted."""
+
+    def __init__(self, rate):
+        super().__init__(daemon=True)
+        self.interval = 5.0 / rate
+        self.phase = "warm-up"
+        self.running = True
+        self.sequence = 0
+        self.restarts = 0
+
+    def run(self):
+        session = None
+        next_due = time.monotonic()
+        while self.running:
+            if session is None or session.poll() is not None:
+                if session is not None:
+                    self.restarts += 1
+                    time.sleep(0.3)
+                session = subprocess.Popen([f"{PG_BIN}/psql", "-X", "-q", "-d", "commerce"], stdin=subprocess.PIPE,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.sequence += 1
+            statement = (
+                "INSERT INTO outbox_event (id, aggregate_id, event_type, payload, phase) "
+                f"SELECT gen_random_uuid(), 'product-' || (({self.sequence} * 5 + g) % 50), 'ProductViewed', "
+                f"jsonb_build_object('n', {self.sequence} * 5 + g, 'phase', '{self.phase}'), '{self.phase}' "
+                "FROM generate_series(0, 4) g;\n")
+            try:
+                session.stdin.write(statement.encode())
+                session.stdin.flush()
+            except (BrokenPipeError, OSError):
+                session = None
+            next_due += self.interval
+            delay = next_due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_due = time.monotonic()
+        if session is not None and session.poll() is None:
+            session.stdin.close()
+            session.wait(10)
+
+
+class Pipeline:
+    """The connector and two consumers, restartable."""
+
+    def __init__(self, kafka, secret):
+        self.kafka = kafka
+        self.secret = secret
+        self.generation = 0
+        config = {
+            "name": "chaos",
+            "postgres": {"conninfo": f"host=127.0.0.1 port={PGPORT} dbname=commerce user=tailgate",
+                         "slot": "chaos", "publication": "chaos", "createSlot": True, "createPublication": False},
+            "outbox": {"table": "public.outbox_event", "topic": {"name": "events"},
+                       "headers": {"event_type": "event_type", "phase": "phase"}},
+            "kafka": {"bootstrap.servers": kafka.bootstrap, "linger.ms": "5"},
+            "heartbeatIntervalSeconds": 0,
+            "metrics": {"listen": "127.0.0.1:0"},
+        }
+        self.config_path = os.path.join(WORK, "chaos.json")
+        with open(self.config_path, "w") as handle:
+            json.dump(config, handle)
+        self.connector = None
+        self.consumers = {}
+
+    def start_connector(self, name=None):
+        self.generation += 1
+        child = Child(name or f"connector-{self.generation}",
+                      [f"{BIN}/tailgate", "run", "--config", self.config_path, "--state-dir", os.path.join(WORK, "state"),
+                       "--shutdown-timeout", "10"],
+                      env={"PGPASSWORD": self.secret})
+        return child
+
+    def start_consumer(self, slot):
+        self.generation += 1
+        self.consumers[slot] = Child(f"consumer-{slot}-{self.generation}", [f"{BIN}/LedgerConsumer"], env={
+            "TG_BOOTSTRAP": self.kafka.bootstrap, "TG_POSTGRES": f"host={PGHOST} port={PGPORT} dbname=service user=postgres",
+            "TG_GROUP": "metrics", "TG_TOPICS": "events", "TG_BATCH": "50", "TG_SESSION_TIMEOUT_MS": "6000"})
+
+    def start(self):
+        self.connector = self.start_connector()
+        for slot in ("a", "b"):
+            self.start_consumer(slot)
+
+    def stop(self):
+        for child in [self.connector, *self.consumers.values()]:
+            if child is not None and child.alive():
+                child.signal(signal.SIGTERM)
+        for child in [self.connector, *self.consumers.values()]:
+            if child is not None and child.wait(30) is None:
+                child.kill()
+
+
+def wait_streaming(child, after_text_length=0, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if "event=streaming" in child.text()[after_text_length:]:
+            return True
+        if not child.alive():
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def flowing_since(moment_sql_time, timeout=90):
+    """Seconds until the ledger holds an event committed after `moment_sql_time` (the pipeline flows again)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        ids = psql(f"SELECT id FROM outbox_event WHERE created_at > '{moment_sql_time}' ORDER BY created_at LIMIT 50",
+                   check=False)
+        if ids:
+            listed = ",".join(f"'{i}'" for i in ids)
+            if psql(f"SELECT 1 FROM ledger WHERE event_id IN ({listed}) LIMIT 1", "service", check=False):
+                return time.monotonic() - start
+        time.sleep(0.1)
+    return None
+
+
+def now_sql():
+    return psql_retry("SELECT clock_timestamp()")[0]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--injections", type=int, default=3)
+    parser.add_argument("--rate", type=int, default=100, help="events per second")
+    parser.add_argument("--max-down", type=float, default=10.0, help="longest broker outage, seconds")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    secret = f"chaos-{args.seed}-{rng.getrandbits(48):x}"
+    log(f"seed {args.seed}; {args.injections} injection(s) per fault; {args.rate} events/s")
+
+    os.makedirs(LOGS, exist_ok=True)
+    psql("CREATE DATABASE commerce", "postgres")
+    psql("CREATE DATABASE service", "postgres")
+    psql(f"""
+        CREATE TABLE outbox_event (id uuid PRIMARY KEY, aggregate_id text NOT NULL, event_type text NOT NULL,
+            payload jsonb NOT NULL, phase text NOT NULL, created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+        CREATE ROLE tailgate LOGIN REPLICATION PASSWORD '{secret}';
+        GRANT SELECT ON outbox_event TO tailgate;
+        CREATE PUBLICATION chaos FOR TABLE outbox_event WITH (publish = 'insert');""")
+    psql('CREATE TABLE ledger (event_id text NOT NULL, topic text NOT NULL, partition int NOT NULL, "offset" bigint NOT NULL);'
+         'CREATE INDEX ON ledger (event_id)', "service")
+    # pg_hba: the connector's role authenticates with its password over TCP.
+    with open(os.path.join(PG_DIR, "data", "pg_hba.conf"), "r") as handle:
+        hba = handle.read()
+    hba = "host commerce tailgate 127.0.0.1/32 scram-sha-256\nhost replication tailgate 127.0.0.1/32 scram-sha-256\n" + hba
+    subprocess.run(AS_PG + ["tee", os.path.join(PG_DIR, "data", "pg_hba.conf")], input=hba.encode(),
+                   stdout=subprocess.DEVNULL, check=True)
+    psql("SELECT pg_reload_conf()")
+
+    kafka = DevKafka()
+    pipeline = Pipeline(kafka, secret)
+    pipeline.start()
+    if not wait_streaming(pipeline.connector):
+        raise SystemExit("the connector did not start streaming:\n" + pipeline.connector.text())
+    writer = Writer(args.rate)
+    writer.start()
+    time.sleep(3)
+
+    results = []  # (fault, times injected, recovery seconds)
+    failures = []
+
+    def stop_child(child, what, kill_signal):
+        """Signals a child and waits; a SIGTERM must end it cleanly. Then a pause before the restart."""
+        child.signal(kill_signal)
+        status = child.wait(30)
+        if kill_signal == signal.SIGTERM and status != 0:
+            failures.append(f"{what} exited {status} on SIGTERM (expected 0)")
+        if status is None:
+            child.kill()
+        time.sleep(rng.uniform(0.2, 2.0))
+
+    def restart_connector_after(kill_signal):
+        stop_child(pipeline.connector, "connector", kill_signal)
+        pipeline.connector = pipeline.start_connector()
+
+    def restart_consumer_after(kill_signal):
+        slot = rng.choice(sorted(pipeline.consumers))
+        stop_child(pipeline.consumers[slot], "consumer", kill_signal)
+        pipeline.start_consumer(slot)
+
+    def broker_down():
+        broker = rng.randint(1, 3)
+        kafka.command(f"down {broker}")
+        time.sleep(rng.uniform(1.0, args.max_down))
+        kafka.command(f"up {broker}")
+
+    def request_errors():
+        api = rng.choice(["Produce", "Fetch"])
+        kafka.command(f"error {api} {rng.choice(['NOT_LEADER_FOR_PARTITION', 'REQUEST_TIMED_OUT'])} {rng.randint(3, 20)}")
+        time.sleep(1)
+
+    def pg_restart():
+        subprocess.run(AS_PG + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(PG_DIR, "data"), "-m", "immediate", "-w",
+                                "restart", "-l", os.path.join(PG_DIR, "server.log")],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+    def walsender_cut():
+        psql_retry("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'chaos'")
+
+    def second_connector():
+        first = pipeline.connector
+        second = pipeline.start_connector(f"connector-second-{pipeline.generation + 1}")
+        time.sleep(3)
+        text = second.text()
+        if "event=streaming" in text:
+            failures.append("a second connector on the same slot streamed while the first was running")
+        if "slot_in_use" not in text:
+            failures.append("the second connector did not report that the slot is in use")
+        first.kill()
+        if not wait_streaming(second, timeout=90):
+            failures.append("the second connector did not take over after the first was killed:\n" + second.text()[-2000:])
+        pipeline.connector = second
+
+    faults = [
+        ("connector SIGKILL", lambda: restart_connector_after(signal.SIGKILL)),
+        ("connector SIGTERM", lambda: restart_connector_after(signal.SIGTERM)),
+        ("consumer SIGKILL", lambda: restart_consumer_after(signal.SIGKILL)),
+        ("consumer SIGTERM", lambda: restart_consumer_after(signal.SIGTERM)),
+        (f"Kafka broker down 1-{args.max_down:g} s", broker_down),
+        ("Kafka request errors (Produce, Fetch)", request_errors),
+        ("PostgreSQL restart -m immediate", pg_restart),
+        ("walsender terminated", walsender_cut),
+        ("second connector on the slot, first killed", second_connector),
+    ]
+    for name, inject in faults:
+        writer.phase = name
+        recoveries = []
+        for _ in range(args.injections):
+            time.sleep(rng.uniform(0.5, 3.0))
+            log(f"inject: {name}")
+            inject()
+            healed = now_sql()
+            recovery = flowing_since(healed)
+            if recovery is None:
+                failures.append(f"{name}: the pipeline did not flow again within 90 s")
+            else:
+                recoveries.append(recovery)
+        results.append((name, args.injections, recoveries))
+    writer.phase = "cool-down"
+    time.sleep(2)
+    writer.running = False
+    writer.join(30)
+    log(f"load stopped ({writer.restarts} writer reconnect(s)); waiting for the pipeline to drain")
+
+    # Converge: every committed outbox event applied (or 180 s).
+    produced_total = int(psql_retry("SELECT count(*) FROM outbox_event")[0])
+    end = time.monotonic() + 180
+    while time.monotonic() < end:
+        if int(psql_retry("SELECT count(DISTINCT event_id) FROM ledger", "service")[0]) >= produced_total:
+            break
+        time.sleep(0.5)
+
+    # Kafka's contents, duplicates included.
+    dump = subprocess.run([f"{BIN}/KafkaDump"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TG_BOOTSTRAP": kafka.bootstrap, "TG_TOPICS": "events",
+                               "TG_PARTITIONS": "6", "TG_EXPECT": str(produced_total), "TG_TIMEOUT_S": "120"})
+    in_kafka = Counter(line for line in dump.stdout.splitlines() if line)
+    applied_counts = Counter(psql_retry("SELECT event_id FROM ledger", "service"))
+    by_phase = {}
+    for row in psql_retry("SELECT id, phase FROM outbox_event"):
+        event_id, phase = row.split("|", 1)
+        stats = by_phase.setdefault(phase, [0] * 7)
+        copies, applications = in_kafka[event_id], applied_counts[event_id]
+        stats[0] += 1
+        stats[1] += copies > 0
+        stats[2] += copies
+        stats[3] += applications > 0
+        stats[4] += applications
+        stats[5] += applications == 0
+        stats[6] += applications > 1
+
+    # The last fault ends the run: an administrator drops the slot. The connector must stop loudly, not re-create it.
+    log("inject: slot dropped by an administrator")
+    connector = pipeline.connector
+    psql_retry("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'chaos' AND active_pid IS NOT NULL")
+    psql_retry("SELECT pg_drop_replication_slot('chaos') FROM pg_replication_slots WHERE slot_name = 'chaos' AND NOT active")
+    status = connector.wait(60)
+    recreated = psql_retry("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'chaos'")[0] != "0"
+    slot_message = [line for line in connector.text().splitlines() if "slot" in line and "level=error" in line]
+    slot_ok = status not in (None, 0) and not recreated and slot_message
+    if not slot_ok:
+        failures.append(f"slot dropped: connector exit status {status}, slot re-created: {recreated}, "
+                        f"error line: {slot_message[-1:] or 'none'}")
+    pipeline.stop()
+    kafka.child.process.stdin.write(b"quit\n")
+    kafka.child.process.stdin.flush()
+    if kafka.child.wait(10) is None:
+        kafka.child.kill()
+
+    # Secrets: nothing any process printed may contain the password.
+    leaked = []
+    for name in sorted(os.listdir(LOGS)):
+        with open(os.path.join(LOGS, name), "rb") as handle:
+            if secret.encode() in handle.read():
+                leaked.append(name)
+    with open(os.path.join(PG_DIR, "server.log"), "rb") as handle:
+        server_log_has_secret = secret.encode() in handle.read()
+    if leaked:
+        failures.append(f"the password appears in: {', '.join(leaked)}")
+
+    # The table.
+    print()
+    print(f"Chaos run, seed {args.seed}: {args.rate} events/s in transactions of 5, {args.injections} injection(s) per fault; "
+          "Kafka = librdkafka mock cluster (tailgate dev-kafka, 3 brokers)")
+    print()
+    print("| fault | injected | events produced | in Kafka (unique / total) | applied | lost | applied twice | recovery (median / max) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    totals = [0] * 7
+    for name, injected, recoveries in [("warm-up", 0, [])] + results + [("cool-down", 0, [])]:
+        produced, kafka_unique, kafka_total, applied, applications, lost, twice = by_phase.get(name, [0] * 7)
+        totals = [a + b for a, b in zip(totals, [produced, kafka_unique, kafka_total, applied, applications, lost, twice])]
+        recovery = (f"{sorted(recoveries)[len(recoveries) // 2]:.1f} s / {max(recoveries):.1f} s" if recoveries else "–")
+        print(f"| {name} | {injected} | {produced:,} | {kafka_unique:,} / {kafka_total:,} | {applied:,} | {lost} | {twice} | {recovery} |")
+    produced, kafka_unique, kafka_total, applied, applications, lost, twice = totals
+    print(f"| **all** | {sum(r[1] for r in results) + 1} | {produced:,} | {kafka_unique:,} / {kafka_total:,} | {applied:,} | "
+          f"{lost} | {twice} | |")
+    print(f"| slot dropped by an administrator | 1 | | | | | | connector stopped: "
+          f"{'yes, exit ' + str(status) + ', slot not re-created' if slot_ok else 'NO'} |")
+    print()
+    print(f"Secrets: the connector's password appears in {len(leaked)} of {len(os.listdir(LOGS))} process logs"
+          f"{' (the PostgreSQL server log has it only because the harness created the role)' if server_log_has_secret else ''}.")
+    if lost or twice or produced != applied:
+        failures.append(f"{lost} event(s) lost, {twice} applied twice, {applied} of {produced} applied")
+    if failures:
+        print("\nFAILED:")
+        for failure in failures:
+            print(f"  - {failure}")
+        print(f"logs: {LOGS} (kept)")
+        return 1
+    print("\nOK: nothing lost, nothing applied twice.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
