@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import RDKafka
 
 extension ConnectorConfiguration {
     /// Reads and validates a connector file.
@@ -91,6 +92,12 @@ extension ConnectorConfiguration {
             for (key, value) in kafkaObject {
                 if let text = reader.scalarString(value, at: "$.kafka.\(key)") { kafka[key] = text }
             }
+            // The delivery guarantees cannot be weakened: say so now, naming the property, not when streaming starts.
+            do {
+                _ = try ProducerConfiguration(properties: kafka).resolved()
+            } catch {
+                reader.problem("$.kafka", error.message)
+            }
             if kafka["bootstrap.servers"] == nil {
                 reader.problem("$.kafka", "missing \"bootstrap.servers\", e.g. \"bootstrap.servers\": \"${env:KAFKA_BOOTSTRAP:-localhost:9092}\"")
             }
@@ -102,7 +109,7 @@ extension ConnectorConfiguration {
         if let metrics = reader.object(top["metrics"], at: "$.metrics") {
             reader.allowOnly(["listen"], in: metrics, at: "$.metrics")
             if metrics["listen"] is NSNull { metricsListen = nil } else if let listen = reader.string(metrics["listen"], at: "$.metrics.listen") {
-                if listen.split(separator: ":").count < 2 || Int(listen.split(separator: ":").last!) == nil {
+                if listen.split(separator: ":").count < 2 || !(0...65_535).contains(Int(listen.split(separator: ":").last!) ?? -1) {
                     reader.problem("$.metrics.listen", "'\(listen)' is not host:port; write e.g. \"127.0.0.1:9464\"")
                 }
                 metricsListen = listen
@@ -144,8 +151,13 @@ struct JSONReader {
         self.environment = environment
     }
 
+    /// Records a problem. A huge key or value is quoted only in part, so one bad file cannot flood a log.
     mutating func problem(_ path: String, _ message: String) {
-        problems.append("\(path): \(message)")
+        problems.append("\(Self.clip(path, 120)): \(Self.clip(message, 400))")
+    }
+
+    static func clip(_ text: String, _ limit: Int) -> String {
+        text.count <= limit ? text : "\(text.prefix(limit))… (\(text.utf8.count) bytes)"
     }
 
     mutating func object(_ value: Any?, at path: String, required: Bool = false) -> [String: Any]? {
@@ -224,9 +236,12 @@ struct JSONReader {
 
     mutating func int(_ value: Any?, at path: String, range: ClosedRange<Int>) -> Int? {
         guard let value else { return nil }
-        guard let number = value as? NSNumber, !Self.isBoolean(number),
-              number.doubleValue == number.doubleValue.rounded(), let int = Int(exactly: number.doubleValue) else {
+        guard let number = value as? NSNumber, !Self.isBoolean(number), number.doubleValue == number.doubleValue.rounded() else {
             problem(path, "must be a whole number, not \(Self.kind(of: value))")
+            return nil
+        }
+        guard let int = Int(exactly: number.doubleValue) else {
+            problem(path, "\(number) is out of range; write a number from \(range.lowerBound) to \(range.upperBound)")
             return nil
         }
         guard range.contains(int) else {
