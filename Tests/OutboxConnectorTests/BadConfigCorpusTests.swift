@@ -82,11 +82,11 @@ import Testing
         await db.close()
     }
 
-    /// Tables, slots, publications and the outbox's row count.
+    /// Tables, this database's slots (other tests share the cluster), publications and the outbox's row count.
     static func snapshot(_ db: Connection) async throws -> [String] {
         try await db.query("""
             SELECT 'table ' || relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace
-            UNION ALL SELECT 'slot ' || slot_name FROM pg_replication_slots
+            UNION ALL SELECT 'slot ' || slot_name FROM pg_replication_slots WHERE database = current_database()
             UNION ALL SELECT 'publication ' || pubname FROM pg_publication
             UNION ALL SELECT 'outbox rows ' || count(*) FROM outbox_event
             ORDER BY 1
