@@ -9,7 +9,10 @@ enum DevKafkaCommand {
 
           Runs an IN-MEMORY Kafka cluster (librdkafka's mock cluster) for development and tests only: nothing is
           durable, each partition keeps at most ~5 MiB / 100,000 message sets (the oldest are dropped silently),
-          idempotent retries are not de-duplicated, and leaders do not move when a broker goes down.
+          idempotent retries are not de-duplicated, idempotent sequence order is not enforced (so with more than
+          one request in flight, an injected Produce error can make librdkafka count an unwritten batch as
+          delivered: set max.in.flight.requests.per.connection=1 when injecting them), and leaders do not move
+          when a broker goes down.
           The first line of standard output is the bootstrap servers value. Unknown topics are created with
           4 partitions on first use; --topics creates them with --partitions (default 6).
 

@@ -174,7 +174,10 @@ class Pipeline:
                          "slot": "chaos", "publication": "chaos", "createSlot": True, "createPublication": False},
             "outbox": {"table": "public.outbox_event", "topic": {"name": "events"},
                        "headers": {"event_type": "event_type", "phase": "phase"}},
-            "kafka": {"bootstrap.servers": kafka.bootstrap, "linger.ms": "5"},
+            # One request in flight: librdkafka treats a later batch's success as proof that an earlier failed one
+            # was written (a real broker enforces idempotent sequence order); librdkafka 2.0.2's mock does not, so
+            # with pipelining an injected Produce error fabricates "delivered" records the mock never stored.
+            "kafka": {"bootstrap.servers": kafka.bootstrap, "linger.ms": "5", "max.in.flight.requests.per.connection": "1"},
             "heartbeatIntervalSeconds": 0,
             "metrics": {"listen": "127.0.0.1:0"},
         }
