@@ -226,9 +226,9 @@ def wait_streaming(child, after_text_length=0, timeout=60):
     return False
 
 
-def flowing_since(moment_sql_time, timeout=90):
-    """Seconds until the ledger holds an event committed after `moment_sql_time` (the pipeline flows again)."""
-    start = time.monotonic()
+def flowing_since(moment_sql_time, start, timeout=90):
+    """Seconds from `start` (monotonic, taken at `moment_sql_time`) until the ledger holds an event committed after
+    that moment: the pipeline flows again."""
     while time.monotonic() - start < timeout:
         ids = psql(f"SELECT id FROM outbox_event WHERE created_at > '{moment_sql_time}' ORDER BY created_at LIMIT 50",
                    check=False)
@@ -334,7 +334,7 @@ def main():
         if "slot_in_use" not in text:
             failures.append("the second connector did not report that the slot is in use")
         first.kill()
-        killed_at = now_sql()
+        killed_at = (now_sql(), time.monotonic())
         if not wait_streaming(second, timeout=90):
             failures.append("the second connector did not take over after the first was killed:\n" + second.text()[-2000:])
         pipeline.connector = second
@@ -357,8 +357,8 @@ def main():
         for _ in range(args.injections):
             time.sleep(rng.uniform(0.5, 3.0))
             log(f"inject: {name}")
-            healed = inject() or now_sql()
-            recovery = flowing_since(healed)
+            healed_sql, healed_at = inject() or (now_sql(), time.monotonic())
+            recovery = flowing_since(healed_sql, healed_at)
             if recovery is None:
                 failures.append(f"{name}: the pipeline did not flow again within 90 s")
             else:
