@@ -113,7 +113,10 @@ public final class Connector: Sendable {
                     logger.warning("postgres_unavailable", ("error", error.description), ("retry_in", "\(backoff)"))
                 }
                 metrics.reconnected()
-                try? await Task.sleep(for: backoff)
+                // A busy slot is polled at least every second: it frees within moments of its holder's death
+                // (a terminated walsender, a standby taking over), and waiting longer only delays the takeover.
+                let slotBusy = error.sqlState == "55006"
+                try? await Task.sleep(for: slotBusy ? min(backoff, .seconds(1)) : backoff)
                 backoff = min(backoff * 2, options.maxBackoff)
             } catch let error as KafkaError where error.isFatal {
                 metrics.setStreaming(false)
