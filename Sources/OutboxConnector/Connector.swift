@@ -98,14 +98,20 @@ public final class Connector: Sendable {
             metricsServer?.stop()
             boundMetricsPort.withLock { $0 = nil }
         }
-        var backoff = Duration.milliseconds(250)
+        let initialBackoff = Duration.milliseconds(250)
+        var backoff = initialBackoff
+        var streamed = false
         var producer = try makeProducer()
         while !isStopping {
             do {
-                try await stream(setup: setup, producer: producer)
-                backoff = .milliseconds(250)
+                streamed = false
+                try await stream(setup: setup, producer: producer, streamed: &streamed)
+                backoff = initialBackoff
             } catch let error as PostgresError where error.isTransient {
                 metrics.setStreaming(false)
+                // The backoff grows over consecutive failed attempts only: after a session that streamed, the
+                // next attempt waits the shortest time again (else every later reconnect waited longer).
+                if streamed { backoff = initialBackoff }
                 if error.sqlState == "55006" {
                     logger.warning("slot_in_use", ("slot", configuration.slot),
                                    ("detail", "another process streams from the slot; waiting to take over"))
@@ -121,6 +127,7 @@ public final class Connector: Sendable {
             } catch let error as KafkaError where error.isFatal {
                 metrics.setStreaming(false)
                 logger.error("kafka_fatal", ("error", error.description), ("action", "recreating the producer; resuming from the slot"))
+                if streamed { backoff = initialBackoff }
                 await producer.close(timeout: .zero)
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, options.maxBackoff)
@@ -165,7 +172,8 @@ public final class Connector: Sendable {
 
     // MARK: One replication session
 
-    private func stream(setup: Setup, producer: any RecordSink) async throws {
+    /// One replication session; sets `streamed` once the stream is open.
+    private func stream(setup: Setup, producer: any RecordSink, streamed: inout Bool) async throws {
         let replication = try await ReplicationConnection.connect(configuration.conninfo)
         defer { Task { await replication.close() } }
         let startPosition = try await checkSlot(replication, setup: setup)
@@ -180,6 +188,7 @@ public final class Connector: Sendable {
         defer { pipeline.withLock { $0 = nil } }
         try await watchSlot(setup)
         metrics.setStreaming(true)
+        streamed = true
         logger.info("streaming", ("slot", configuration.slot), ("from", startPosition.description))
 
         var decoder = PGOutputDecoder()

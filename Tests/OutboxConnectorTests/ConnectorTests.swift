@@ -258,6 +258,25 @@ import Testing
         try await running.stop()
     }
 
+    @Test func everyReconnectAfterAStreamingSessionStartsFromTheShortestWait() async throws {
+        // The backoff grows over consecutive failed attempts, not over the connector's lifetime: a walsender
+        // terminated four times, each after the stream was back, is retried after 0.25 s every time.
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let log = LogLines()
+        let running = try await fixture.start(try fixture.configuration(), log: log)
+        for round in 1...4 {
+            try await fixture.db.query("""
+                SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active
+                """, [fixture.slot])
+            #expect(await eventually { log.all.filter { $0.contains("event=streaming") }.count == round + 1 }, "round \(round)")
+        }
+        let waits = log.all.filter { $0.contains("event=postgres_unavailable") || $0.contains("event=slot_in_use") }
+            .compactMap { line in line.range(of: "retry_in=\"").map { line[$0.upperBound...].prefix { $0 != "\"" } } }
+        #expect(!waits.isEmpty && waits.allSatisfy { $0 == "0.25 seconds" }, "\(waits)")
+        try await running.stop()
+    }
+
     @Test func aSecondConnectorOnTheSameSlotWaitsAndTakesOverWhenTheFirstStops() async throws {
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
