@@ -3,10 +3,15 @@ import Foundation
 import Glibc
 #endif
 
-/// A plain HTTP GET to 127.0.0.1 for tests; returns the status line and the body, or `nil` when nothing listens.
+/// A plain HTTP GET to 127.0.0.1 for tests; returns the status line and the body, or `nil` when nothing listens
+/// (or nothing answers within 5 s).
 public func httpGet(port: Int, path: String) -> (status: String, body: String)? {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(descriptor) }
+    // Callers poll from async code: a server that accepts and never answers must not hold a pool thread forever.
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = UInt16(port).bigEndian
