@@ -195,7 +195,15 @@ struct ReplicationFixture {
         let until = ContinuousClock.now + TestPostgres.shortSenderTimeout * 2.5
         while ContinuousClock.now < until {
             let sentBefore = stream.statusUpdatesSent
-            if case .primaryKeepalive(let keepalive)? = try await stream.next(timeout: .milliseconds(500)), keepalive.replyRequested {
+            let frame: ReplicationFrame?
+            do {
+                frame = try await stream.next(timeout: .milliseconds(500))
+            } catch {
+                // Say why the server closed the stream (this failed once under a full parallel run).
+                Issue.record("\(error) after \(requests) keepalive request(s); server log:\n\(fixture.postgres.serverLogTail())")
+                return
+            }
+            if case .primaryKeepalive(let keepalive)? = frame, keepalive.replyRequested {
                 requests += 1
                 #expect(stream.statusUpdatesSent == sentBefore + 1, "the reply went out before the frame was handed over")
             }

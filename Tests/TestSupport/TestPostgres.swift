@@ -89,6 +89,12 @@ public final class TestPostgres: Sendable {
         return cluster
     }
 
+    /// The last `lines` lines of the server log, for a failing test's message (e.g. why a connection was closed).
+    public func serverLogTail(_ lines: Int = 20) -> String {
+        let text = (try? String(contentsOfFile: "\(directory)/server.log", encoding: .utf8)) ?? "(no server log)"
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
     /// A libpq connection string for `database` as the superuser `postgres` over the Unix socket.
     public func conninfo(database: String = "postgres", user: String = "postgres") -> String {
         "host=\(directory) port=\(port) dbname=\(database) user=\(user)"
