@@ -17,6 +17,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         "enable.auto.offset.store": "false",
         "auto.offset.reset": "earliest",
         "enable.partition.eof": "false",
+        "socket.nagle.disable": "true", // TCP_NODELAY, as the Java client always sets
     ]
 
     private let client: RDKafkaClient

@@ -12,7 +12,9 @@ final class MockClusterHandle: @unchecked Sendable {
     init(brokers: Int, log: @escaping KafkaLogHandler) throws(KafkaError) {
         let callbacks = RDKafkaClient.Callbacks(clientName: "tailgate-mock-cluster")
         callbacks.log = log
-        host = try RDKafkaClient(type: .producer, properties: [:], callbacks: callbacks)
+        // The mock's broker sockets take their options from this handle: TCP_NODELAY like a real broker's, or each
+        // second response on a connection waits ~40 ms for the client's delayed TCP acknowledgement.
+        host = try RDKafkaClient(type: .producer, properties: ["socket.nagle.disable": "true"], callbacks: callbacks)
         guard let cluster = rd_kafka_mock_cluster_new(host.handle, Int32(brokers)) else {
             host.destroy()
             throw KafkaError(kind: .configuration, codeName: "MOCK", message: "librdkafka could not create a mock cluster")
