@@ -1,6 +1,5 @@
 import Foundation
 import LibPQ
-import OutboxConnector
 import RDKafka
 import Synchronization
 
@@ -21,8 +20,7 @@ enum PollingRelay {
         let commitTimes = Mutex<[UInt64: Double]>([:])
         let failures = Atomic<Int>(0)
         let producer = try KafkaProducer(
-            configuration: .init(properties: ["bootstrap.servers": try arguments.string("bootstrap"),
-                                              "linger.ms": Connector.defaultLingerMilliseconds]),
+            configuration: .init(properties: ["bootstrap.servers": try arguments.string("bootstrap")]),
             log: { _ in }) { report in
                 guard report.error == nil else { failures.add(1, ordering: .relaxed); return }
                 if let committed = commitTimes.withLock({ $0.removeValue(forKey: report.token) }) {
