@@ -41,25 +41,29 @@ struct Measurements: Sendable {
     }
 }
 
-/// Latency samples appended from delivery threads.
+/// Latency samples appended from delivery threads, with the times of the first and the last.
 final class SampleLog: Sendable {
-    private let samples = Mutex<[Double]>([])
-    private let count = Atomic<Int>(0)
-    private let firstAt = Mutex<ContinuousClock.Instant?>(nil)
-    private let lastAt = Mutex<ContinuousClock.Instant?>(nil)
+    private struct State {
+        var samples: [Double] = []
+        var first: ContinuousClock.Instant?
+        var last: ContinuousClock.Instant?
+    }
+
+    private let state = Mutex(State())
 
     func record(_ seconds: Double) {
         let now = ContinuousClock.now
-        samples.withLock { $0.append(seconds) }
-        firstAt.withLock { if $0 == nil { $0 = now } }
-        lastAt.withLock { $0 = now }
-        count.add(1, ordering: .relaxed)
+        state.withLock { state in
+            state.samples.append(seconds)
+            if state.first == nil { state.first = now }
+            state.last = now
+        }
     }
 
-    var total: Int { count.load(ordering: .relaxed) }
-    var all: [Double] { samples.withLock { $0 } }
-    var first: ContinuousClock.Instant? { firstAt.withLock { $0 } }
-    var last: ContinuousClock.Instant? { lastAt.withLock { $0 } }
+    var total: Int { state.withLock { $0.samples.count } }
+    var all: [Double] { state.withLock { $0.samples } }
+    var first: ContinuousClock.Instant? { state.withLock { $0.first } }
+    var last: ContinuousClock.Instant? { state.withLock { $0.last } }
 }
 
 extension Duration {

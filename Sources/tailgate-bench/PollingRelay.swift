@@ -63,7 +63,7 @@ enum PollingRelay {
         await connection.close()
         var result = Measurements()
         result.label("contender", "polling-relay")
-        result["interval_ms"] = Double(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
+        result["interval_ms"] = interval.seconds * 1000
         result["events"] = Double(samples.total)
         result["polls"] = Double(polls)
         result["start_to_last_ack_s"] = samples.last.map { ($0 - start).seconds }
