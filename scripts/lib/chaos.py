@@ -215,10 +215,10 @@ class Pipeline:
                 child.kill()
 
 
-def wait_streaming(child, after_text_length=0, timeout=60):
+def wait_streaming(child, timeout=60):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if "event=streaming" in child.text()[after_text_length:]:
+        if "event=streaming" in child.text():
             return True
         if not child.alive():
             return False
