@@ -109,7 +109,8 @@ extension ConnectorConfiguration {
         if let metrics = reader.object(top["metrics"], at: "$.metrics") {
             reader.allowOnly(["listen"], in: metrics, at: "$.metrics")
             if metrics["listen"] is NSNull { metricsListen = nil } else if let listen = reader.string(metrics["listen"], at: "$.metrics.listen") {
-                if listen.split(separator: ":").count < 2 || !(0...65_535).contains(Int(listen.split(separator: ":").last!) ?? -1) {
+                let parts = listen.split(separator: ":")
+                if parts.count < 2 || !(0...65_535).contains(Int(parts[parts.count - 1]) ?? -1) {
                     reader.problem("$.metrics.listen", "'\(listen)' is not host:port; write e.g. \"127.0.0.1:9464\"")
                 }
                 metricsListen = listen
