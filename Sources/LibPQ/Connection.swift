@@ -46,6 +46,12 @@ public final class Connection: Sendable {
         queue.sync { connection.close() }
     }
 
+    /// The value libpq uses for connection parameter `keyword` (e.g. `tcp_user_timeout`), or `nil` when unset.
+    package func option(_ keyword: String) -> String? {
+        let connection = self.connection
+        return queue.sync { connection.option(keyword) }
+    }
+
     /// The server process id serving this connection.
     public var backendPID: Int32 { connection.backendPID }
 

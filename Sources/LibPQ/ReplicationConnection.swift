@@ -78,6 +78,12 @@ public final class ReplicationConnection: Sendable {
         return ReplicationConnection(connection: connection)
     }
 
+    /// The value libpq uses for connection parameter `keyword`, or `nil` when unset.
+    package func option(_ keyword: String) -> String? {
+        let connection = self.connection
+        return queue.sync { connection.option(keyword) }
+    }
+
     /// The server process id of this walsender.
     public var backendPID: Int32 { connection.backendPID }
 
@@ -156,16 +162,21 @@ public final class ReplicationConnection: Sendable {
     ///   - options: pgoutput options, e.g. ``PGOutputOptions``.
     ///   - statusInterval: How often to send a standby status update without being asked; keep it well inside
     ///     the server's `wal_sender_timeout` (60 s by default).
+    ///   - receiveTimeout: How long reading may hear nothing from the server before the connection counts as lost
+    ///     (the stream asks for a reply after half of it), like `wal_receiver_timeout`; `nil` waits forever.
+    ///     Keep it below the server's `wal_sender_timeout`, so that a cut is noticed here no later than there.
     /// - Throws: ``PostgresError``; SQLSTATE `55006` when another process streams from the slot, `42704` when the
     ///   slot does not exist.
     public func startReplication(slot: String, start: LSN = .invalid, options: PGOutputOptions,
-                                 statusInterval: Duration = .seconds(10)) async throws(PostgresError) -> ReplicationStream {
+                                 statusInterval: Duration = .seconds(10),
+                                 receiveTimeout: Duration? = .seconds(30)) async throws(PostgresError) -> ReplicationStream {
         let optionList = options.commandOptions.map { "\(SQLIdentifier.quote($0.0)) \(SQLIdentifier.literal($0.1))" }
             .joined(separator: ", ")
         let sql = "START_REPLICATION SLOT \(SQLIdentifier.quote(slot)) LOGICAL \(start) (\(optionList))"
         let connection = self.connection
         try await Connection.run(on: queue) { () throws(PostgresError) in try connection.startCopyBoth(sql) }
-        return ReplicationStream(connection: connection, queue: queue, start: start, statusInterval: statusInterval)
+        return ReplicationStream(connection: connection, queue: queue, start: start, statusInterval: statusInterval,
+                                 receiveTimeout: receiveTimeout)
     }
 
     /// Closes the connection.

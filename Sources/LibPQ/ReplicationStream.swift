@@ -10,6 +10,12 @@ import Synchronization
 /// position, and at once when a keepalive asks for a reply.
 /// The server's WAL end from every frame is in ``serverWALEnd``.
 ///
+/// Like PostgreSQL's own `wal_receiver_timeout`, a stream with a `receiveTimeout` does not wait on a silent
+/// server forever: after half of it without a message while reading, it asks the server for a reply; after all of
+/// it, reading throws `connectionLost`. Time the caller spends away from reading (back-pressure) does not count.
+/// A status update the background timer could not send (the connection broke while nobody was reading) is thrown
+/// by the next read.
+///
 /// `@unchecked Sendable`: the libpq connection and the timer are only used on `queue` (and in `init`/`deinit`),
 /// and the positions shared with other threads sit behind a `Mutex`.
 public final class ReplicationStream: @unchecked Sendable {
@@ -21,18 +27,26 @@ public final class ReplicationStream: @unchecked Sendable {
         var lastSentFlushed = LSN.invalid
         var statusUpdatesSent = 0
         var closed = false
+        /// Time spent reading without receiving a frame, since the last frame.
+        var silence = Duration.zero
+        /// A reply was asked for in the current silence.
+        var pinged = false
+        /// What the background timer's last status update failed with.
+        var timerError: PostgresError?
     }
 
     private let connection: PQConnection
     private let queue: DispatchQueue
     private let statusInterval: Duration
+    private let receiveTimeout: Duration?
     private let positions: Mutex<Positions>
     private let timer: any DispatchSourceTimer
 
-    init(connection: PQConnection, queue: DispatchQueue, start: LSN, statusInterval: Duration) {
+    init(connection: PQConnection, queue: DispatchQueue, start: LSN, statusInterval: Duration, receiveTimeout: Duration?) {
         self.connection = connection
         self.queue = queue
         self.statusInterval = statusInterval
+        self.receiveTimeout = receiveTimeout
         self.positions = Mutex(Positions(confirmed: .invalid, received: start, lastStatusSent: .now))
         self.timer = DispatchSource.makeTimerSource(queue: queue)
         let nanoseconds = Int(statusInterval.components.seconds) * 1_000_000_000
@@ -40,7 +54,14 @@ public final class ReplicationStream: @unchecked Sendable {
         let tick = DispatchTimeInterval.nanoseconds(max(1_000_000, min(250_000_000, nanoseconds / 4)))
         timer.schedule(deadline: .now() + tick, repeating: tick)
         // While nobody reads (the caller applies back-pressure), this keeps status updates flowing.
-        timer.setEventHandler { [weak self] in try? self?.sendStatusIfDue() }
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            do throws(PostgresError) {
+                try self.sendStatusIfDue()
+            } catch {
+                self.positions.withLock { if $0.timerError == nil { $0.timerError = error } }
+            }
+        }
         timer.resume()
     }
 
@@ -126,9 +147,14 @@ public final class ReplicationStream: @unchecked Sendable {
         let deadline = clock.now + timeout
         var readSocket = false
         while true {
+            if let failed = positions.withLock({ $0.timerError }) { throw failed }
             try sendStatusIfDue()
             switch try connection.readCopyData() {
             case .data(let bytes):
+                positions.withLock {
+                    $0.silence = .zero
+                    $0.pinged = false
+                }
                 let frame: ReplicationFrame
                 do {
                     frame = try ReplicationFrame.decode(bytes)
@@ -155,8 +181,21 @@ public final class ReplicationStream: @unchecked Sendable {
                     try connection.consumeInput()
                     continue
                 }
-                let statusDue = positions.withLock { $0.lastStatusSent } + statusInterval
-                try connection.waitReadable(timeout: min(deadline, max(statusDue, now)) - now)
+                var wakeUp = min(deadline, max(positions.withLock { $0.lastStatusSent } + statusInterval, now))
+                if let receiveTimeout {
+                    let (silence, pinged) = positions.withLock { ($0.silence, $0.pinged) }
+                    if silence >= receiveTimeout {
+                        throw PostgresError(code: .connectionLost, message: "no message from the server for \(Self.seconds(silence)) s (receive timeout \(Self.seconds(receiveTimeout)) s): the network or the server is gone")
+                    }
+                    if !pinged && silence >= receiveTimeout / 2 {
+                        try sendStatusNow(replyRequested: true)
+                        positions.withLock { $0.pinged = true }
+                    }
+                    wakeUp = min(wakeUp, now + (pinged ? receiveTimeout : receiveTimeout / 2) - silence)
+                }
+                try connection.waitReadable(timeout: wakeUp - now)
+                let waited = clock.now - now
+                positions.withLock { $0.silence += waited }
                 try connection.consumeInput()
             case .done(let error):
                 positions.withLock { $0.closed = true }
@@ -175,6 +214,11 @@ public final class ReplicationStream: @unchecked Sendable {
             return (periodic || progress, state.closed)
         }
         if due && !closed { try sendStatusNow(replyRequested: false) }
+    }
+
+    private static func seconds(_ duration: Duration) -> String {
+        let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return String(format: "%.1f", value)
     }
 
     private func sendStatusNow(replyRequested: Bool) throws(PostgresError) {

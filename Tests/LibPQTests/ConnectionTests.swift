@@ -9,6 +9,28 @@ import Testing
         return try await Connection.connect(postgres.conninfo(database: try await postgres.createDatabase(prefix: "conn")))
     }
 
+    @Test func livenessDefaultsApplyUnlessTheConnectionStringSaysOtherwise() async throws {
+        let postgres = try await TestPostgres.shared()
+        let conninfo = postgres.conninfo(database: try await postgres.createDatabase(prefix: "conn"))
+        let plain = try await Connection.connect(conninfo)
+        #expect(plain.option("connect_timeout") == "10")
+        #expect(plain.option("keepalives_idle") == "5")
+        #expect(plain.option("keepalives_interval") == "2")
+        #expect(plain.option("keepalives_count") == "3")
+        #expect(plain.option("tcp_user_timeout") == "15000")
+        let own = try await Connection.connect(conninfo + " tcp_user_timeout=3000 keepalives_idle=30")
+        #expect(own.option("tcp_user_timeout") == "3000")
+        #expect(own.option("keepalives_idle") == "30")
+        #expect(own.option("keepalives_count") == "3")
+        let replication = try await ReplicationConnection.connect(conninfo + " connect_timeout=4")
+        #expect(replication.option("connect_timeout") == "4")
+        #expect(replication.option("tcp_user_timeout") == "15000")
+        #expect(replication.option("replication") == "database")
+        await plain.close()
+        await own.close()
+        await replication.close()
+    }
+
     @Test func parametersTravelApartFromSQL() async throws {
         let db = try await connect()
         let hostile = "x'); DROP TABLE t; --"

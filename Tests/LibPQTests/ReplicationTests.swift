@@ -38,13 +38,14 @@ struct ReplicationFixture {
         try await ReplicationConnection.connect(postgres.conninfo(database: database))
     }
 
-    func start(protocolVersion: Int = 1, streaming: Bool = false, statusInterval: Duration = .milliseconds(500)) async throws
+    func start(protocolVersion: Int = 1, streaming: Bool = false, statusInterval: Duration = .milliseconds(500),
+               receiveTimeout: Duration? = .seconds(30)) async throws
         -> (ReplicationConnection, ReplicationStream) {
         let connection = try await replicationConnection()
         let stream = try await connection.startReplication(
             slot: slot, options: PGOutputOptions(protocolVersion: protocolVersion, publications: [publication], messages: true,
                                                  streaming: streaming),
-            statusInterval: statusInterval)
+            statusInterval: statusInterval, receiveTimeout: receiveTimeout)
         return (connection, stream)
     }
 
@@ -184,6 +185,46 @@ struct ReplicationFixture {
             for _ in 0..<100 { _ = try await stream.next(timeout: .milliseconds(200)) }
         }
         #expect(error.code == .connectionLost)
+        _ = connection
+    }
+
+    @Test func aSilentServerIsNoticedWithinTheReceiveTimeout() async throws {
+        // A stopped walsender keeps its TCP connection open and says nothing: what a silently dropped network looks
+        // like from here. Without a receive timeout, reading would wait on it forever.
+        let fixture = try await ReplicationFixture.make()
+        let (connection, stream) = try await fixture.start(statusInterval: .seconds(60), receiveTimeout: .seconds(2))
+        _ = try await stream.next(timeout: .milliseconds(200))
+        let walsender = connection.backendPID
+        #expect(kill(walsender, SIGSTOP) == 0)
+        defer { kill(walsender, SIGCONT) }
+        let sentBefore = stream.statusUpdatesSent
+        let started = ContinuousClock.now
+        let error = try await #require(throws: PostgresError.self) {
+            for _ in 0..<200 { _ = try await stream.next(timeout: .milliseconds(200)) }
+        }
+        let noticedAfter = ContinuousClock.now - started
+        #expect(error.code == .connectionLost)
+        #expect(error.message.contains("receive timeout"), "\(error)")
+        #expect(noticedAfter >= .milliseconds(1500) && noticedAfter < .seconds(15), "noticed after \(noticedAfter)")
+        #expect(stream.statusUpdatesSent > sentBefore, "a reply was asked for after half the timeout")
+        kill(walsender, SIGCONT)
+        await stream.close()
+    }
+
+    @Test func anIdleServerIsAskedForRepliesAndKept() async throws {
+        // Idle and alive: the server has nothing to send; the stream asks for a reply after half the timeout and
+        // the answer keeps it, reading after reading, well past the timeout.
+        let fixture = try await ReplicationFixture.make()
+        let (connection, stream) = try await fixture.start(statusInterval: .seconds(60), receiveTimeout: .seconds(2))
+        let until = ContinuousClock.now + .seconds(6)
+        while ContinuousClock.now < until { _ = try await stream.next(timeout: .milliseconds(300)) }
+        #expect(stream.statusUpdatesSent >= 3, "one reply request per silent second")
+        // Time away from reading is not silence: a caller applying back-pressure for twice the timeout reads on.
+        try await Task.sleep(for: .seconds(4))
+        try await fixture.db.execute("INSERT INTO items VALUES (11, 'after the pause', NULL)")
+        let transactions = try await fixture.transactions(1, from: stream)
+        #expect(transactions[0].inserts.count == 1)
+        await stream.close()
         _ = connection
     }
 

@@ -9,14 +9,29 @@ import PGOutput
 final class PQConnection: @unchecked Sendable {
     private var handle: OpaquePointer?
 
+    /// Liveness defaults every connection gets unless its connection string says otherwise.
+    ///
+    /// libpq's own defaults wait forever: no connect timeout, the kernel's two-hour keepalive, and no limit on how
+    /// long sent data may stay unacknowledged, so a silently dropped network (a pulled cable, a firewall or NAT
+    /// table change) leaves a connection hanging until TCP gives up, minutes later. With these, a dead peer is
+    /// noticed within about 15–20 seconds: keepalive probes after 5 s idle, every 2 s, 3 of them; and
+    /// `tcp_user_timeout` ends a connection whose sent data (a query, a status update) stays unacknowledged
+    /// for 15 s. They are ordinary connection parameters, so a conninfo that names one keeps its own value.
+    static let livenessDefaults: [(String, String)] = [
+        ("connect_timeout", "10"), ("keepalives", "1"), ("keepalives_idle", "5"), ("keepalives_interval", "2"),
+        ("keepalives_count", "3"), ("tcp_user_timeout", "15000"),
+    ]
+
     /// Opens a connection.
     ///
     /// - Parameters:
-    ///   - conninfo: A libpq connection string or URI.
+    ///   - conninfo: A libpq connection string or URI; its parameters override ``livenessDefaults``.
     ///   - overrides: Parameters that take precedence over the string, e.g. `replication=database`.
     init(conninfo: String, overrides: [(String, String)] = []) throws(PostgresError) {
-        let keywords = ["dbname"] + overrides.map(\.0)
-        let values = [conninfo] + overrides.map(\.1)
+        // libpq processes keywords in order and keeps the last value: defaults first, then the expanded
+        // connection string (which overrides them), then the overrides.
+        let keywords = Self.livenessDefaults.map(\.0) + ["dbname"] + overrides.map(\.0)
+        let values = Self.livenessDefaults.map(\.1) + [conninfo] + overrides.map(\.1)
         let connection = Self.withCStrings(keywords) { keywordPointers in
             Self.withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)
@@ -46,6 +61,18 @@ final class PQConnection: @unchecked Sendable {
     }
 
     var isOpen: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
+
+    /// The value libpq uses for a connection parameter (`PQconninfo`), e.g. `tcp_user_timeout`.
+    func option(_ keyword: String) -> String? {
+        guard let handle, let options = PQconninfo(handle) else { return nil }
+        defer { PQconninfoFree(options) }
+        var option = options
+        while let name = option.pointee.keyword {
+            if String(cString: name) == keyword { return option.pointee.val.map { String(cString: $0) } }
+            option += 1
+        }
+        return nil
+    }
 
     /// The server's process id for this session.
     var backendPID: Int32 { handle.map { PQbackendPID($0) } ?? 0 }
