@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LibPQTests", dependencies: ["LibPQ", "PGOutput", "TestSupport"]),
         .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka", "TestSupport"]),
-        .testTarget(name: "OutboxConnectorTests", dependencies: ["OutboxConnector", "TestSupport"], resources: [.copy("BadConfigs")]),
+        .testTarget(name: "OutboxConnectorTests", dependencies: ["OutboxConnector", "OutboxConsumer", "TestSupport"], resources: [.copy("BadConfigs")]),
         .testTarget(name: "OutboxConsumerTests", dependencies: ["OutboxConsumer", "TestSupport"]),
         // A child process for consumer crash tests.
         .executableTarget(name: "LedgerConsumer", dependencies: ["OutboxConsumer"], path: "Tests/LedgerConsumer"),

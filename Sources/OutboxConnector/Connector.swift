@@ -65,10 +65,15 @@ public final class Connector: Sendable {
     public init(configuration: ConnectorConfiguration, options: Options = Options(), logger: Logger = Logger()) {
         self.configuration = configuration
         self.options = options
-        self.logger = logger.with(("connector", configuration.name))
-        self.metrics = ConnectorMetrics(connector: configuration.name)
+        let logger = logger.with(("connector", configuration.name))
+        let metrics = ConnectorMetrics(connector: configuration.name)
+        self.logger = logger
+        self.metrics = metrics
         let maxBytes = Int(configuration.kafka["message.max.bytes"] ?? "") ?? 1_000_000
-        self.router = OutboxRouter(configuration: configuration, maxRecordBytes: maxBytes)
+        self.router = OutboxRouter(configuration: configuration, maxRecordBytes: maxBytes) { eventID, rejection in
+            logger.warning("trace_context_dropped", ("event_id", eventID ?? "NULL"), ("header", rejection.header), ("reason", rejection.reason))
+            metrics.traceContextDropped()
+        }
     }
 
     /// Asks the connector to stop: it stops reading, waits for in-flight records (up to the shutdown timeout),

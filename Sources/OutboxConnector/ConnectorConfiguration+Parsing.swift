@@ -40,7 +40,8 @@ extension ConnectorConfiguration {
         let createPublication = reader.bool(postgres["createPublication"], at: "$.postgres.createPublication") ?? true
 
         let outbox = reader.object(top["outbox"], at: "$.outbox", required: true) ?? [:]
-        reader.allowOnly(["table", "eventIdColumn", "keyColumn", "payloadColumn", "topic", "allowedTopics", "headers"], in: outbox, at: "$.outbox")
+        reader.allowOnly(["table", "eventIdColumn", "keyColumn", "payloadColumn", "topic", "allowedTopics", "headers",
+                          "traceColumn", "traceStateColumn"], in: outbox, at: "$.outbox")
         let tableText = reader.string(outbox["table"], at: "$.outbox.table", required: true) ?? ""
         let table = QualifiedName(parsing: tableText)
         if table == nil && !tableText.isEmpty {
@@ -72,11 +73,18 @@ extension ConnectorConfiguration {
         if let list = outbox["allowedTopics"] {
             allowedTopics = Set(reader.stringArray(list, at: "$.outbox.allowedTopics", pattern: .topic))
         }
+        let traceColumn = reader.string(outbox["traceColumn"], at: "$.outbox.traceColumn", pattern: .column)
+        let traceStateColumn = reader.string(outbox["traceStateColumn"], at: "$.outbox.traceStateColumn", pattern: .column)
+        if traceStateColumn != nil && traceColumn == nil {
+            reader.problem("$.outbox.traceStateColumn", "needs \"traceColumn\" too: a tracestate travels only with its traceparent")
+        }
         var headers: [(name: String, column: String)] = []
         if let headerObject = reader.object(outbox["headers"], at: "$.outbox.headers") {
             for (header, column) in headerObject.sorted(by: { $0.key < $1.key }) {
                 if ["event_id", "tailgate_lsn", "tailgate_xid", "tailgate_error", "id"].contains(header) {
                     reader.problem("$.outbox.headers.\(header)", "'\(header)' is a header Tailgate sets itself; choose another name")
+                } else if traceColumn != nil, ["traceparent", "tracestate"].contains(header.lowercased()) {
+                    reader.problem("$.outbox.headers.\(header)", "'\(header)' comes from \"traceColumn\"/\"traceStateColumn\"; remove it from headers")
                 }
                 if let column = reader.string(column, at: "$.outbox.headers.\(header)", pattern: .column) {
                     headers.append((header, column))
@@ -126,7 +134,8 @@ extension ConnectorConfiguration {
         return ConnectorConfiguration(
             name: name, conninfo: conninfo, slot: slot, publication: publication, createSlot: createSlot,
             createPublication: createPublication, table: table, eventIdColumn: eventIdColumn, keyColumn: keyColumn,
-            payloadColumn: payloadColumn, topic: topic, allowedTopics: allowedTopics, headers: headers, kafka: kafka,
+            payloadColumn: payloadColumn, topic: topic, allowedTopics: allowedTopics, headers: headers,
+            traceColumn: traceColumn, traceStateColumn: traceStateColumn, kafka: kafka,
             deadLetterTopic: deadLetterTopic, heartbeatIntervalSeconds: heartbeat, maxInFlightRecords: maxInFlight,
             metricsListen: metricsListen, debeziumCompatible: debezium)
     }

@@ -42,6 +42,10 @@ public struct ConnectorConfiguration: Sendable {
     public var allowedTopics: Set<String>?
     /// Header name → column, in the order the headers are added.
     public var headers: [(name: String, column: String)]
+    /// The column holding a W3C `traceparent`, published as the `traceparent` header; `nil` for none.
+    public var traceColumn: String? = nil
+    /// The column holding a W3C `tracestate`, published as the `tracestate` header with a valid `traceparent`.
+    public var traceStateColumn: String? = nil
     /// librdkafka producer properties.
     public var kafka: [String: String]
     /// Where rows that cannot become records go; `nil` stops the connector instead.

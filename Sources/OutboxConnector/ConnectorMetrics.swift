@@ -10,6 +10,7 @@ public final class ConnectorMetrics: Sendable {
         var serverWALEnd: UInt64 = 0
         var reconnects = 0
         var heartbeats = 0
+        var traceContextsDropped = 0
         var walStatus = ""
         var safeWALSize: Int64?
         var latencyBuckets = [Int](repeating: 0, count: ConnectorMetrics.latencyBounds.count + 1)
@@ -36,6 +37,7 @@ public final class ConnectorMetrics: Sendable {
     func serverWALEnd(_ lsn: UInt64) { state.withLock { $0.serverWALEnd = max($0.serverWALEnd, lsn) } }
     func reconnected() { state.withLock { $0.reconnects += 1 } }
     func heartbeat() { state.withLock { $0.heartbeats += 1 } }
+    func traceContextDropped() { state.withLock { $0.traceContextsDropped += 1 } }
     func setStreaming(_ streaming: Bool) { state.withLock { $0.streaming = streaming } }
     func slot(walStatus: String?, safeWALSize: Int64?) {
         state.withLock {
@@ -77,6 +79,8 @@ public final class ConnectorMetrics: Sendable {
                [("", "\(s.serverWALEnd > s.confirmedLSN ? s.serverWALEnd - s.confirmedLSN : 0)")])
         metric("tailgate_reconnects_total", "counter", "Replication reconnects.", [("", "\(s.reconnects)")])
         metric("tailgate_heartbeats_total", "counter", "Heartbeat messages emitted.", [("", "\(s.heartbeats)")])
+        metric("tailgate_trace_context_dropped_total", "counter", "Invalid traceparent/tracestate values left out of records.",
+               [("", "\(s.traceContextsDropped)")])
         metric("tailgate_streaming", "gauge", "1 while the connector streams.", [("", s.streaming ? "1" : "0")])
         metric("tailgate_slot_wal_status", "gauge", "The slot's wal_status (1 for the current value).",
                s.walStatus.isEmpty ? [] : [(",wal_status=\"\(s.walStatus)\"", "1")])

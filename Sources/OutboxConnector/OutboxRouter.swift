@@ -4,8 +4,9 @@ import RDKafka
 /// Turns an inserted outbox row into the Kafka record the record-layout contract describes. Pure, no I/O.
 ///
 /// key = the key column's text; value = the payload (jsonb/json/text as UTF-8, bytea as its bytes); headers:
-/// `event_id`, the configured headers in order (a NULL column omits its header), `tailgate_lsn` (the
-/// transaction's commit LSN) and `tailgate_xid`; with Debezium compatibility also `id`.
+/// `event_id`, the configured headers in order (a NULL column omits its header), `traceparent` and `tracestate`
+/// (from `outbox.traceColumn`/`traceStateColumn`, when valid), `tailgate_lsn` (the transaction's commit LSN) and
+/// `tailgate_xid`; with Debezium compatibility also `id`.
 public struct OutboxRouter: Sendable {
     /// Where a row goes.
     public enum Routing: Sendable, Equatable {
@@ -37,13 +38,19 @@ public struct OutboxRouter: Sendable {
 
     let configuration: ConnectorConfiguration
     let maxRecordBytes: Int
+    let onInvalidTraceContext: @Sendable (_ eventID: String?, _ rejection: TraceContext.Rejection) -> Void
 
     /// Creates a router.
     ///
-    /// - Parameter maxRecordBytes: Records larger than this are rejected before producing (`message.max.bytes`).
-    public init(configuration: ConnectorConfiguration, maxRecordBytes: Int = 1_000_000) {
+    /// - Parameters:
+    ///   - maxRecordBytes: Records larger than this are rejected before producing (`message.max.bytes`).
+    ///   - onInvalidTraceContext: Told about each trace context value dropped because it is not valid W3C Trace
+    ///     Context (the row is still published, without it), for a warning and a counter.
+    public init(configuration: ConnectorConfiguration, maxRecordBytes: Int = 1_000_000,
+                onInvalidTraceContext: @escaping @Sendable (_ eventID: String?, _ rejection: TraceContext.Rejection) -> Void = { _, _ in }) {
         self.configuration = configuration
         self.maxRecordBytes = maxRecordBytes
+        self.onInvalidTraceContext = onInvalidTraceContext
     }
 
     /// The columns the configuration reads.
@@ -54,6 +61,7 @@ public struct OutboxRouter: Sendable {
         case .fixed: break
         }
         columns += configuration.headers.map(\.column)
+        columns += [configuration.traceColumn, configuration.traceStateColumn].compactMap { $0 }
         var seen = Set<String>()
         return columns.filter { seen.insert($0).inserted }
     }
@@ -74,10 +82,19 @@ public struct OutboxRouter: Sendable {
         let key = row[configuration.keyColumn]?.string
         let payload = payloadBytes(row)
         var headers: [KafkaHeader] = []
-        headers.reserveCapacity(configuration.headers.count + 4)
+        headers.reserveCapacity(configuration.headers.count + 6)
         if let eventID { headers.append(KafkaHeader(name: "event_id", string: eventID)) }
         for (name, column) in configuration.headers {
             if let value = row[column]?.string { headers.append(KafkaHeader(name: name, string: value)) }
+        }
+        if let traceColumn = configuration.traceColumn {
+            let (context, rejection) = TraceContext.check(traceParent: row[traceColumn]?.string,
+                                                          traceState: configuration.traceStateColumn.flatMap { row[$0]?.string })
+            if let context {
+                headers.append(KafkaHeader(name: "traceparent", string: context.traceParent))
+                if let state = context.traceState { headers.append(KafkaHeader(name: "tracestate", string: state)) }
+            }
+            if let rejection { onInvalidTraceContext(eventID, rejection) }
         }
         headers += transaction.transactionHeaders
         if configuration.debeziumCompatible, let eventID { headers.append(KafkaHeader(name: "id", string: eventID)) }

@@ -29,6 +29,13 @@ public struct OutboxEvent: Sendable {
         try decoder.decode(T.self, from: Data(payload))
     }
 
+    /// The W3C `traceparent` the connector published (from `outbox.traceColumn`), to continue the producer's trace:
+    /// start the handler's span as its child. `nil` when the row had none.
+    public var traceParent: String? { header("traceparent") }
+
+    /// The W3C `tracestate` that travelled with ``traceParent``, if any.
+    public var traceState: String? { header("tracestate") }
+
     /// The first header named `name` as UTF-8 text.
     public func header(_ name: String) -> String? {
         headers.first { $0.name == name }?.stringValue
