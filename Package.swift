@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "PGOutput", targets: ["PGOutput"]),
         .library(name: "LibPQ", targets: ["LibPQ"]),
         .library(name: "RDKafka", targets: ["RDKafka"]),
+        .library(name: "Observability", targets: ["Observability"]),
         .library(name: "OutboxConnector", targets: ["OutboxConnector"]),
         .library(name: "OutboxConsumer", targets: ["OutboxConsumer"]),
         .executable(name: "tailgate", targets: ["tailgate"]),
@@ -26,21 +27,26 @@ let package = Package(
         .target(name: "PGOutput"),
         .target(name: "LibPQ", dependencies: ["CLibPQ", "PGOutput"]),
         .target(name: "RDKafka", dependencies: ["CLibRDKafka"]),
-        .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka"]),
-        .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka"]),
-        .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ", "PGOutput"]),
-        .executableTarget(name: "commerce-example", dependencies: ["LibPQ", "OutboxConsumer"]),
+        // Logging, Prometheus text, the /metrics server and shutdown signals, for the connector, consumer and CLI.
+        .target(name: "Observability"),
+        .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka", "Observability"]),
+        .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka", "Observability"]),
+        .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ", "PGOutput", "Observability"]),
+        .executableTarget(name: "commerce-example", dependencies: ["LibPQ", "OutboxConsumer", "Observability"]),
         // The contenders scripts/bench compares (connector, null sink, polling relay, consumers); not a product.
-        .executableTarget(name: "tailgate-bench", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ"]),
+        .executableTarget(name: "tailgate-bench", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ", "Observability"]),
         // Test-only helpers (throwaway PostgreSQL clusters, child processes); never linked into products.
         .target(name: "TestSupport", dependencies: ["LibPQ", "RDKafka"], path: "Tests/TestSupport"),
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LibPQTests", dependencies: ["LibPQ", "PGOutput", "TestSupport"]),
         .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka", "TestSupport"]),
-        .testTarget(name: "OutboxConnectorTests", dependencies: ["OutboxConnector", "OutboxConsumer", "TestSupport"], resources: [.copy("BadConfigs")]),
-        .testTarget(name: "OutboxConsumerTests", dependencies: ["OutboxConsumer", "TestSupport"]),
+        .testTarget(name: "OutboxConnectorTests", dependencies: ["OutboxConnector", "OutboxConsumer", "Observability", "TestSupport"], resources: [.copy("BadConfigs")]),
+        .testTarget(name: "OutboxConsumerTests", dependencies: ["OutboxConsumer", "Observability", "TestSupport"]),
+        .testTarget(name: "ObservabilityTests", dependencies: ["Observability", "TestSupport"]),
+        // A child process for signal and metrics-server tests (Observability only).
+        .executableTarget(name: "ObservabilityProbe", dependencies: ["Observability"], path: "Tests/ObservabilityProbe"),
         // A child process for consumer crash tests.
-        .executableTarget(name: "LedgerConsumer", dependencies: ["OutboxConsumer"], path: "Tests/LedgerConsumer"),
+        .executableTarget(name: "LedgerConsumer", dependencies: ["OutboxConsumer", "Observability"], path: "Tests/LedgerConsumer"),
         // Reads topics back for scripts/chaos (event ids, duplicates included).
         .executableTarget(name: "KafkaDump", dependencies: ["RDKafka", "TestSupport"], path: "Tests/KafkaDump"),
     ]

@@ -1,4 +1,5 @@
 import LibPQ
+import Observability
 import PGOutput
 import RDKafka
 import Foundation
@@ -19,11 +20,11 @@ public struct Backfill: Sendable {
     public var createSlot: Bool
     /// Where the connector remembers its slots (as for `tailgate run`).
     public var stateDirectory: String
-    let logger: Logger
+    let logger: EventLogger
 
     /// Creates a backfill.
     public init(configuration: ConnectorConfiguration, condition: String? = nil, createSlot: Bool = false,
-                stateDirectory: String = ".tailgate-state", logger: Logger = Logger()) {
+                stateDirectory: String = ".tailgate-state", logger: EventLogger = EventLogger()) {
         self.configuration = configuration
         self.condition = condition
         self.createSlot = createSlot

@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import Observability
 import PGOutput
 import RDKafka
 import Synchronization
@@ -47,7 +48,7 @@ public final class Connector: Sendable {
     /// Counters and gauges for `/metrics`.
     public let metrics: ConnectorMetrics
     let options: Options
-    let logger: Logger
+    let logger: EventLogger
     let router: OutboxRouter
     private let stopRequested = Atomic<Bool>(false)
     private let pipeline = Mutex<Pipeline?>(nil)
@@ -62,7 +63,7 @@ public final class Connector: Sendable {
     public var metricsPort: Int? { boundMetricsPort.withLock { $0 } }
 
     /// Creates a connector; nothing connects until ``run()``.
-    public init(configuration: ConnectorConfiguration, options: Options = Options(), logger: Logger = Logger()) {
+    public init(configuration: ConnectorConfiguration, options: Options = Options(), logger: EventLogger = EventLogger()) {
         self.configuration = configuration
         self.options = options
         let logger = logger.with(("connector", configuration.name))

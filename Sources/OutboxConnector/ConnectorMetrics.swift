@@ -1,3 +1,4 @@
+import Observability
 import Synchronization
 
 /// The connector's counters and gauges, rendered in Prometheus text format.
@@ -13,14 +14,9 @@ public final class ConnectorMetrics: Sendable {
         var traceContextsDropped = 0
         var walStatus = ""
         var safeWALSize: Int64?
-        var latencyBuckets = [Int](repeating: 0, count: ConnectorMetrics.latencyBounds.count + 1)
-        var latencySum = 0.0
-        var latencyCount = 0
+        var latency = PrometheusHistogram(upperBounds: PrometheusHistogram.latencySeconds)
         var streaming = false
     }
-
-    /// Upper bounds (seconds) of the commit-to-acknowledgement latency histogram.
-    static let latencyBounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
     private let state = Mutex(State())
     private let connector: String
@@ -46,12 +42,7 @@ public final class ConnectorMetrics: Sendable {
         }
     }
     func latency(seconds: Double) {
-        state.withLock {
-            let bucket = Self.latencyBounds.firstIndex { seconds <= $0 } ?? Self.latencyBounds.count
-            $0.latencyBuckets[bucket] += 1
-            $0.latencySum += seconds
-            $0.latencyCount += 1
-        }
+        state.withLock { $0.latency.observe(seconds) }
     }
 
     /// Events acknowledged by Kafka, all topics.
@@ -62,41 +53,31 @@ public final class ConnectorMetrics: Sendable {
     /// The Prometheus text exposition.
     public func render() -> String {
         let s = state.withLock { $0 }
-        let label = "connector=\"\(connector)\""
-        var lines: [String] = []
-        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
-            lines.append("# HELP \(name) \(help)")
-            lines.append("# TYPE \(name) \(type)")
-            for (labels, value) in samples { lines.append("\(name){\(label)\(labels)} \(value)") }
+        let connector = [("connector", self.connector)]
+        var text = PrometheusText()
+        text.family("tailgate_events_delivered_total", .counter, help: "Outbox events acknowledged by Kafka.")
+        for (topic, count) in s.delivered.sorted(by: { $0.key < $1.key }) {
+            text.sample("tailgate_events_delivered_total", labels: connector + [("topic", topic)], count)
         }
-        metric("tailgate_events_delivered_total", "counter", "Outbox events acknowledged by Kafka.",
-               s.delivered.sorted { $0.key < $1.key }.map { (",topic=\"\($0.key)\"", "\($0.value)") })
-        metric("tailgate_events_dead_lettered_total", "counter", "Outbox rows sent to the dead-letter topic.",
-               s.deadLettered.sorted { $0.key < $1.key }.map { (",topic=\"\($0.key)\"", "\($0.value)") })
-        metric("tailgate_in_flight_records", "gauge", "Records produced and not yet acknowledged.", [("", "\(s.inFlight)")])
-        metric("tailgate_confirmed_lsn", "gauge", "The WAL position last confirmed to PostgreSQL.", [("", "\(s.confirmedLSN)")])
-        metric("tailgate_replication_lag_bytes", "gauge", "Server WAL end minus the confirmed position.",
-               [("", "\(s.serverWALEnd > s.confirmedLSN ? s.serverWALEnd - s.confirmedLSN : 0)")])
-        metric("tailgate_reconnects_total", "counter", "Replication reconnects.", [("", "\(s.reconnects)")])
-        metric("tailgate_heartbeats_total", "counter", "Heartbeat messages emitted.", [("", "\(s.heartbeats)")])
-        metric("tailgate_trace_context_dropped_total", "counter", "Invalid traceparent/tracestate values left out of records.",
-               [("", "\(s.traceContextsDropped)")])
-        metric("tailgate_streaming", "gauge", "1 while the connector streams.", [("", s.streaming ? "1" : "0")])
-        metric("tailgate_slot_wal_status", "gauge", "The slot's wal_status (1 for the current value).",
-               s.walStatus.isEmpty ? [] : [(",wal_status=\"\(s.walStatus)\"", "1")])
-        metric("tailgate_slot_safe_wal_size_bytes", "gauge", "WAL that can still be written before the slot is at risk.",
-               s.safeWALSize.map { [("", "\($0)")] } ?? [])
-        lines.append("# HELP tailgate_commit_to_ack_seconds Time from a transaction's commit to Kafka's acknowledgement of its record.")
-        lines.append("# TYPE tailgate_commit_to_ack_seconds histogram")
-        var cumulative = 0
-        for (index, bound) in Self.latencyBounds.enumerated() {
-            cumulative += s.latencyBuckets[index]
-            lines.append("tailgate_commit_to_ack_seconds_bucket{\(label),le=\"\(bound)\"} \(cumulative)")
+        text.family("tailgate_events_dead_lettered_total", .counter, help: "Outbox rows sent to the dead-letter topic.")
+        for (topic, count) in s.deadLettered.sorted(by: { $0.key < $1.key }) {
+            text.sample("tailgate_events_dead_lettered_total", labels: connector + [("topic", topic)], count)
         }
-        cumulative += s.latencyBuckets[Self.latencyBounds.count]
-        lines.append("tailgate_commit_to_ack_seconds_bucket{\(label),le=\"+Inf\"} \(cumulative)")
-        lines.append("tailgate_commit_to_ack_seconds_sum{\(label)} \(s.latencySum)")
-        lines.append("tailgate_commit_to_ack_seconds_count{\(label)} \(s.latencyCount)")
-        return lines.joined(separator: "\n") + "\n"
+        text.gauge("tailgate_in_flight_records", help: "Records produced and not yet acknowledged.", labels: connector, s.inFlight)
+        text.gauge("tailgate_confirmed_lsn", help: "The WAL position last confirmed to PostgreSQL.", labels: connector, s.confirmedLSN)
+        text.gauge("tailgate_replication_lag_bytes", help: "Server WAL end minus the confirmed position.", labels: connector,
+                   s.serverWALEnd > s.confirmedLSN ? s.serverWALEnd - s.confirmedLSN : 0)
+        text.counter("tailgate_reconnects_total", help: "Replication reconnects.", labels: connector, s.reconnects)
+        text.counter("tailgate_heartbeats_total", help: "Heartbeat messages emitted.", labels: connector, s.heartbeats)
+        text.counter("tailgate_trace_context_dropped_total", help: "Invalid traceparent/tracestate values left out of records.",
+                     labels: connector, s.traceContextsDropped)
+        text.gauge("tailgate_streaming", help: "1 while the connector streams.", labels: connector, s.streaming ? 1 : 0)
+        text.family("tailgate_slot_wal_status", .gauge, help: "The slot's wal_status (1 for the current value).")
+        if !s.walStatus.isEmpty { text.sample("tailgate_slot_wal_status", labels: connector + [("wal_status", s.walStatus)], 1) }
+        text.family("tailgate_slot_safe_wal_size_bytes", .gauge, help: "WAL that can still be written before the slot is at risk.")
+        if let safeWALSize = s.safeWALSize { text.sample("tailgate_slot_safe_wal_size_bytes", labels: connector, safeWALSize) }
+        text.histogram("tailgate_commit_to_ack_seconds", help: "Time from a transaction's commit to Kafka's acknowledgement of its record.",
+                       labels: connector, s.latency)
+        return text.output
     }
 }

@@ -1,3 +1,4 @@
+import Observability
 import PGOutput
 import RDKafka
 
@@ -171,6 +172,6 @@ public struct OutboxRouter: Sendable {
 
     private func jsonString(_ text: String?) -> String {
         guard let text else { return "null" }
-        return Logger.jsonString(text)
+        return EventLogger.Format.quoted(text)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import Observability
 import PGOutput
 import RDKafka
 import Synchronization
@@ -18,11 +19,11 @@ final class Pipeline: Sendable {
     private let state: Mutex<State>
     private let stream: ReplicationStream
     private let metrics: ConnectorMetrics
-    private let logger: Logger
+    private let logger: EventLogger
     private let deadLetterTopic: String?
     private let onAcknowledged: (@Sendable (Double) -> Void)?
 
-    init(stream: ReplicationStream, startingAt position: LSN, session: UInt64, metrics: ConnectorMetrics, logger: Logger,
+    init(stream: ReplicationStream, startingAt position: LSN, session: UInt64, metrics: ConnectorMetrics, logger: EventLogger,
          deadLetterTopic: String?, onAcknowledged: (@Sendable (Double) -> Void)? = nil) {
         self.stream = stream
         self.onAcknowledged = onAcknowledged

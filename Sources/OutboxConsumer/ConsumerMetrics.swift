@@ -1,3 +1,4 @@
+import Observability
 import Synchronization
 
 /// What an ``OutboxConsumer`` has done, for the service to expose.
@@ -35,16 +36,19 @@ public final class ConsumerMetrics: Sendable {
     /// The counters in Prometheus text format, labelled with the consumer group.
     public func render(group: String) -> String {
         let s = snapshot
-        var lines = [
-            "tailgate_consumer_events_applied_total{group=\"\(group)\"} \(s.applied)",
-            "tailgate_consumer_duplicates_skipped_total{group=\"\(group)\"} \(s.duplicatesSkipped)",
-            "tailgate_consumer_dead_lettered_total{group=\"\(group)\"} \(s.deadLettered)",
-            "tailgate_consumer_batches_total{group=\"\(group)\"} \(s.batches)",
-            "tailgate_consumer_batch_retries_total{group=\"\(group)\"} \(s.batchRetries)",
-        ]
+        let labels = [("group", group)]
+        var text = PrometheusText()
+        text.counter("tailgate_consumer_events_applied_total", help: "Events whose handler ran and committed.", labels: labels, s.applied)
+        text.counter("tailgate_consumer_duplicates_skipped_total", help: "Records skipped because their event was already in the inbox.",
+                     labels: labels, s.duplicatesSkipped)
+        text.counter("tailgate_consumer_dead_lettered_total", help: "Events sent to the dead-letter topic.", labels: labels, s.deadLettered)
+        text.counter("tailgate_consumer_batches_total", help: "Committed batches.", labels: labels, s.batches)
+        text.counter("tailgate_consumer_batch_retries_total", help: "Batches rolled back and retried (database unavailable, serialization failures).",
+                     labels: labels, s.batchRetries)
+        text.family("tailgate_consumer_lag", .gauge, help: "Records not yet consumed, per partition (from cached watermarks).")
         for (partition, lag) in s.lag.sorted(by: { $0.key < $1.key }) {
-            lines.append("tailgate_consumer_lag{group=\"\(group)\",partition=\"\(partition)\"} \(lag)")
+            text.sample("tailgate_consumer_lag", labels: labels + [("partition", partition)], lag)
         }
-        return lines.joined(separator: "\n") + "\n"
+        return text.output
     }
 }

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import LibPQ
+import Observability
 import RDKafka
 import Synchronization
 
@@ -37,14 +38,16 @@ public final class OutboxConsumer: Sendable {
     private let stopRequested = Atomic<Bool>(false)
     let inbox: Inbox
     let offsets: OffsetStore
-    private let log: @Sendable (String) -> Void
+    /// Where the consumer's events go (context: `group`).
+    let logger: EventLogger
 
     /// Validates the configuration; nothing connects until ``run(_:)``.
     ///
-    /// - Parameter log: Receives one logfmt line per event of interest (default: standard error).
+    /// - Parameter logger: Receives one event per thing of interest (started, partitions assigned, batch rolled
+    ///   back, dead-lettered, …). The default writes logfmt lines to standard error, like the connector's; pass
+    ///   `EventLogger(sink: yourSink)` to route the events into the service's own logging (see ``LogSink``).
     /// - Throws: ``ConsumerError`` naming the bad setting.
-    public init(configuration: ConsumerConfiguration,
-                log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws {
+    public init(configuration: ConsumerConfiguration, logger: EventLogger = EventLogger()) throws {
         guard !configuration.topics.isEmpty else { throw ConsumerError("topics is empty; name at least one topic") }
         guard !configuration.groupID.isEmpty else { throw ConsumerError("groupID is empty; name the consumer group") }
         guard configuration.maxBatchSize > 0 else { throw ConsumerError("maxBatchSize must be at least 1") }
@@ -58,7 +61,15 @@ public final class OutboxConsumer: Sendable {
         self.configuration = configuration
         self.inbox = Inbox(table: inboxTable, group: configuration.groupID)
         self.offsets = OffsetStore(table: offsetsTable, group: configuration.groupID)
-        self.log = log
+        self.logger = logger.with(("group", configuration.groupID))
+    }
+
+    /// Validates the configuration, passing one logfmt line per event (without a newline) to `log`.
+    ///
+    /// - Parameter log: Receives each line, from the consumer's thread.
+    /// - Throws: ``ConsumerError`` naming the bad setting.
+    public convenience init(configuration: ConsumerConfiguration, log: @escaping @Sendable (String) -> Void) throws {
+        try self.init(configuration: configuration, logger: EventLogger(write: log))
     }
 
     /// Asks ``run(_:)`` to finish: the batch in progress commits or rolls back, the consumer leaves the group.
@@ -82,12 +93,10 @@ public final class OutboxConsumer: Sendable {
         }
     }
 
-    func emit(_ level: String, _ event: String, _ fields: [(String, String)] = []) {
-        let values = ([("level", level), ("event", event), ("group", configuration.groupID)] + fields).map { key, value in
-            value.contains(where: { $0 == " " || $0 == "=" || $0 == "\"" }) || value.isEmpty
-                ? "\(key)=\"\(value.replacingOccurrences(of: "\"", with: "\\\""))\"" : "\(key)=\(value)"
-        }
-        log(values.joined(separator: " "))
+    /// Logs one event; `level` is a level's name (`info`, `warning`, …), and `fields` is evaluated only when that
+    /// level is enabled.
+    func emit(_ level: String, _ event: String, _ fields: @autoclosure () -> [(String, String)] = []) {
+        logger.log(EventLogger.Level(name: level) ?? .error, event, fields())
     }
 }
 

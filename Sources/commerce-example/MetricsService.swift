@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import LibPQ
+import Observability
 import OutboxConsumer
 
 /// `commerce-example metrics`: the back office, built on OutboxConsumer. Keeps `product_metrics` and
@@ -17,22 +18,14 @@ struct MetricsService {
 
     func run() async throws {
         // SIGTERM/SIGINT are taken over first, so one that arrives while starting is not lost.
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let stopRequested = StopFlag()
-        let sources = [SIGTERM, SIGINT].map { number in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
-            source.setEventHandler { stopRequested.request() }
-            source.resume()
-            return source
-        }
+        let signals = ShutdownSignals()
         let db = try await Connection.connect(postgres)
         for statement in BackOfficeSchema.statements { try await db.execute(statement) }
         await db.close()
         let consumer = try OutboxConsumer(configuration: .init(
             groupID: group, topics: ["catalog-events", "order-events"], kafka: ["bootstrap.servers": bootstrap],
             postgres: postgres, deadLetterTopic: "\(group).dead-letter"))
-        stopRequested.onRequest { consumer.stop() }
+        signals.onSignal { _ in consumer.stop() }
         let progress = Task {
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(1))
@@ -61,7 +54,7 @@ struct MetricsService {
             }
         }
         progress.cancel()
-        withExtendedLifetime(sources) {}
+        withExtendedLifetime(signals) {}
         let s = consumer.metrics.snapshot
         print("metrics: stopped, applied=\(s.applied) duplicates_skipped=\(s.duplicatesSkipped) dead_lettered=\(s.deadLettered)")
     }
@@ -74,28 +67,4 @@ private func bump(_ db: Session, product: String, likes: Int = 0, views: Int = 0
             view_count = product_metrics.view_count + EXCLUDED.view_count,
             sales_count = product_metrics.sales_count + EXCLUDED.sales_count, updated_at = now()
         """, [product, likes, views, sales])
-}
-
-/// Remembers a stop request and forwards it to whoever registers later.
-final class StopFlag: @unchecked Sendable {
-    // @unchecked: both fields are only touched under `lock`.
-    private let lock = NSLock()
-    private var requested = false
-    private var action: (@Sendable () -> Void)?
-
-    func request() {
-        lock.lock()
-        requested = true
-        let action = self.action
-        lock.unlock()
-        action?()
-    }
-
-    func onRequest(_ action: @escaping @Sendable () -> Void) {
-        lock.lock()
-        self.action = action
-        let already = requested
-        lock.unlock()
-        if already { action() }
-    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Observability
 @_spi(Benchmarks) import OutboxConnector
 import Synchronization
 
@@ -16,7 +17,7 @@ enum ConnectorBench {
         var options = Connector.Options(stateDirectory: try arguments.string("state-dir"))
         options.discardRecords = arguments.flags.contains("discard")
         options.onAcknowledged = { samples.record($0) }
-        let connector = Connector(configuration: configuration, options: options, logger: Logger(minimumLevel: .warning))
+        let connector = Connector(configuration: configuration, options: options, logger: EventLogger(minimumLevel: .warning))
         let finished = Mutex<(any Error)??>(nil)
         let start = ContinuousClock.now
         let running = Task {

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Observability
 import RDKafka
 
 /// `tailgate dev-kafka`: librdkafka's in-memory mock cluster in the foreground, with fault commands on stdin.
@@ -45,7 +46,7 @@ enum DevKafkaCommand {
             Output.line("# tailgate dev-kafka: stopped")
                 exit(code)
         }
-        let signals = SignalHandler { _ in shutdown(0) }
+        let signals = ShutdownSignals { _ in shutdown(0) }
         let reader = Thread {
             while let line = readLine() {
                 let answer = execute(line, on: cluster)

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Observability
 import OutboxConnector
 
 /// `tailgate run`: the connector in the foreground until SIGTERM/SIGINT.
@@ -27,8 +28,8 @@ enum RunCommand {
             stateDirectory: arguments.options["state-dir"] ?? ".tailgate-state",
             shutdownTimeout: .seconds(try arguments.positiveInt("shutdown-timeout", default: 30)),
             statusInterval: .seconds(try arguments.positiveInt("status-interval", default: 10))), logger: logger)
-        let signals = SignalHandler { signalName in
-            logger.info("shutdown_requested", ("signal", signalName))
+        let signals = ShutdownSignals { signal in
+            logger.info("shutdown_requested", ("signal", signal.name))
             connector.requestStop()
         }
         Task {
@@ -43,31 +44,13 @@ enum RunCommand {
         withExtendedLifetime(signals) { dispatchMain() }
     }
 
-    static func makeLogger(_ arguments: CommandLineArguments) throws -> Logger {
-        guard let format = Logger.Format(rawValue: arguments.options["log-format"] ?? "logfmt") else {
+    static func makeLogger(_ arguments: CommandLineArguments) throws -> EventLogger {
+        guard let format = EventLogger.Format(rawValue: arguments.options["log-format"] ?? "logfmt") else {
             throw UsageError("--log-format must be logfmt or json")
         }
-        let levels: [String: Logger.Level] = ["debug": .debug, "info": .info, "warning": .warning, "error": .error]
-        guard let level = levels[arguments.options["log-level"] ?? "info"] else {
+        guard let level = EventLogger.Level(name: arguments.options["log-level"] ?? "info") else {
             throw UsageError("--log-level must be debug, info, warning or error")
         }
-        return Logger(minimumLevel: level, format: format)
-    }
-}
-
-/// Turns SIGTERM and SIGINT into a callback on the main queue.
-final class SignalHandler {
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ handler: @escaping @Sendable (String) -> Void) {
-        var sources: [any DispatchSourceSignal] = []
-        for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
-            source.setEventHandler { handler(name) }
-            source.resume()
-            sources.append(source)
-        }
-        self.sources = sources
+        return EventLogger(minimumLevel: level, format: format)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Observability
 import OutboxConnector
 
 /// `tailgate validate`: checks a connector file, and with `--connect` the database, without starting.
@@ -24,7 +25,7 @@ enum ValidateCommand {
         }
         Output.line("\(path): configuration ok (connector \(configuration.name), postgres \(configuration.maskedConninfo))")
         guard arguments.flags.contains("connect") else { return 0 }
-        let problems = await Connector(configuration: configuration, logger: Logger(minimumLevel: .error)).validateDatabase()
+        let problems = await Connector(configuration: configuration, logger: EventLogger(minimumLevel: .error)).validateDatabase()
         if problems.isEmpty {
             Output.line("\(path): database ok")
             return 0

@@ -3,11 +3,11 @@
 // TG_GROUP, TG_TOPICS, TG_BATCH, TG_SESSION_TIMEOUT_MS); SIGTERM stops it gracefully.
 import Dispatch
 import Foundation
+import Observability
 import OutboxConsumer
 
-// Take SIGTERM over before anything else, so an early one is not lost.
-signal(SIGTERM, SIG_IGN)
-let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .main)
+// Take SIGTERM over before anything else, so an early one is not lost (it reaches `onSignal` below).
+let signals = ShutdownSignals([.terminate])
 let environment = ProcessInfo.processInfo.environment
 let configuration = ConsumerConfiguration(
     groupID: environment["TG_GROUP"] ?? "svc", topics: (environment["TG_TOPICS"] ?? "events").split(separator: ",").map(String.init),
@@ -15,9 +15,8 @@ let configuration = ConsumerConfiguration(
             "fetch.wait.max.ms": "50", "client.id": "ledger-\(getpid())"],
     postgres: environment["TG_POSTGRES"] ?? "", maxBatchSize: Int(environment["TG_BATCH"] ?? "") ?? 100,
     retryBackoff: .milliseconds(20), maxBackoff: .milliseconds(500), deadLetterTopic: "svc.dead-letter")
-let consumer = try OutboxConsumer(configuration: configuration, log: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) })
-source.setEventHandler { consumer.stop() }
-source.resume()
+let consumer = try OutboxConsumer(configuration: configuration, logger: EventLogger(write: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }))
+signals.onSignal { _ in consumer.stop() }
 Task {
     do {
         try await consumer.run { event, db in
@@ -25,6 +24,7 @@ Task {
             try db.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
                            [event.id, event.topic, Int(event.partition), event.offset])
         }
+        withExtendedLifetime(signals) {}
         print("applied=\(consumer.metrics.snapshot.applied)")
         exit(0)
     } catch {

@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import Observability
 import OutboxConnector
 import PGOutput
 import RDKafka
@@ -204,7 +205,7 @@ import Testing
         try await fixture.load(transactions: 0..<30)
         let configuration = try fixture.configuration()
         let backfilled = try await Backfill(configuration: configuration, createSlot: true, stateDirectory: fixture.stateDirectory,
-                                            logger: Logger(minimumLevel: .error)).run()
+                                            logger: EventLogger(minimumLevel: .error)).run()
         #expect(backfilled == 300)
         // Rows written after the cut-over point, before the connector starts.
         try await fixture.load(transactions: 30..<40)
@@ -229,7 +230,7 @@ import Testing
         try await fixture.load(transactions: 0..<10)
         let wanted = Set(try await fixture.db.query("SELECT id::text FROM outbox_event WHERE aggregate_id = 'key-7'").rows.compactMap { $0[0] })
         let count = try await Backfill(configuration: try fixture.configuration(), condition: "aggregate_id = 'key-7'",
-                                       stateDirectory: fixture.stateDirectory, logger: Logger(minimumLevel: .error)).run()
+                                       stateDirectory: fixture.stateDirectory, logger: EventLogger(minimumLevel: .error)).run()
         #expect(count == wanted.count && count > 0)
         let records = try await fixture.readBack(["order-events", "catalog-events"], expected: count)
         #expect(Set(records.compactMap { $0.headerText("event_id") }) == wanted)
@@ -393,20 +394,6 @@ import Testing
         #expect(try await eventually { try await fixture.slotState()?.confirmedFlushLSN ?? .invalid > before },
                 "the heartbeat's WAL is confirmed while the outbox is quiet")
         try await running.stop()
-    }
-
-    @Test func logLinesAreLogfmtOrJSONWithOneEventEach() throws {
-        let lines = LogLines()
-        let logfmt = Logger(format: .logfmt, context: [("connector", "c")], write: { lines.append($0) })
-        logfmt.info("delivered", ("topic", "order events"), ("note", "say \"hi\"\nbye"))
-        let json = Logger(format: .json, write: { lines.append($0) })
-        json.warning("slot_at_risk", ("detail", "tab\there \u{1}"))
-        Logger(minimumLevel: .warning, write: { lines.append($0) }).info("dropped")
-        let all = lines.all
-        #expect(all.count == 2)
-        #expect(all[0].contains(#"level=info event=delivered connector=c topic="order events" note="say \"hi\"\nbye""#))
-        let object = try JSONSerialization.jsonObject(with: Data(all[1].utf8)) as? [String: String]
-        #expect(object?["event"] == "slot_at_risk" && object?["level"] == "warning" && object?["detail"] == "tab\there \u{1}")
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import Observability
 import OutboxConnector
 import PGOutput
 import RDKafka
@@ -67,7 +68,7 @@ struct OutboxFixture {
     func connector(_ configuration: ConnectorConfiguration, log: LogLines? = nil) -> Connector {
         Connector(configuration: configuration,
                   options: Connector.Options(stateDirectory: stateDirectory, shutdownTimeout: .seconds(30), statusInterval: .milliseconds(500)),
-                  logger: Logger(minimumLevel: .debug, write: { line in log?.append(line) }))
+                  logger: EventLogger(minimumLevel: .debug, write: { line in log?.append(line) }))
     }
 
     /// Starts a connector in this process and waits until it streams.
