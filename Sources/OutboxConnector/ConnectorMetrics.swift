@@ -1,3 +1,4 @@
+import Foundation
 import Observability
 import Synchronization
 
@@ -12,6 +13,7 @@ public final class ConnectorMetrics: Sendable {
         var reconnects = 0
         var heartbeats = 0
         var traceContextsDropped = 0
+        var lastHeartbeat: Double?
         var walStatus = ""
         var safeWALSize: Int64?
         var latency = PrometheusHistogram(upperBounds: PrometheusHistogram.latencySeconds)
@@ -32,7 +34,13 @@ public final class ConnectorMetrics: Sendable {
     func confirmed(_ lsn: UInt64) { state.withLock { $0.confirmedLSN = max($0.confirmedLSN, lsn) } }
     func serverWALEnd(_ lsn: UInt64) { state.withLock { $0.serverWALEnd = max($0.serverWALEnd, lsn) } }
     func reconnected() { state.withLock { $0.reconnects += 1 } }
-    func heartbeat() { state.withLock { $0.heartbeats += 1 } }
+    func heartbeat() {
+        let now = Date().timeIntervalSince1970
+        state.withLock {
+            $0.heartbeats += 1
+            $0.lastHeartbeat = now
+        }
+    }
     func traceContextDropped() { state.withLock { $0.traceContextsDropped += 1 } }
     func setStreaming(_ streaming: Bool) { state.withLock { $0.streaming = streaming } }
     func slot(walStatus: String?, safeWALSize: Int64?) {
@@ -69,6 +77,8 @@ public final class ConnectorMetrics: Sendable {
                    s.serverWALEnd > s.confirmedLSN ? s.serverWALEnd - s.confirmedLSN : 0)
         text.counter("tailgate_reconnects_total", help: "Replication reconnects.", labels: connector, s.reconnects)
         text.counter("tailgate_heartbeats_total", help: "Heartbeat messages emitted.", labels: connector, s.heartbeats)
+        text.family("tailgate_last_heartbeat_timestamp_seconds", .gauge, help: "Unix time of the last heartbeat message emitted.")
+        if let lastHeartbeat = s.lastHeartbeat { text.sample("tailgate_last_heartbeat_timestamp_seconds", labels: connector, lastHeartbeat) }
         text.counter("tailgate_trace_context_dropped_total", help: "Invalid traceparent/tracestate values left out of records.",
                      labels: connector, s.traceContextsDropped)
         text.gauge("tailgate_streaming", help: "1 while the connector streams.", labels: connector, s.streaming ? 1 : 0)

@@ -2,11 +2,14 @@
 struct CommandLineArguments {
     private(set) var options: [String: String] = [:]
     private(set) var flags: Set<String> = []
+    /// Every value of each option, in order (for options that may repeat).
+    private(set) var lists: [String: [String]] = [:]
 
-    /// Parses `words`; `flagNames` take no value.
+    /// Parses `words`; `flagNames` take no value; `repeatable` options may be given more than once (see ``lists``).
     ///
-    /// - Throws: ``UsageError`` for a stray word, an option without a value, or an unknown name.
-    init(_ words: [String], options optionNames: Set<String>, flags flagNames: Set<String> = []) throws {
+    /// - Throws: ``UsageError`` for a stray word, an option without a value, a repeated option that may not
+    ///   repeat, or an unknown name.
+    init(_ words: [String], options optionNames: Set<String>, flags flagNames: Set<String> = [], repeatable: Set<String> = []) throws {
         var rest = words[...]
         while let word = rest.popFirst() {
             guard word.hasPrefix("--") else { throw UsageError("unexpected argument '\(word)'") }
@@ -20,7 +23,11 @@ struct CommandLineArguments {
                 flags.insert(name)
             } else if optionNames.contains(name) {
                 guard let value = inlineValue ?? rest.popFirst() else { throw UsageError("--\(name) needs a value") }
+                if !repeatable.isEmpty, options[name] != nil, !repeatable.contains(name) {
+                    throw UsageError("--\(name) is given twice; give it once")
+                }
                 options[name] = value
+                lists[name, default: []].append(value)
             } else {
                 throw UsageError("unknown option --\(name)")
             }
@@ -31,6 +38,13 @@ struct CommandLineArguments {
     func positiveInt(_ name: String, default defaultValue: Int) throws -> Int {
         guard let text = options[name] else { return defaultValue }
         guard let value = Int(text), value > 0 else { throw UsageError("--\(name) must be a positive whole number, not '\(text)'") }
+        return value
+    }
+
+    /// The value of `--name` as a positive number, or `defaultValue` when absent.
+    func positiveDouble(_ name: String, default defaultValue: Double) throws -> Double {
+        guard let text = options[name] else { return defaultValue }
+        guard let value = Double(text), value > 0, value.isFinite else { throw UsageError("--\(name) must be a positive number, not '\(text)'") }
         return value
     }
 }

@@ -12,6 +12,8 @@ enum Tailgate {
                                             check a connector file (and the database) without starting
           tailgate backfill --config FILE [--where SQL] [--create-slot]
                                             publish rows already in the outbox (cut-over, incidents)
+          tailgate status --config FILE [--consumer-postgres CONNINFO …] [--json]
+                                            slot, lag, consumer groups; exit code says whether action is needed
           tailgate dead-letters list|replay …
                                             inspect dead-lettered events, re-publish them after a fix
           tailgate dev-kafka [--brokers N] [--partitions N] [--topics a,b]
@@ -36,6 +38,10 @@ enum Tailgate {
                 if words.contains("--help") { Output.line(BackfillCommand.usage); return }
                 let arguments = words
                 runAsync { try await BackfillCommand.run(arguments) }
+            case "status":
+                if words.contains("--help") { Output.line(StatusCommand.usage); return }
+                let arguments = words
+                runAsync { try await StatusCommand.run(arguments) }
             case "dead-letters":
                 if words.contains("--help") { Output.line(DeadLettersCommand.usage); return }
                 let arguments = words
@@ -50,6 +56,7 @@ enum Tailgate {
                 case "validate": Output.line(ValidateCommand.usage)
                 case "backfill": Output.line(BackfillCommand.usage)
                 case "dead-letters": Output.line(DeadLettersCommand.usage)
+                case "status": Output.line(StatusCommand.usage)
                 default: Output.line(usage)
                 }
             default:

@@ -1,0 +1,77 @@
+import Foundation
+
+/// One consumer group's progress, as its own database records it (the `OutboxConsumer` offsets and inbox tables)
+/// against the end of each Kafka partition: the consumer half of `tailgate status`.
+///
+/// The tables are read by their documented layout (README, "The consumer library"), so the status command needs no
+/// consumer code: `tailgate_offsets(consumer_group, topic, partition, next_offset, updated_at)` and
+/// `tailgate_inbox(consumer_group, event_id, …, status)`.
+public struct ConsumerGroupStatus: Sendable, Hashable, Codable {
+    /// One partition the group reads.
+    public struct Partition: Sendable, Hashable, Codable {
+        /// The topic.
+        public var topic: String
+        /// The partition.
+        public var partition: Int32
+        /// The next offset the group will apply (its stored offset); `nil` when it never stored one.
+        public var storedOffset: Int64?
+        /// Kafka's end offset (the next offset to be written); `nil` when Kafka could not be asked.
+        public var endOffset: Int64?
+        /// The first offset still in Kafka's log.
+        public var startOffset: Int64?
+        /// When the stored offset last moved.
+        public var updatedAt: Date?
+
+        /// Creates a value.
+        public init(topic: String, partition: Int32, storedOffset: Int64? = nil, endOffset: Int64? = nil, startOffset: Int64? = nil, updatedAt: Date? = nil) {
+            self.topic = topic
+            self.partition = partition
+            self.storedOffset = storedOffset
+            self.endOffset = endOffset
+            self.startOffset = startOffset
+            self.updatedAt = updatedAt
+        }
+
+        /// Records in Kafka the group has not applied: end − stored (from the log start when nothing is stored).
+        public var lag: Int64? {
+            guard let endOffset else { return nil }
+            return max(0, endOffset - (storedOffset ?? startOffset ?? 0))
+        }
+    }
+
+    /// The consumer database, password masked.
+    public var database: String
+    /// The consumer group.
+    public var group: String
+    /// Its partitions, by topic and partition.
+    public var partitions: [Partition]
+    /// Events of the group marked `dead_lettered` in its inbox (within the inbox's retention).
+    public var deadLettered: Int
+    /// Keys parked behind a poison event; `nil` where this consumer version keeps no parked keys.
+    public var parked: Int?
+    /// Why Kafka's end offsets are missing, if they are.
+    public var kafkaError: String?
+
+    /// Creates a value.
+    public init(database: String, group: String, partitions: [Partition], deadLettered: Int, parked: Int? = nil, kafkaError: String? = nil) {
+        self.database = database
+        self.group = group
+        self.partitions = partitions
+        self.deadLettered = deadLettered
+        self.parked = parked
+        self.kafkaError = kafkaError
+    }
+
+    /// The sum of the partitions' lag; `nil` when Kafka could not be asked.
+    public var totalLag: Int64? {
+        var total: Int64 = 0
+        for partition in partitions {
+            guard let lag = partition.lag else { return nil }
+            total += lag
+        }
+        return total
+    }
+
+    /// The last time any of its stored offsets moved.
+    public var lastProgress: Date? { partitions.compactMap(\.updatedAt).max() }
+}

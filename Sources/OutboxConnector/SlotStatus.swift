@@ -1,0 +1,158 @@
+import Foundation
+
+/// What PostgreSQL says about a connector's replication slot, its publication and its failover copy: the
+/// database half of `tailgate status`. Plain data; ``SlotStatus/read(configuration:standby:)`` gathers it and
+/// ``StatusReport`` decides what needs action.
+public struct SlotStatus: Sendable, Hashable, Codable {
+    /// The slot name.
+    public var name: String
+    /// `server_version_num`, e.g. `150008`; decides which columns exist.
+    public var serverVersion: Int
+    /// Whether a slot with that name exists.
+    public var exists: Bool
+    /// Whether it is a logical slot for `pgoutput` (the only kind the connector can stream from).
+    public var isLogicalPgoutput: Bool?
+    /// Whether a walsender is streaming from it now.
+    public var active: Bool
+    /// The process id of that walsender.
+    public var activePID: Int32?
+    /// The connecting client of that walsender (`pg_stat_replication.client_addr`, or `local`).
+    public var activeClient: String?
+    /// `reserved`, `extended`, `unreserved` or `lost`.
+    public var walStatus: String?
+    /// Why the slot was invalidated: `invalidation_reason` on PostgreSQL 17+ (`wal_removed`, `rows_removed`,
+    /// `wal_level_insufficient`, `idle_timeout`), `conflicting` on 16 when a standby's slot conflicted with
+    /// recovery; `nil` when valid or not known (15).
+    public var invalidationReason: String?
+    /// The server's current WAL position.
+    public var currentLSN: String?
+    /// The oldest WAL the slot keeps.
+    public var restartLSN: String?
+    /// The position the connector confirmed.
+    public var confirmedFlushLSN: String?
+    /// WAL held for the slot: current position − `restart_lsn`.
+    public var retainedWALBytes: Int64?
+    /// How far the confirmed position is behind: current position − `confirmed_flush_lsn`.
+    public var lagBytes: Int64?
+    /// `safe_wal_size`: WAL that can still be written before the slot is at risk (`nil` without
+    /// `max_slot_wal_keep_size`).
+    public var safeWALSizeBytes: Int64?
+    /// The lag in time, see ``lagSource``.
+    public var lagSeconds: Double?
+    /// Where ``lagSeconds`` comes from: `flush_lag` (PostgreSQL's own measurement while the connector streams),
+    /// `oldest_unconfirmed_commit` (the commit time of the oldest transaction the slot has not confirmed, read
+    /// while no connector holds the slot), or `none`.
+    public var lagSource: String
+    /// When the connector last reported its position (`pg_stat_replication.reply_time`).
+    public var lastReply: Date?
+    /// The publication and whether it streams the outbox table's inserts.
+    public var publication: Publication
+    /// Failover readiness (PostgreSQL 17+).
+    public var failover: Failover
+
+    /// Creates a value.
+    public init(name: String, serverVersion: Int, exists: Bool, isLogicalPgoutput: Bool? = nil, active: Bool, activePID: Int32? = nil, activeClient: String? = nil, walStatus: String? = nil, invalidationReason: String? = nil, currentLSN: String? = nil, restartLSN: String? = nil, confirmedFlushLSN: String? = nil, retainedWALBytes: Int64? = nil, lagBytes: Int64? = nil, safeWALSizeBytes: Int64? = nil, lagSeconds: Double? = nil, lagSource: String, lastReply: Date? = nil, publication: Publication, failover: Failover) {
+        self.name = name
+        self.serverVersion = serverVersion
+        self.exists = exists
+        self.isLogicalPgoutput = isLogicalPgoutput
+        self.active = active
+        self.activePID = activePID
+        self.activeClient = activeClient
+        self.walStatus = walStatus
+        self.invalidationReason = invalidationReason
+        self.currentLSN = currentLSN
+        self.restartLSN = restartLSN
+        self.confirmedFlushLSN = confirmedFlushLSN
+        self.retainedWALBytes = retainedWALBytes
+        self.lagBytes = lagBytes
+        self.safeWALSizeBytes = safeWALSizeBytes
+        self.lagSeconds = lagSeconds
+        self.lagSource = lagSource
+        self.lastReply = lastReply
+        self.publication = publication
+        self.failover = failover
+    }
+
+    /// A publication's coverage of the outbox table.
+    public struct Publication: Sendable, Hashable, Codable {
+        /// The publication name.
+        public var name: String
+        /// The outbox table (`schema.table`) as configured.
+        public var table: String
+        /// Whether the publication exists.
+        public var exists: Bool
+        /// Whether the outbox table exists.
+        public var tableExists: Bool
+        /// Whether it publishes inserts.
+        public var publishesInserts: Bool
+        /// Whether the outbox table (or, when partitioned, its root) is in it.
+        public var coversTable: Bool
+        /// Whether the outbox table is partitioned.
+        public var partitioned: Bool
+        /// `publish_via_partition_root` (needed for a partitioned outbox).
+        public var viaRoot: Bool
+
+        /// Creates a value.
+        public init(name: String, table: String, exists: Bool, tableExists: Bool, publishesInserts: Bool, coversTable: Bool, partitioned: Bool, viaRoot: Bool) {
+            self.name = name
+            self.table = table
+            self.exists = exists
+            self.tableExists = tableExists
+            self.publishesInserts = publishesInserts
+            self.coversTable = coversTable
+            self.partitioned = partitioned
+            self.viaRoot = viaRoot
+        }
+    }
+
+    /// Whether the slot would survive a failover to a standby.
+    public struct Failover: Sendable, Hashable, Codable {
+        /// The primary runs PostgreSQL 17 or later (slot synchronization exists).
+        public var supported: Bool
+        /// The slot's `failover` property.
+        public var enabled: Bool?
+        /// The primary's `synchronized_standby_slots`: physical slots of standbys that must confirm WAL before the
+        /// connector receives it (empty: the connector may get ahead of a standby).
+        public var synchronizedStandbySlots: String?
+        /// The slot as seen on the standby given with `--standby`, if one was.
+        public var standby: Standby?
+
+        /// Creates a value.
+        public init(supported: Bool, enabled: Bool? = nil, synchronizedStandbySlots: String? = nil, standby: Standby? = nil) {
+            self.supported = supported
+            self.enabled = enabled
+            self.synchronizedStandbySlots = synchronizedStandbySlots
+            self.standby = standby
+        }
+    }
+
+    /// The slot's copy on a standby.
+    public struct Standby: Sendable, Hashable, Codable {
+        /// The standby connection string, password masked.
+        public var conninfo: String
+        /// Why the standby could not be checked, if it could not.
+        public var error: String?
+        /// Whether the server is in recovery (is a standby).
+        public var inRecovery: Bool?
+        /// Whether the slot exists there.
+        public var exists: Bool?
+        /// `synced`: the slot is a synchronized copy of the primary's.
+        public var synced: Bool?
+        /// The copy's `invalidation_reason`, if invalidated.
+        public var invalidationReason: String?
+        /// The copy's `confirmed_flush_lsn`.
+        public var confirmedFlushLSN: String?
+
+        /// Creates a value.
+        public init(conninfo: String, error: String? = nil, inRecovery: Bool? = nil, exists: Bool? = nil, synced: Bool? = nil, invalidationReason: String? = nil, confirmedFlushLSN: String? = nil) {
+            self.conninfo = conninfo
+            self.error = error
+            self.inRecovery = inRecovery
+            self.exists = exists
+            self.synced = synced
+            self.invalidationReason = invalidationReason
+            self.confirmedFlushLSN = confirmedFlushLSN
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+
+extension StatusReport {
+    /// The report as readable text: the slot, the connector, each consumer group's partitions, then the findings.
+    public func table() -> String {
+        var lines = ["connector \(connector)  (\(database))", ""]
+        if let slot {
+            lines += slotLines(slot)
+        } else {
+            lines.append("slot: not read: \(slotError ?? "unknown error")")
+        }
+        if let probe = connectorProbe {
+            lines.append("")
+            lines.append("connector metrics (\(probe.address))")
+            if let error = probe.error {
+                lines.append(row("state", "not read: \(error)"))
+            } else {
+                lines.append(row("streaming", probe.streaming == true ? "yes" : "no"))
+                let heartbeat: String
+                if probe.heartbeatIntervalSeconds == 0 {
+                    heartbeat = "off (heartbeatIntervalSeconds 0)"
+                } else if let last = probe.lastHeartbeat {
+                    heartbeat = "\(Self.seconds(max(0, time.timeIntervalSince(last)))) ago (every \(probe.heartbeatIntervalSeconds) s while the outbox is quiet)"
+                } else {
+                    heartbeat = "none yet (every \(probe.heartbeatIntervalSeconds) s while the outbox is quiet)"
+                }
+                lines.append(row("last heartbeat", heartbeat))
+            }
+        }
+        for failure in consumerErrors {
+            lines.append("")
+            lines.append("consumers (\(failure.database)): not read: \(failure.error)")
+        }
+        for group in consumerGroups {
+            lines.append("")
+            var summary = "consumer group \(group.group)  (\(group.database))  lag \(group.totalLag.map(String.init) ?? "?")"
+            summary += "  dead-lettered \(group.deadLettered)  parked \(group.parked.map(String.init) ?? "n/a")"
+            lines.append(summary)
+            if let error = group.kafkaError { lines.append("  Kafka not read: \(error)") }
+            var rows = [["TOPIC", "PARTITION", "STORED", "END", "LAG", "LAST MOVED"]]
+            for partition in group.partitions {
+                rows.append([partition.topic, "\(partition.partition)", partition.storedOffset.map(String.init) ?? "-",
+                             partition.endOffset.map(String.init) ?? "?", partition.lag.map(String.init) ?? "?",
+                             partition.updatedAt.map { "\(Self.seconds(max(0, time.timeIntervalSince($0)))) ago" } ?? "never"])
+            }
+            lines += Self.columns(rows).map { "  " + $0 }
+        }
+        lines.append("")
+        if findings.isEmpty {
+            lines.append("ok: nothing needs action")
+        } else {
+            lines.append("needs action (exit \(exitCode)):")
+            for finding in findings.sorted(by: { $0.severity > $1.severity }) {
+                lines.append("  \(finding.severity) \(finding.code) [\(finding.subject)]: \(finding.message)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private func slotLines(_ slot: SlotStatus) -> [String] {
+        var lines = ["slot \(slot.name)  (PostgreSQL \(slot.serverVersion / 10_000).\(slot.serverVersion % 10_000))"]
+        guard slot.exists else { return lines + [row("state", "does not exist")] }
+        lines.append(row("active", slot.active ? "yes, pid \(slot.activePID.map(String.init) ?? "?")\(slot.activeClient.map { " from \($0)" } ?? "")" : "no"))
+        lines.append(row("wal_status", slot.walStatus ?? "-"))
+        lines.append(row("invalidation", slot.invalidationReason ?? (slot.serverVersion >= 170_000 ? "none" : (slot.walStatus == "lost" ? "wal_removed (inferred from wal_status)" : "none"))))
+        lines.append(row("retained WAL", "\(Self.bytes(slot.retainedWALBytes))  (restart_lsn \(slot.restartLSN ?? "-"), current \(slot.currentLSN ?? "-"))"))
+        var lag = "\(Self.bytes(slot.lagBytes))  (confirmed_flush_lsn \(slot.confirmedFlushLSN ?? "-"))"
+        if let seconds = slot.lagSeconds {
+            lag += ", \(Self.seconds(seconds)) (\(slot.lagSource))"
+        }
+        lines.append(row("lag", lag))
+        if let safe = slot.safeWALSizeBytes { lines.append(row("safe_wal_size", Self.bytes(safe))) }
+        if let reply = slot.lastReply { lines.append(row("last reply", "\(Self.seconds(max(0, time.timeIntervalSince(reply)))) ago")) }
+        let publication = slot.publication
+        var coverage: String
+        if !publication.exists {
+            coverage = "does not exist"
+        } else {
+            coverage = publication.coversTable || (publication.partitioned && publication.viaRoot) ? "covers \(publication.table)" : "does NOT cover \(publication.table)"
+            coverage += publication.publishesInserts ? ", inserts" : ", NO inserts"
+            if publication.partitioned { coverage += publication.viaRoot ? ", via partition root" : ", NOT via partition root" }
+        }
+        lines.append(row("publication", "\(publication.name): \(coverage)"))
+        let failover = slot.failover
+        if !failover.supported {
+            lines.append(row("failover", "not available before PostgreSQL 17 (slots are not copied to standbys)"))
+        } else {
+            var text = "failover \(failover.enabled == true ? "on" : "off")"
+            text += ", synchronized_standby_slots '\(failover.synchronizedStandbySlots ?? "")'"
+            if let standby = failover.standby {
+                if let error = standby.error {
+                    text += "; standby not read: \(error)"
+                } else {
+                    text += "; on the standby: \(standby.exists == true ? "synced \(standby.synced == true ? "yes" : "no")" : "no copy")"
+                    if let reason = standby.invalidationReason { text += ", invalidated (\(reason))" }
+                }
+            }
+            lines.append(row("failover", text))
+        }
+        return lines
+    }
+
+    private func row(_ name: String, _ value: String) -> String {
+        "  " + name.padding(toLength: 15, withPad: " ", startingAt: 0) + value
+    }
+
+    /// Left-aligned columns, two spaces apart.
+    static func columns(_ rows: [[String]]) -> [String] {
+        guard let width = rows.map(\.count).max() else { return [] }
+        let widths = (0..<width).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+    }
+}
