@@ -319,14 +319,18 @@ public final class Connector: Sendable {
         let result: QueryResult
         do {
             result = try await setup.admin.query(
-                "SELECT wal_status, safe_wal_size::text AS safe FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-                [configuration.slot])
+                """
+                SELECT wal_status, safe_wal_size::text AS safe,
+                       pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained
+                FROM pg_catalog.pg_replication_slots WHERE slot_name = $1
+                """, [configuration.slot])
         } catch {
             logger.warning("slot_check_failed", ("error", error.description))
             return
         }
         guard let row = result.first else { return }
-        metrics.slot(walStatus: row["wal_status"], safeWALSize: row["safe"].flatMap { Int64($0) })
+        metrics.slot(walStatus: row["wal_status"], safeWALSize: row["safe"].flatMap { Int64($0) },
+                     retainedWAL: row["retained"].flatMap { Int64($0) })
         if row["wal_status"] == "lost" {
             throw ConnectorError(.slotLost, "replication slot \(configuration.slot) was invalidated (wal_status = lost, e.g. by max_slot_wal_keep_size): the WAL it needed is gone. Drop and re-create it, then run `tailgate backfill` for the rows written meanwhile.")
         }

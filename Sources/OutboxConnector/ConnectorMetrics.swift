@@ -16,6 +16,7 @@ public final class ConnectorMetrics: Sendable {
         var lastHeartbeat: Double?
         var walStatus = ""
         var safeWALSize: Int64?
+        var retainedWAL: Int64?
         var latency = PrometheusHistogram(upperBounds: PrometheusHistogram.latencySeconds)
         var streaming = false
     }
@@ -43,10 +44,11 @@ public final class ConnectorMetrics: Sendable {
     }
     func traceContextDropped() { state.withLock { $0.traceContextsDropped += 1 } }
     func setStreaming(_ streaming: Bool) { state.withLock { $0.streaming = streaming } }
-    func slot(walStatus: String?, safeWALSize: Int64?) {
+    func slot(walStatus: String?, safeWALSize: Int64?, retainedWAL: Int64? = nil) {
         state.withLock {
             $0.walStatus = walStatus ?? ""
             $0.safeWALSize = safeWALSize
+            if let retainedWAL { $0.retainedWAL = retainedWAL }
         }
     }
     func latency(seconds: Double) {
@@ -86,6 +88,8 @@ public final class ConnectorMetrics: Sendable {
         if !s.walStatus.isEmpty { text.sample("tailgate_slot_wal_status", labels: connector + [("wal_status", s.walStatus)], 1) }
         text.family("tailgate_slot_safe_wal_size_bytes", .gauge, help: "WAL that can still be written before the slot is at risk.")
         if let safeWALSize = s.safeWALSize { text.sample("tailgate_slot_safe_wal_size_bytes", labels: connector, safeWALSize) }
+        text.family("tailgate_slot_retained_wal_bytes", .gauge, help: "WAL PostgreSQL keeps for the slot (current WAL position minus restart_lsn).")
+        if let retainedWAL = s.retainedWAL { text.sample("tailgate_slot_retained_wal_bytes", labels: connector, retainedWAL) }
         text.histogram("tailgate_commit_to_ack_seconds", help: "Time from a transaction's commit to Kafka's acknowledgement of its record.",
                        labels: connector, s.latency)
         return text.output

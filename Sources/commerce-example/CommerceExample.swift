@@ -13,7 +13,9 @@ enum CommerceExample {
           commerce-example api-load --postgres CONNINFO [--rate R] [--events N] [--products P] [--seed S]
                                    business transactions that write their outbox rows (default 500 events/s, 3000 events)
           commerce-example metrics --postgres BACKOFFICE --bootstrap SERVERS [--group product-metrics]
-                                   the back office: product_metrics and order_status, exactly once (SIGTERM stops)
+                                   [--metrics-listen HOST:PORT]
+                                   the back office: product_metrics and order_status, exactly once (SIGTERM stops);
+                                   the consumer's Prometheus metrics at http://HOST:PORT/metrics
           commerce-example verify  --commerce CONNINFO --backoffice CONNINFO [--top N]
                                    recompute the metrics from the commerce database and compare: prints OK or each difference
         """
@@ -56,7 +58,7 @@ enum CommerceExample {
                                   seed: UInt64(options["seed"] ?? "") ?? 42).run()
             case "metrics":
                 try await MetricsService(postgres: required("postgres"), bootstrap: required("bootstrap"),
-                                         group: options["group"] ?? "product-metrics").run()
+                                         group: options["group"] ?? "product-metrics", metricsListen: options["metrics-listen"]).run()
             case "verify":
                 let ok = try await Verify(commerce: required("commerce"), backoffice: required("backoffice"),
                                           top: Int(options["top"] ?? "") ?? 0).run()

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import LibPQ
 import Observability
+import OutboxConnector
 import OutboxConsumer
 
 /// `commerce-example metrics`: the back office, built on OutboxConsumer. Keeps `product_metrics` and
@@ -10,6 +11,8 @@ struct MetricsService {
     var postgres: String
     var bootstrap: String
     var group: String
+    /// Where to serve the consumer's metrics (`/metrics`, Prometheus text) and `/healthz`; `nil` for nowhere.
+    var metricsListen: String?
 
     struct LikeChanged: Decodable { let productId: String; let delta: Int }
     struct ProductSold: Decodable { let productId: String; let quantity: Int }
@@ -26,6 +29,11 @@ struct MetricsService {
             groupID: group, topics: ["catalog-events", "order-events"], kafka: ["bootstrap.servers": bootstrap],
             postgres: postgres, deadLetterTopic: "\(group).dead-letter"))
         signals.onSignal { _ in consumer.stop() }
+        let group = self.group
+        let server = try metricsListen.map { listen in
+            try MetricsServer(listen: listen, metrics: { consumer.metrics.render(group: group) }, healthy: { true })
+        }
+        if let server { print("metrics: serving /metrics on port \(server.port)") }
         let progress = Task {
             while !Task.isCancelled {
                 try await Task.sleep(for: .seconds(1))
@@ -54,6 +62,7 @@ struct MetricsService {
             }
         }
         progress.cancel()
+        server?.stop()
         withExtendedLifetime(signals) {}
         let s = consumer.metrics.snapshot
         print("metrics: stopped, applied=\(s.applied) duplicates_skipped=\(s.duplicatesSkipped) dead_lettered=\(s.deadLettered)")

@@ -23,7 +23,7 @@ with open(os.path.join(DOCKER, "compose.yml")) as handle:
     text = handle.read()
 compose = yaml.safe_load(text)
 services = compose.get("services", {})
-for name in ["postgres", "kafka", "tailgate", "metrics", "api-load"]:
+for name in ["postgres", "kafka", "tailgate", "metrics", "api-load", "prometheus", "grafana"]:
     if name not in services:
         problem(f"compose.yml: service {name} is missing")
 
@@ -93,6 +93,130 @@ if "--config" in command:
         json.loads(re.sub(r"\$\{env:[^}]*\}", "x", connector))
 else:
     problem("tailgate: command has no --config")
+
+
+
+def mounted_file(service_name, container_path):
+    """The repository file or directory a service mounts at container_path (or at a parent of it), or None."""
+    for volume in services.get(service_name, {}).get("volumes", []):
+        parts = str(volume).split(":")
+        if len(parts) < 2 or not parts[0].startswith("."):
+            continue
+        source, target = os.path.join(DOCKER, parts[0]), parts[1].rstrip("/")
+        if container_path == target:
+            return source
+        if container_path.startswith(target + "/"):
+            return os.path.join(source, os.path.relpath(container_path, target))
+    return None
+
+
+def listen_port(service_name):
+    """The port a service's own process listens on inside the network, as the compose file configures it."""
+    service = services.get(service_name, {})
+    command = [str(part) for part in service.get("command", [])]
+    if service_name == "tailgate":
+        return os.path.expandvars(str(service.get("environment", {}).get("TAILGATE_METRICS_LISTEN", ""))).rsplit(":", 1)[-1]
+    if "--metrics-listen" in command:
+        return command[command.index("--metrics-listen") + 1].rsplit(":", 1)[-1]
+    return {"prometheus": "9090", "grafana": "3000"}.get(service_name)
+
+
+# Observability services: pinned images, ports only on the host's loopback, configuration from the repository.
+for name in ["prometheus", "grafana"]:
+    service = services.get(name)
+    if service is None:
+        continue  # reported above
+    image = str(service.get("image", ""))
+    if ":" not in image or image.endswith(":latest"):
+        problem(f"{name}: image {image!r} must be pinned to a version tag")
+    for entry in service.get("ports", []):
+        if not str(entry).startswith("127.0.0.1:"):
+            problem(f"{name}: port {entry} must be published on 127.0.0.1 only")
+    for volume in service.get("volumes", []):
+        parts = str(volume).split(":")
+        if parts[0].startswith(".") and parts[-1] != "ro":
+            problem(f"{name}: configuration volume {volume} must be read-only (:ro)")
+
+# The example consumer serves its metrics where Prometheus scrapes them.
+metrics_command = [str(part) for part in services.get("metrics", {}).get("command", [])]
+if "--metrics-listen" not in metrics_command:
+    problem("metrics: command has no --metrics-listen, so Prometheus cannot scrape the consumer")
+elif not metrics_command[metrics_command.index("--metrics-listen") + 1].startswith("0.0.0.0:"):
+    problem("metrics: inside a container --metrics-listen must be 0.0.0.0:PORT")
+
+prometheus = services.get("prometheus", {})
+config_flag = next((str(part) for part in prometheus.get("command", []) if str(part).startswith("--config.file=")), None)
+config_path = mounted_file("prometheus", config_flag.split("=", 1)[1]) if config_flag else None
+if not config_path or not os.path.isfile(config_path):
+    problem("prometheus: --config.file is not a file mounted from the repository")
+else:
+    with open(config_path) as handle:
+        prometheus_config = yaml.safe_load(handle)
+    for rule_file in prometheus_config.get("rule_files", []):
+        source = mounted_file("prometheus", rule_file)
+        if not source or not os.path.isfile(source):
+            problem(f"prometheus: rule file {rule_file} is not mounted from the repository")
+        else:
+            with open(source) as handle:
+                if not yaml.safe_load(handle).get("groups"):
+                    problem(f"prometheus: rule file {rule_file} has no rule groups")
+    jobs = {}
+    for job in prometheus_config.get("scrape_configs", []):
+        for static in job.get("static_configs", []):
+            for target in static.get("targets", []):
+                host, _, port = str(target).rpartition(":")
+                jobs[job.get("job_name")] = host
+                if host not in services:
+                    problem(f"prometheus: job {job.get('job_name')} scrapes {target}, but there is no service {host}")
+                elif listen_port(host) != port:
+                    problem(f"prometheus: job {job.get('job_name')} scrapes {target}, but {host} listens on port {listen_port(host)}")
+    for wanted in ["tailgate", "metrics"]:
+        if wanted not in jobs.values():
+            problem(f"prometheus: no scrape job for the {wanted} service")
+
+grafana = services.get("grafana", {})
+password = str(grafana.get("environment", {}).get("GF_SECURITY_ADMIN_PASSWORD", ""))
+if not re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*\}", password):
+    problem("grafana: GF_SECURITY_ADMIN_PASSWORD must come from docker/.env as ${VAR:?message}, never a literal or a default")
+provisioning = mounted_file("grafana", "/etc/grafana/provisioning")
+datasource_uids = set()
+if not provisioning or not os.path.isdir(provisioning):
+    problem("grafana: /etc/grafana/provisioning is not mounted from the repository")
+else:
+    for directory, kind in [("datasources", "datasources"), ("dashboards", "providers")]:
+        files = [os.path.join(provisioning, directory, f) for f in sorted(os.listdir(os.path.join(provisioning, directory)))
+                 if f.endswith((".yml", ".yaml"))] if os.path.isdir(os.path.join(provisioning, directory)) else []
+        if not files:
+            problem(f"grafana: no {directory} provisioning file")
+        for path in files:
+            with open(path) as handle:
+                entries = yaml.safe_load(handle).get(kind, [])
+            for entry in entries:
+                if kind == "datasources":
+                    datasource_uids.add(entry.get("uid"))
+                    url = re.match(r"https?://([^:/]+):(\d+)", str(entry.get("url", "")))
+                    if not url or url.group(1) not in services or listen_port(url.group(1)) != url.group(2):
+                        problem(f"grafana: data source {entry.get('name')} points at {entry.get('url')}, which no service answers")
+                else:
+                    dashboards = mounted_file("grafana", str(entry.get("options", {}).get("path", "")))
+                    if not dashboards or not os.path.isdir(dashboards):
+                        problem(f"grafana: dashboard provider {entry.get('name')} reads a path not mounted from the repository")
+                        continue
+                    found = [f for f in os.listdir(dashboards) if f.endswith(".json")]
+                    if not found:
+                        problem(f"grafana: no dashboard JSON in {os.path.relpath(dashboards, ROOT)}")
+                    for file_name in found:
+                        with open(os.path.join(dashboards, file_name)) as handle:
+                            dashboard = json.load(handle)
+                        if not dashboard.get("uid") or not dashboard.get("panels"):
+                            problem(f"grafana: {file_name} has no uid or no panels")
+                        for panel in dashboard.get("panels", []):
+                            uid = (panel.get("datasource") or {}).get("uid")
+                            if panel.get("type") != "row" and uid not in datasource_uids:
+                                problem(f"grafana: {file_name} panel {panel.get('title')!r} uses data source {uid!r}, which is not provisioned")
+    home = str(grafana.get("environment", {}).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH", ""))
+    if home and not (mounted_file("grafana", home) and os.path.isfile(mounted_file("grafana", home))):
+        problem(f"grafana: the home dashboard {home} is not a mounted file")
 
 # The Dockerfile: two stages on the same Debian release, the runtime with libpq5 and librdkafka1.
 with open(os.path.join(DOCKER, "Dockerfile")) as handle:

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Installs what Tailgate needs to build and test, when it is missing. Source it and call `tg_setup`.
 
-TG_APT_PACKAGES=(libpq-dev librdkafka-dev postgresql-15 python3 python3-yaml)
+# prometheus: for promtool (alerting rule unit tests, metrics exposition checks).
+TG_APT_PACKAGES=(libpq-dev librdkafka-dev postgresql-15 python3 python3-yaml prometheus)
 
 tg_missing_packages() {
     local missing=()
