@@ -95,7 +95,7 @@ extension SlotStatus {
                            WHERE t.pubname = p.pubname AND t.schemaname = $2 AND t.tablename = $3) AS covers
             FROM pg_catalog.pg_publication p WHERE p.pubname = $1
             """, [configuration.publication, table?["nspname"] ?? "", table?["relname"] ?? ""]).first
-        return Publication(name: configuration.publication, table: "\(configuration.table)", exists: publication != nil,
+        return Publication(name: configuration.publication, table: [configuration.table.schema, configuration.table.name].compactMap { $0 }.joined(separator: "."), exists: publication != nil,
                            tableExists: table != nil, publishesInserts: publication?.bool("pubinsert") ?? false,
                            coversTable: publication?.bool("covers") ?? false, partitioned: table?["relkind"] == "p",
                            viaRoot: publication?.bool("pubviaroot") ?? false)

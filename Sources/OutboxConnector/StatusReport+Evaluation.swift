@@ -13,7 +13,8 @@ extension StatusReport {
         }
         if let slot { found += Self.slotFindings(slot, thresholds: thresholds) }
         if let probe = connectorProbe {
-            if let error = probe.error {
+            // With no walsender on the slot, slot_inactive already says the connector is not running.
+            if let error = probe.error, slot?.active != false {
                 found.append(Finding(.unknown, "connector_metrics_unreachable", "connector \(connector)",
                                      "\(error). Pass --metrics HOST:PORT where the connector's metrics.listen is reachable, or --metrics none"))
             } else if probe.streaming == false {
