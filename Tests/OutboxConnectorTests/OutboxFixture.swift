@@ -195,6 +195,11 @@ extension OutboxFixture {
     /// Maps each event id to the end LSN of the transaction that inserted it, from a witness slot created before
     /// the load (read without consuming).
     func witness(slot witnessSlot: String) async throws -> [String: LSN] {
+        try await Self.witness(db: db, slot: witnessSlot, publication: publication)
+    }
+
+    /// ``witness(slot:)`` for any database: `db` is connected to it, `publication` names the outbox table.
+    static func witness(db: Connection, slot witnessSlot: String, publication: String) async throws -> [String: LSN] {
         let rows = try await db.query("""
             SELECT encode(data, 'hex') AS hex FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL,
                 'proto_version', '1', 'publication_names', $2)

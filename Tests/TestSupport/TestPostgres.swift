@@ -20,8 +20,10 @@ public final class TestPostgres: Sendable {
 
     /// The cluster's directory (data under `data/`, the server log in `server.log`, the socket beside them).
     public let directory: String
-    /// The TCP port on 127.0.0.1.
+    /// The TCP port on 127.0.0.1 (or on the addresses a `listen_addresses` setting names).
     public let port: Int
+    /// The network namespace the server runs in (see ``NetworkLab``), or `nil` for this process's own.
+    public let networkNamespace: String?
 
     static let binaries = ProcessInfo.processInfo.environment["TG_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
     static let isRoot = getuid() == 0
@@ -50,9 +52,10 @@ public final class TestPostgres: Sendable {
         try await cache.cluster(named: "shared", settings: [])
     }
 
-    private init(directory: String, port: Int) {
+    private init(directory: String, port: Int, networkNamespace: String?) {
         self.directory = directory
         self.port = port
+        self.networkNamespace = networkNamespace
     }
 
     /// Starts a new cluster; `settings` are appended to `postgresql.conf` after ``baseSettings``.
@@ -60,12 +63,14 @@ public final class TestPostgres: Sendable {
     /// `initdb` and `pg_ctl` run on a dispatch queue, never blocking the concurrency pool (on two cores a blocked
     /// pool stalls every other test's timing).
     ///
+    /// - Parameter networkNamespace: Run the server inside this network namespace (root only; its Unix socket
+    ///   stays reachable from here, TCP only from inside). Add a `listen_addresses` setting to choose its address.
     /// - Throws: ``TestPostgresError`` with the tool's output when `initdb` or `pg_ctl` fails.
-    public static func start(settings: [String] = []) async throws -> TestPostgres {
-        try await offPool { try startBlocking(settings: settings) }
+    public static func start(settings: [String] = [], networkNamespace: String? = nil) async throws -> TestPostgres {
+        try await offPool { try startBlocking(settings: settings, networkNamespace: networkNamespace) }
     }
 
-    static func startBlocking(settings: [String]) throws -> TestPostgres {
+    static func startBlocking(settings: [String], networkNamespace: String? = nil) throws -> TestPostgres {
         let parent = ProcessInfo.processInfo.environment["TAILGATE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         chmod(parent, 0o755)
@@ -82,7 +87,7 @@ public final class TestPostgres: Sendable {
         try handle.seekToEnd()
         try handle.write(contentsOf: Data((configuration.joined(separator: "\n") + "\n").utf8))
         try handle.close()
-        let cluster = TestPostgres(directory: directory, port: port)
+        let cluster = TestPostgres(directory: directory, port: port, networkNamespace: networkNamespace)
         started.withLock { $0.append(directory) }
         registerExitHandler
         try cluster.pgctl(["start", "-w", "-l", "\(directory)/server.log"])
@@ -138,7 +143,14 @@ public final class TestPostgres: Sendable {
     }
 
     private func pgctl(_ arguments: [String]) throws {
-        try Self.run("\(Self.binaries)/pg_ctl", ["-D", "\(directory)/data"] + arguments)
+        let pgctl = "\(Self.binaries)/pg_ctl"
+        guard let networkNamespace else {
+            try Self.run(pgctl, ["-D", "\(directory)/data"] + arguments)
+            return
+        }
+        // The postmaster pg_ctl starts inherits the namespace.
+        try ChildProcess.run(NetworkLab.ipTool, ["netns", "exec", networkNamespace, "/usr/sbin/runuser", "-u", "postgres", "--",
+                                                 pgctl, "-D", "\(directory)/data"] + arguments)
     }
 
     /// Runs a tool to completion, as `postgres` when this process is root.
