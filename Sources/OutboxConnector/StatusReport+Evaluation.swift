@@ -96,11 +96,11 @@ extension StatusReport {
 
     static func failoverFindings(_ failover: SlotStatus.Failover, subject: String) -> [Finding] {
         guard let standby = failover.standby else { return [] }
-        if let error = standby.error {
-            return [Finding(.unknown, "standby_unreachable", subject, "cannot check the standby \(standby.conninfo): \(error)")]
-        }
         guard failover.supported else {
             return [Finding(.attention, "failover_unsupported", subject, "PostgreSQL before 17 does not copy logical slots to standbys: after a failover the slot is gone (README, Slot lifecycle)")]
+        }
+        if let error = standby.error {
+            return [Finding(.unknown, "standby_unreachable", subject, "cannot check the standby \(standby.conninfo): \(error)")]
         }
         var found: [Finding] = []
         if failover.enabled != true {

@@ -163,7 +163,36 @@ import Testing
         #expect(output.contains("wal_status     lost"))
         #expect(output.contains("critical slot_invalidated"))
         #expect(!output.contains("slot_inactive"), "an invalidated slot is not also reported as merely inactive")
+        let slot = try #require(try Self.report(try await Self.status(fixture, ["--json"]).output).slot)
+        #expect(slot.walStatus == "lost")
+        // PostgreSQL 17 says why; 15 and 16 only say lost.
+        #expect(slot.invalidationReason == (slot.serverVersion >= 170_000 ? "wal_removed" : nil))
         try await cluster.stop()
+    }
+
+    @Test func failoverReadinessIsReadFromTheSlotAndTheStandby() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let version = try await fixture.db.query("SELECT current_setting('server_version_num')::int::text AS v").first?.int("v") ?? 0
+        if version >= 170_000 {
+            try await fixture.db.execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)", [fixture.slot])
+        } else {
+            try await fixture.db.execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [fixture.slot])
+        }
+        try await fixture.db.execute("CREATE PUBLICATION \(fixture.publication) FOR TABLE outbox_event WITH (publish = 'insert')")
+        // The primary given as the "standby": not in recovery, which the check must notice.
+        let report = try Self.report(try await Self.status(fixture, ["--standby", fixture.postgres.conninfo(database: fixture.database), "--json"]).output)
+        let failover = try #require(report.slot?.failover)
+        #expect(failover.supported == (version >= 170_000))
+        let codes = Set(report.findings.map(\.code))
+        if version >= 170_000 {
+            #expect(failover.enabled == true)
+            #expect(failover.standby?.inRecovery == false && failover.standby?.error == nil)
+            #expect(codes.isSuperset(of: ["standby_not_in_recovery", "failover_unsynchronized"]), "\(report.findings)")
+        } else {
+            #expect(failover.enabled == nil)
+            #expect(codes.contains("failover_unsupported"), "\(report.findings)")
+        }
     }
 
     @Test func aLaggingConsumerAndItsDeadLetters() async throws {

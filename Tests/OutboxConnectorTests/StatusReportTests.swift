@@ -172,7 +172,7 @@ import Testing
         // Without a standby to check, a disabled failover is shown, not flagged: not every deployment has one.
         #expect(report { $0.standby = nil; $0.enabled = false }.isEmpty)
         var old = Self.healthySlot()
-        old.failover.standby = .init(conninfo: "host=standby", inRecovery: true)
+        old.failover.standby = .init(conninfo: "host=standby", error: "the standby runs PostgreSQL before 17, which does not synchronize slots")
         #expect(Self.evaluate(slot: old).findings.map(\.code) == ["failover_unsupported"])
     }
 
