@@ -51,7 +51,11 @@ public struct SlotStatus: Sendable, Hashable, Codable {
     public var failover: Failover
 
     /// Creates a value.
-    public init(name: String, serverVersion: Int, exists: Bool, isLogicalPgoutput: Bool? = nil, active: Bool, activePID: Int32? = nil, activeClient: String? = nil, walStatus: String? = nil, invalidationReason: String? = nil, currentLSN: String? = nil, restartLSN: String? = nil, confirmedFlushLSN: String? = nil, retainedWALBytes: Int64? = nil, lagBytes: Int64? = nil, safeWALSizeBytes: Int64? = nil, lagSeconds: Double? = nil, lagSource: String, lastReply: Date? = nil, publication: Publication, failover: Failover) {
+    public init(name: String, serverVersion: Int, exists: Bool, isLogicalPgoutput: Bool? = nil, active: Bool,
+                activePID: Int32? = nil, activeClient: String? = nil, walStatus: String? = nil, invalidationReason: String? = nil,
+                currentLSN: String? = nil, restartLSN: String? = nil, confirmedFlushLSN: String? = nil,
+                retainedWALBytes: Int64? = nil, lagBytes: Int64? = nil, safeWALSizeBytes: Int64? = nil, lagSeconds: Double? = nil,
+                lagSource: String, lastReply: Date? = nil, publication: Publication, failover: Failover) {
         self.name = name
         self.serverVersion = serverVersion
         self.exists = exists
@@ -94,7 +98,8 @@ public struct SlotStatus: Sendable, Hashable, Codable {
         public var viaRoot: Bool
 
         /// Creates a value.
-        public init(name: String, table: String, exists: Bool, tableExists: Bool, publishesInserts: Bool, coversTable: Bool, partitioned: Bool, viaRoot: Bool) {
+        public init(name: String, table: String, exists: Bool, tableExists: Bool, publishesInserts: Bool, coversTable: Bool,
+                    partitioned: Bool, viaRoot: Bool) {
             self.name = name
             self.table = table
             self.exists = exists
@@ -145,7 +150,8 @@ public struct SlotStatus: Sendable, Hashable, Codable {
         public var confirmedFlushLSN: String?
 
         /// Creates a value.
-        public init(conninfo: String, error: String? = nil, inRecovery: Bool? = nil, exists: Bool? = nil, synced: Bool? = nil, invalidationReason: String? = nil, confirmedFlushLSN: String? = nil) {
+        public init(conninfo: String, error: String? = nil, inRecovery: Bool? = nil, exists: Bool? = nil, synced: Bool? = nil,
+                    invalidationReason: String? = nil, confirmedFlushLSN: String? = nil) {
             self.conninfo = conninfo
             self.error = error
             self.inRecovery = inRecovery

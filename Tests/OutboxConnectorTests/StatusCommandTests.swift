@@ -224,6 +224,12 @@ import Testing
         }
         #expect(Set(report.findings.map(\.code)).isSuperset(of: ["consumer_lag", "dead_letters"]), "\(report.findings)")
         #expect(report.findings.first { $0.code == "consumer_lag" }?.message.contains("30 records") == true)
+        #expect(!report.findings.map(\.code).contains("consumer_stalled"), "the offsets moved seconds ago")
+        // No offset has moved since the consumer stopped: with a one-second limit that is a stall.
+        try await Task.sleep(for: .milliseconds(1200))
+        let stalled = try await Self.status(fixture, ["--consumer-postgres", service.conninfo, "--max-stall-seconds", "1",
+                                                             "--consumer-topics", "order-events,catalog-events"])
+        #expect(stalled.code == 2 && stalled.output.contains("consumer_stalled [group status-lagging]: 30 records wait"), "\(stalled.output)")
         try await running.stop()
     }
 }
