@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import Observability
 import RDKafka
 
 extension ConnectorConfiguration {
@@ -117,9 +118,10 @@ extension ConnectorConfiguration {
         if let metrics = reader.object(top["metrics"], at: "$.metrics") {
             reader.allowOnly(["listen"], in: metrics, at: "$.metrics")
             if metrics["listen"] is NSNull { metricsListen = nil } else if let listen = reader.string(metrics["listen"], at: "$.metrics.listen") {
-                let parts = listen.split(separator: ":")
-                if parts.count < 2 || !(0...65_535).contains(Int(parts[parts.count - 1]) ?? -1) {
-                    reader.problem("$.metrics.listen", "'\(listen)' is not host:port; write e.g. \"127.0.0.1:9464\"")
+                do throws(MetricsServerError) {
+                    _ = try ListenAddress(parsing: listen)
+                } catch {
+                    reader.problem("$.metrics.listen", error.reason)
                 }
                 metricsListen = listen
             }

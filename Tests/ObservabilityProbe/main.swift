@@ -1,5 +1,9 @@
-// A test fixture for ObservabilityTests, run as a child process: `signals MODE` creates ShutdownSignals in the
-// context MODE names and exits 0 after printing `stopping signal=NAME` once a signal stopped its "service".
+// A test fixture for ObservabilityTests, run as a child process:
+// - `signals MODE` creates ShutdownSignals in the context MODE names and exits 0 after printing
+//   `stopping signal=NAME` once a signal stopped its "service".
+// - `serve LISTEN [SAMPLES [READ_TIMEOUT_MS [MAX_CONNECTIONS]]]` runs a MetricsServer whose /metrics has SAMPLES
+//   samples, prints `listening port=N`, and exits 0 on SIGTERM: any other exit status (141 = SIGPIPE) means a
+//   client killed it.
 import Dispatch
 import Foundation
 import Observability
@@ -39,6 +43,35 @@ func line(_ text: String) {
     FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
 
+/// Serves /metrics until SIGTERM.
+func serve(_ arguments: [String]) async -> Never {
+    let samples = arguments.count > 1 ? Int(arguments[1]) ?? 10 : 10
+    let readTimeout = Duration.milliseconds(arguments.count > 2 ? Int(arguments[2]) ?? 5_000 : 5_000)
+    let maxConnections = arguments.count > 3 ? Int(arguments[3]) ?? 64 : 64
+    let signals = ShutdownSignals()
+    let server: MetricsServer
+    do {
+        server = try MetricsServer(listen: arguments[0], limits: .init(maxConnections: maxConnections, readTimeout: readTimeout), metrics: {
+            var text = PrometheusText()
+            text.family("probe_samples", .gauge, help: "Samples with hostile label values.")
+            for index in 0..<samples {
+                text.sample("probe_samples", labels: [("id", "\(index)"), ("text", "quote \" backslash \\ newline \n end")], index)
+            }
+            return text.output
+        }, healthy: { true })
+    } catch {
+        line("error: \(error)")
+        exit(1)
+    }
+    line("listening port=\(server.port)")
+    let service = Service()
+    signals.onSignal { service.stop($0) }
+    _ = await service.run()
+    server.stop()
+    line("stopped")
+    exit(0)
+}
+
 /// The main thread blocks on a semaphore: a handler on the main queue would never run.
 func blockedMain() -> Never {
     let semaphore = DispatchSemaphore(value: 0)
@@ -55,6 +88,7 @@ func blockedMain() -> Never {
 let arguments = CommandLine.arguments.dropFirst()
 let service = Service()
 var keepAlive: [any Sendable] = []
+if arguments.first == "serve" { await serve(Array(arguments.dropFirst())) }
 switch (arguments.first, arguments.dropFirst().first) {
 case ("signals", "main"):
     // Formed in main.swift, i.e. on the main actor: the shape that crashed a service in issue 14.

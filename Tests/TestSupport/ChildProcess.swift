@@ -132,6 +132,9 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// Whether the process has exited, without waiting (a zombie counts as exited, unlike `kill(pid, 0)`).
+    public var hasExited: Bool { exitStatusIfExited() != nil }
+
     /// The exit status if the process has exited, without waiting.
     private func exitStatusIfExited() -> Int32? {
         lock.lock()

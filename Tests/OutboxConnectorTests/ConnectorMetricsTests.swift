@@ -1,0 +1,54 @@
+@testable import OutboxConnector
+import TestSupport
+import Testing
+
+@Suite struct ConnectorMetricsTests {
+    func busyMetrics() -> ConnectorMetrics {
+        let metrics = ConnectorMetrics(connector: "orders")
+        metrics.delivered(topic: "order-events")
+        metrics.delivered(topic: "catalog-events")
+        metrics.deadLettered(topic: "tailgate.dead-letter")
+        metrics.setInFlight(3)
+        metrics.confirmed(0x16B3748)
+        metrics.serverWALEnd(0x16B4000)
+        metrics.reconnected()
+        metrics.heartbeat()
+        metrics.setStreaming(true)
+        metrics.slot(walStatus: "reserved", safeWALSize: 1 << 30)
+        metrics.latency(seconds: 0.004)
+        metrics.latency(seconds: 42)
+        return metrics
+    }
+
+    /// Every family has HELP and TYPE, and Prometheus's own checker accepts the output, idle and busy.
+    @Test func promtoolAcceptsTheExposition() async throws {
+        for metrics in [ConnectorMetrics(connector: "idle"), busyMetrics()] {
+            let text = metrics.render()
+            let (status, output) = try await promtoolCheckMetrics(text)
+            #expect(status == 0, "\(output)\n\(text)")
+        }
+    }
+
+    /// The names and labels dashboards and alert rules use stay as they were.
+    @Test func namesAndLabelsAreUnchanged() {
+        let text = busyMetrics().render()
+        for line in [
+            #"tailgate_events_delivered_total{connector="orders",topic="order-events"} 1"#,
+            #"tailgate_events_dead_lettered_total{connector="orders",topic="tailgate.dead-letter"} 1"#,
+            #"tailgate_in_flight_records{connector="orders"} 3"#,
+            #"tailgate_confirmed_lsn{connector="orders"} 23803720"#,
+            #"tailgate_replication_lag_bytes{connector="orders"} 2232"#,
+            #"tailgate_reconnects_total{connector="orders"} 1"#,
+            #"tailgate_heartbeats_total{connector="orders"} 1"#,
+            #"tailgate_streaming{connector="orders"} 1"#,
+            #"tailgate_slot_wal_status{connector="orders",wal_status="reserved"} 1"#,
+            #"tailgate_slot_safe_wal_size_bytes{connector="orders"} 1073741824"#,
+            #"tailgate_commit_to_ack_seconds_bucket{connector="orders",le="0.005"} 1"#,
+            #"tailgate_commit_to_ack_seconds_bucket{connector="orders",le="10.0"} 1"#,
+            #"tailgate_commit_to_ack_seconds_bucket{connector="orders",le="+Inf"} 2"#,
+            #"tailgate_commit_to_ack_seconds_count{connector="orders"} 2"#,
+        ] {
+            #expect(text.contains("\n" + line + "\n"), "missing \(line) in\n\(text)")
+        }
+    }
+}
