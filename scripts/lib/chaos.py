@@ -6,9 +6,15 @@ through its stdin), the connector is `tailgate run` and the consumer is two Ledg
 whose handler appends one ledger row per application, with no unique constraint, so a loss and a duplicate cannot
 cancel out). Every process's output goes to a log; the secrets the run used are searched for in all of it.
 
+With --netns (root only), PostgreSQL, Kafka, the connector and the consumers run in network namespaces of their own
+(pg, kafka, app, svc) joined through a router namespace (scripts/lib/netlab.py), and silent cuts are added to the
+faults: packets between two hosts dropped without any answer, as a pulled cable does, each held 10 s and then until
+the pipeline shows it noticed (at least 15 s, past the server's 10 s wal_sender_timeout; at most 45 s).
+
 Environment: PGHOST PGPORT TG_PG_BIN TG_PG_DIR BIN (debug products dir) WORK (scratch dir).
 """
 import argparse
+import atexit
 import json
 import os
 import random
@@ -20,11 +26,24 @@ import threading
 import time
 from collections import Counter
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netlab  # noqa: E402
+
 PG_BIN = os.environ["TG_PG_BIN"]
 PGHOST, PGPORT, PG_DIR = os.environ["PGHOST"], os.environ["PGPORT"], os.environ["TG_PG_DIR"]
 BIN, WORK = os.environ["BIN"], os.environ["WORK"]
 LOGS = os.path.join(WORK, "logs")
 AS_PG = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+LAB = None  # the network lab with --netns: hosts pg, kafka, app (the connector), svc (the consumers)
+
+
+def in_host(host):
+    """argv prefix that runs a command in `host`'s namespace with --netns; nothing without."""
+    return LAB.exec_prefix(host) if LAB else []
+
+
+def pg_address():
+    return LAB.address("pg") if LAB else "127.0.0.1"
 
 
 def log(message):
@@ -56,11 +75,11 @@ def psql_retry(sql, db="commerce", deadline=60):
 class Child:
     """A child process whose output is appended to WORK/logs/NAME.log."""
 
-    def __init__(self, name, argv, env=None, stdin=False):
+    def __init__(self, name, argv, env=None, stdin=False, host=None):
         self.name = name
         self.path = os.path.join(LOGS, f"{name}.log")
         self.out = open(self.path, "ab")
-        self.process = subprocess.Popen(argv, stdout=self.out, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen((in_host(host) if host else []) + argv, stdout=self.out, stderr=subprocess.STDOUT,
                                         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                         env={**os.environ, **(env or {})}, start_new_session=True)
         with open(os.path.join(WORK, "pids"), "a") as pids:  # scripts/chaos kills these if the harness dies
@@ -92,11 +111,15 @@ class Child:
 class DevKafka:
     def __init__(self):
         self.child = Child("dev-kafka", [f"{BIN}/tailgate", "dev-kafka", "--brokers", "3", "--partitions", "6",
-                                         "--topics", "events"], stdin=True)
+                                         "--topics", "events"], stdin=True, host="kafka")
         for _ in range(200):
             lines = self.child.text().splitlines()
             if lines and lines[0].startswith("127.0.0.1:"):
                 self.bootstrap = lines[0].strip()
+                if LAB:
+                    ports = [int(server.rsplit(":", 1)[1]) for server in self.bootstrap.split(",")]
+                    for client in ("app", "svc"):
+                        LAB.expose_loopback(ports, "kafka", client)
                 return
             time.sleep(0.05)
         raise RuntimeError("dev-kafka printed no bootstrap line:\n" + self.child.text())
@@ -170,7 +193,7 @@ class Pipeline:
         self.generation = 0
         config = {
             "name": "chaos",
-            "postgres": {"conninfo": f"host=127.0.0.1 port={PGPORT} dbname=commerce user=tailgate",
+            "postgres": {"conninfo": f"host={pg_address()} port={PGPORT} dbname=commerce user=tailgate",
                          "slot": "chaos", "publication": "chaos", "createSlot": True, "createPublication": False},
             "outbox": {"table": "public.outbox_event", "topic": {"name": "events"},
                        "headers": {"event_type": "event_type", "phase": "phase"}},
@@ -192,14 +215,15 @@ class Pipeline:
         child = Child(name or f"connector-{self.generation}",
                       [f"{BIN}/tailgate", "run", "--config", self.config_path, "--state-dir", os.path.join(WORK, "state"),
                        "--shutdown-timeout", "10"],
-                      env={"PGPASSWORD": self.secret})
+                      env={"PGPASSWORD": self.secret}, host="app")
         return child
 
     def start_consumer(self, slot):
         self.generation += 1
         self.consumers[slot] = Child(f"consumer-{slot}-{self.generation}", [f"{BIN}/LedgerConsumer"], env={
-            "TG_BOOTSTRAP": self.kafka.bootstrap, "TG_POSTGRES": f"host={PGHOST} port={PGPORT} dbname=service user=postgres",
-            "TG_GROUP": "metrics", "TG_TOPICS": "events", "TG_BATCH": "50", "TG_SESSION_TIMEOUT_MS": "6000"})
+            "TG_BOOTSTRAP": self.kafka.bootstrap,
+            "TG_POSTGRES": f"host={pg_address() if LAB else PGHOST} port={PGPORT} dbname=service user=postgres",
+            "TG_GROUP": "metrics", "TG_TOPICS": "events", "TG_BATCH": "50", "TG_SESSION_TIMEOUT_MS": "6000"}, host="svc")
 
     def start(self):
         self.connector = self.start_connector()
@@ -244,18 +268,59 @@ def now_sql():
     return psql_retry("SELECT clock_timestamp()")[0]
 
 
+def start_lab():
+    """--netns: builds the lab and moves the running PostgreSQL into its host (same data directory and socket),
+    listening on the lab address. Everything is removed at exit (and by scripts/chaos's cleanup from WORK/netns)."""
+    global LAB
+    reason = netlab.unavailable_reason()
+    if reason:
+        raise SystemExit(reason)
+    LAB = netlab.NetLab(["pg", "kafka", "app", "svc"], os.path.join(WORK, "netns"))
+    data = os.path.join(PG_DIR, "data")
+
+    def close_lab():
+        subprocess.run(AS_PG + [f"{PG_BIN}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        LAB.close()
+    atexit.register(close_lab)
+    subprocess.run(AS_PG + [f"{PG_BIN}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(in_host("pg") + AS_PG + [f"{PG_BIN}/pg_ctl", "-D", data, "-w", "-l", os.path.join(PG_DIR, "server.log"),
+                                            "-o", f"-c listen_addresses={LAB.address('pg')}", "start"],
+                   stdout=subprocess.DEVNULL, check=True)
+    log(f"--netns: PostgreSQL at {LAB.address('pg')}, Kafka, the connector and the consumers in namespaces of their own")
+
+
+def complains(child, since_line):
+    """Whether `child` logged a warning or an error after line `since_line`."""
+    return any("level=warning" in line or "level=error" in line for line in child.text().splitlines()[since_line:])
+
+
+def healthz(child):
+    """The connector's /healthz status code (from inside its host), or '' when it does not answer."""
+    ports = re.findall(r"event=metrics_listening .*?port=(\d+)", child.text())
+    if not ports:
+        return ""
+    result = subprocess.run(in_host("app") + ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
+                                              f"http://127.0.0.1:{ports[-1]}/healthz"], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--injections", type=int, default=3)
     parser.add_argument("--rate", type=int, default=100, help="events per second")
     parser.add_argument("--max-down", type=float, default=10.0, help="longest broker outage, seconds")
+    parser.add_argument("--netns", action="store_true", help="run every process in a network namespace; add silent cuts")
+    parser.add_argument("--short-cuts", action="store_true", help="with --netns: only the cuts held until detected")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     secret = f"chaos-{args.seed}-{rng.getrandbits(48):x}"
     log(f"seed {args.seed}; {args.injections} injection(s) per fault; {args.rate} events/s")
 
     os.makedirs(LOGS, exist_ok=True)
+    if args.netns:
+        start_lab()
     psql("CREATE DATABASE commerce", "postgres")
     psql("CREATE DATABASE service", "postgres")
     psql(f"""
@@ -270,6 +335,9 @@ def main():
     with open(os.path.join(PG_DIR, "data", "pg_hba.conf"), "r") as handle:
         hba = handle.read()
     hba = "host commerce tailgate 127.0.0.1/32 scram-sha-256\nhost replication tailgate 127.0.0.1/32 scram-sha-256\n" + hba
+    if LAB:
+        hba = ("host commerce tailgate 198.18.0.0/16 scram-sha-256\nhost replication tailgate 198.18.0.0/16 scram-sha-256\n"
+               "host service postgres 198.18.0.0/16 trust\n") + hba
     subprocess.run(AS_PG + ["tee", os.path.join(PG_DIR, "data", "pg_hba.conf")], input=hba.encode(),
                    stdout=subprocess.DEVNULL, check=True)
     psql("SELECT pg_reload_conf()")
@@ -317,7 +385,7 @@ def main():
         time.sleep(1)
 
     def pg_restart():
-        subprocess.run(AS_PG + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(PG_DIR, "data"), "-m", "immediate", "-w",
+        subprocess.run(in_host("pg") + AS_PG + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(PG_DIR, "data"), "-m", "immediate", "-w",
                                 "restart", "-l", os.path.join(PG_DIR, "server.log")],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
 
@@ -351,10 +419,54 @@ def main():
         ("walsender terminated", walsender_cut),
         ("second connector on the slot, first killed", second_connector),
     ]
+    cut_details = {}  # fault name -> (seconds held, {signal: seconds to show, or None})
+
+    def connector_signals():
+        child = pipeline.connector
+        start = len(child.text().splitlines())
+        return {"log": lambda: complains(child, start), "/healthz 503": lambda: healthz(child) == "503"}
+
+    def consumer_signals():
+        children = list(pipeline.consumers.values())
+        starts = [len(child.text().splitlines()) for child in children]
+        return {"log": lambda: any(complains(child, start) for child, start in zip(children, starts))}
+
+    def silent_cut(name, a, b, watch, hold):
+        """Cuts a from b for `hold` seconds, or (hold None) until every signal showed: at least 15 s, at most 45 s."""
+        signals = watch()
+        LAB.cut(a, b)
+        start = time.monotonic()
+        detected = {}
+        while True:
+            for signal_name, check in signals.items():
+                if signal_name not in detected and check():
+                    detected[signal_name] = time.monotonic() - start
+            held = time.monotonic() - start
+            if hold is not None and held >= hold:
+                break
+            if hold is None and (held >= 45 or (held >= 15 and len(detected) == len(signals))):
+                break
+            time.sleep(0.25)
+        LAB.heal(a, b)
+        healed = (now_sql(), time.monotonic())
+        cut_details[name] = (held, {signal_name: detected.get(signal_name) for signal_name in signals})
+        return healed
+
+    if LAB:
+        for a, b, label, watch in [("app", "pg", "connector↔PostgreSQL", connector_signals),
+                                   ("app", "kafka", "connector↔Kafka", connector_signals),
+                                   ("svc", "pg", "consumers↔PostgreSQL", consumer_signals),
+                                   ("svc", "kafka", "consumers↔Kafka", consumer_signals)]:
+            for hold in ([None] if args.short_cuts else [10, None]):
+                name = f"silent cut {label}, {'10 s' if hold else 'until detected'}"
+                faults.append((name, lambda name=name, a=a, b=b, watch=watch, hold=hold: silent_cut(name, a, b, watch, hold)))
+
     for name, inject in faults:
         writer.phase = name
         recoveries = []
-        for _ in range(args.injections):
+        # A cut is held for up to 45 s: once each is enough.
+        injections = 1 if name.startswith("silent cut") else args.injections
+        for _ in range(injections):
             time.sleep(rng.uniform(0.5, 3.0))
             log(f"inject: {name}")
             healed_sql, healed_at = inject() or (now_sql(), time.monotonic())
@@ -363,7 +475,7 @@ def main():
                 failures.append(f"{name}: the pipeline did not flow again within 90 s")
             else:
                 recoveries.append(recovery)
-        results.append((name, args.injections, recoveries))
+        results.append((name, injections, recoveries))
     writer.phase = "cool-down"
     time.sleep(2)
     writer.running = False
@@ -379,7 +491,7 @@ def main():
         time.sleep(0.5)
 
     # Kafka's contents, duplicates included.
-    dump = subprocess.run([f"{BIN}/KafkaDump"], capture_output=True, text=True, timeout=300,
+    dump = subprocess.run(in_host("kafka") + [f"{BIN}/KafkaDump"], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TG_BOOTSTRAP": kafka.bootstrap, "TG_TOPICS": "events",
                                "TG_PARTITIONS": "6", "TG_EXPECT": str(produced_total), "TG_TIMEOUT_S": "120"})
     in_kafka = Counter(line for line in dump.stdout.splitlines() if line)
@@ -446,6 +558,25 @@ def main():
           f"{lost} | {twice} | |")
     print(f"| slot dropped by an administrator | 1 | | | | | | connector stopped: "
           f"{'yes, exit ' + str(status) + ', slot not re-created' if slot_ok else 'NO'} |")
+    if cut_details:
+        print()
+        print("Silent network cuts (--netns): packets between two hosts dropped in the router without an answer. Detected: "
+              "from the cut until the first warning/error log line (connector: its own; consumers: either) and, for the "
+              "connector, /healthz 503. Recovery as above, from the heal.")
+        print()
+        print("| cut | held | detected: log | detected: /healthz 503 | recovery |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for name, _, recoveries in results:
+            if name not in cut_details:
+                continue
+            held, detected = cut_details[name]
+
+            def shown(signal_name):
+                if signal_name not in detected:
+                    return "n/a"
+                return f"{detected[signal_name]:.1f} s" if detected[signal_name] is not None else "not within the cut"
+            recovery = f"{recoveries[0]:.1f} s" if recoveries else "NO"
+            print(f"| {name.removeprefix('silent cut ')} | {held:.1f} s | {shown('log')} | {shown('/healthz 503')} | {recovery} |")
     print()
     print(f"Secrets: the connector's password appears in {len(leaked)} of {len(os.listdir(LOGS))} process logs"
           f"{' (the PostgreSQL server log has it only because the harness created the role)' if server_log_has_secret else ''}.")
