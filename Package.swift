@@ -26,7 +26,7 @@ let package = Package(
         ),
         .target(name: "PGOutput"),
         .target(name: "LibPQ", dependencies: ["CLibPQ", "PGOutput"]),
-        .target(name: "RDKafka", dependencies: ["CLibRDKafka"]),
+        .target(name: "RDKafka", dependencies: ["CLibRDKafka", "Observability"]),
         // Logging, Prometheus text, the /metrics server and shutdown signals, for the connector, consumer and CLI.
         .target(name: "Observability"),
         .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka", "Observability"]),

@@ -54,7 +54,7 @@ public struct ConnectorConfiguration: Sendable {
     public var heartbeatIntervalSeconds: Int
     /// Records produced and not yet acknowledged, at most (back-pressure beyond).
     public var maxInFlightRecords: Int
-    /// Where `/metrics` and `/healthz` listen, `host:port`; `nil` for none.
+    /// Where `/metrics` and `/healthz` listen, `host:port` (an IPv4 address, `localhost` or `[IPv6]`, see `ListenAddress`); `nil` for none.
     public var metricsListen: String?
     /// Also emit Debezium's `id` header.
     public var debeziumCompatible: Bool

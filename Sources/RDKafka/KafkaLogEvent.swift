@@ -1,4 +1,4 @@
-import Foundation
+import Observability
 
 /// A log line from librdkafka or from this wrapper, handed to the application's logger instead of stderr.
 public struct KafkaLogEvent: Sendable {
@@ -25,10 +25,10 @@ public struct KafkaLogEvent: Sendable {
         self.message = message
     }
 
-    /// One logfmt line, with the message quoted.
+    /// One logfmt line (``EventLogger/Format/logfmt``'s escaping: a newline in the message stays `\n`).
     public var logfmt: String {
-        let quoted = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-        return "level=\(level) component=kafka client=\(client) facility=\(facility) msg=\"\(quoted)\""
+        EventLogger.Format.logfmt.line([("level", "\(level)"), ("component", "kafka"), ("client", client), ("facility", facility),
+                                        ("msg", message)])
     }
 }
 
@@ -38,5 +38,5 @@ public typealias KafkaLogHandler = @Sendable (KafkaLogEvent) -> Void
 /// The default handler: warnings and worse to standard error as logfmt.
 public let defaultKafkaLogHandler: KafkaLogHandler = { event in
     if event.level <= .warning { return }
-    FileHandle.standardError.write(Data((event.logfmt + "\n").utf8))
+    LineLogSink.standardError(event.logfmt)
 }

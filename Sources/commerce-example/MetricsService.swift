@@ -31,7 +31,7 @@ struct MetricsService {
         signals.onSignal { _ in consumer.stop() }
         let group = self.group
         let server = try metricsListen.map { listen in
-            try MetricsServer(listen: listen, metrics: { consumer.metrics.render(group: group) }, healthy: { true })
+            try MetricsServer(listen: listen, setting: "--metrics-listen", metrics: { consumer.metrics.render(group: group) }, healthy: { true })
         }
         if let server { print("metrics: serving /metrics on port \(server.port)") }
         let progress = Task {
