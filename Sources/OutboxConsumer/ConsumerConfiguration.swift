@@ -42,6 +42,9 @@ public struct ConsumerConfiguration: Sendable {
     public var inboxRetention: Duration
     /// How often the retention sweep runs.
     public var retentionInterval: Duration
+    /// How long records may wait without any progress (a batch retried again and again, partitions that do not
+    /// move) before the consumer logs `stalled` and reports ``ConsumerMetrics/Snapshot/stalled``.
+    public var stallThreshold: Duration
 
     /// Creates a configuration with defaults for everything but the essentials.
     public init(groupID: String, topics: [String], kafka: [String: String], postgres: String,
@@ -49,7 +52,7 @@ public struct ConsumerConfiguration: Sendable {
                 handlerAttempts: Int = 3, retryBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(10),
                 deadLetterTopic: String? = nil, missingEventID: MissingEventIDPolicy = .useRecordCoordinates,
                 startOffset: StartOffset = .beginning, inboxRetention: Duration = .seconds(7 * 24 * 3600),
-                retentionInterval: Duration = .seconds(600)) {
+                retentionInterval: Duration = .seconds(600), stallThreshold: Duration = .seconds(30)) {
         self.groupID = groupID
         self.topics = topics
         self.kafka = kafka
@@ -65,5 +68,6 @@ public struct ConsumerConfiguration: Sendable {
         self.startOffset = startOffset
         self.inboxRetention = inboxRetention
         self.retentionInterval = retentionInterval
+        self.stallThreshold = stallThreshold
     }
 }

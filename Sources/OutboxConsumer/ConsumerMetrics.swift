@@ -13,8 +13,22 @@ public final class ConsumerMetrics: Sendable {
         public var deadLettered = 0
         /// Committed batches.
         public var batches = 0
-        /// Batches rolled back and retried (database unavailable, serialization failures, …).
+        /// Batches rolled back and retried (database unreachable or read-only, a missing table, a lock timeout, …).
         public var batchRetries = 0
+        /// Rollbacks since the last committed batch (0 when healthy).
+        public var consecutiveBatchRetries = 0
+        /// Why the last batch was rolled back, while retries go on; `nil` once a batch commits.
+        public var lastRetryReason: String?
+        /// Whether records have waited longer than ``ConsumerConfiguration/stallThreshold`` without progress.
+        public var stalled = false
+        /// How long records have waited without progress (0 when nothing waits or batches commit).
+        public var secondsWithoutProgress = 0.0
+        /// Records polled and waiting to be applied (a batch being retried).
+        public var waitingRecords = 0
+        /// Partitions assigned to this member.
+        public var assignedPartitions = 0
+        /// Assigned partitions paused while a batch waits for its retry.
+        public var pausedPartitions = 0
         /// Handler attempts that threw.
         public var handlerFailures = 0
         /// Records not yet consumed, per partition (from cached watermarks).
@@ -43,8 +57,18 @@ public final class ConsumerMetrics: Sendable {
                      labels: labels, s.duplicatesSkipped)
         text.counter("tailgate_consumer_dead_lettered_total", help: "Events sent to the dead-letter topic.", labels: labels, s.deadLettered)
         text.counter("tailgate_consumer_batches_total", help: "Committed batches.", labels: labels, s.batches)
-        text.counter("tailgate_consumer_batch_retries_total", help: "Batches rolled back and retried (database unavailable, serialization failures).",
+        text.counter("tailgate_consumer_batch_retries_total",
+                     help: "Batches rolled back and retried (database unreachable or read-only, a missing table, a lock timeout, ...).",
                      labels: labels, s.batchRetries)
+        text.gauge("tailgate_consumer_stalled", help: "1 while records have waited longer than the stall threshold without progress.",
+                   labels: labels, s.stalled ? 1 : 0)
+        text.gauge("tailgate_consumer_seconds_without_progress", help: "How long records have waited without a committed batch (0 when none wait).",
+                   labels: labels, s.secondsWithoutProgress)
+        text.gauge("tailgate_consumer_waiting_records", help: "Records polled and waiting to be applied (a batch being retried).",
+                   labels: labels, s.waitingRecords)
+        text.gauge("tailgate_consumer_assigned_partitions", help: "Partitions assigned to this member.", labels: labels, s.assignedPartitions)
+        text.gauge("tailgate_consumer_paused_partitions", help: "Assigned partitions paused while a batch waits for its retry.",
+                   labels: labels, s.pausedPartitions)
         text.family("tailgate_consumer_lag", .gauge, help: "Records not yet consumed, per partition (from cached watermarks).")
         for (partition, lag) in s.lag.sorted(by: { $0.key < $1.key }) {
             text.sample("tailgate_consumer_lag", labels: labels + [("partition", partition)], lag)

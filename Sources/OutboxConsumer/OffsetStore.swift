@@ -1,14 +1,41 @@
 import LibPQ
 import RDKafka
 
-/// The offsets table: where each partition resumes. The one place that decides which offsets may be stored.
+/// The offsets table, and every decision about offsets: which next offset a batch stores, where an assigned
+/// partition starts, and when Kafka's committed copy stands in for the database's.
+///
+/// The decisions are pure (``nextOffsets(after:)``, ``startOffsets(for:stored:)``); only ``load(_:_:)`` and
+/// ``store(_:_:)`` touch the database. Nothing else in the consumer computes an offset.
 struct OffsetStore: Sendable {
     let table: String
     let group: String
+    /// Where a partition with no stored offset starts.
+    let defaultStart: StartOffset
 
-    init(table: QualifiedName, group: String) {
+    init(table: QualifiedName, group: String, defaultStart: StartOffset) {
         self.table = SQLIdentifier.quoteQualified(table)
         self.group = group
+        self.defaultStart = defaultStart
+    }
+
+    /// Each partition's next offset once `records` are applied: one past the highest offset seen.
+    static func nextOffsets(after records: [ConsumerRecord]) -> [TopicPartition: Int64] {
+        var next: [TopicPartition: Int64] = [:]
+        for record in records { next[record.topicPartition] = max(next[record.topicPartition] ?? 0, record.offset + 1) }
+        return next
+    }
+
+    /// Where each of `partitions` starts when assigned.
+    ///
+    /// - Parameter stored: The database's next offsets, or `nil` when the database could not be read. Then every
+    ///   partition starts at Kafka's committed copy, which mirrors the database's and is never ahead of it: at worst
+    ///   events are read again, and the inbox skips them. "Never ahead" holds because the mirror is written after
+    ///   each commit and the consumer's sessions commit with `synchronous_commit` at least `on`, so a crash keeps
+    ///   every commit Kafka has mirrored. A failover to an asynchronous standby can lose such commits: use
+    ///   synchronous replication for a service database that fails over.
+    func startOffsets(for partitions: [TopicPartition], stored: [TopicPartition: Int64]?) -> [TopicPartition: StartOffset] {
+        guard let stored else { return Dictionary(uniqueKeysWithValues: partitions.map { ($0, StartOffset.committed) }) }
+        return Dictionary(uniqueKeysWithValues: partitions.map { ($0, stored[$0].map { StartOffset.offset($0) } ?? defaultStart) })
     }
 
     /// The stored next offsets of `partitions` (absent when none is stored).

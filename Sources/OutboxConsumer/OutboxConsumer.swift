@@ -25,17 +25,26 @@ import Synchronization
 ///
 /// Everything runs on one thread of the consumer's own: Kafka polling, rebalance callbacks (which therefore only
 /// happen between batches), the transaction and the handler.
+///
+/// Outages are waited out, never thrown: when the database is unreachable, read-only, missing a table the handler
+/// needs, out of connections or holding a lock too long, the batch rolls back and is retried with backoff (logged as
+/// `batch_rolled_back`, counted in ``ConsumerMetrics/Snapshot/batchRetries``) while the consumer stays in its group;
+/// such events are never dead-lettered. Records waiting without progress for longer than
+/// ``ConsumerConfiguration/stallThreshold`` are logged (`stalled`) and shown in ``ConsumerMetrics``.
 public final class OutboxConsumer: Sendable {
-    /// Applies one event inside the batch's transaction. Throwing retries the event (in a savepoint) and, after
-    /// ``ConsumerConfiguration/handlerAttempts`` attempts, dead-letters it; a database connection error rolls the
-    /// whole batch back and retries it.
+    /// Applies one event inside the batch's transaction.
+    ///
+    /// Throwing retries the event (in a savepoint) and, after ``ConsumerConfiguration/handlerAttempts`` attempts,
+    /// dead-letters it. A ``PostgresError`` that describes the database rather than the event (connection lost,
+    /// read-only, undefined table or column, insufficient privilege, lock or statement timeout, …) instead rolls the
+    /// whole batch back and retries it until it succeeds. ``HandlerFailure`` says which explicitly.
     public typealias Handler = @Sendable (OutboxEvent, Session) throws -> Void
 
     /// The configuration.
     public let configuration: ConsumerConfiguration
     /// Counters for the service to expose.
     public let metrics = ConsumerMetrics()
-    private let stopRequested = Atomic<Bool>(false)
+    let stopSignal = StopSignal()
     let inbox: Inbox
     let offsets: OffsetStore
     /// Where the consumer's events go (context: `group`).
@@ -60,7 +69,7 @@ public final class OutboxConsumer: Sendable {
         }
         self.configuration = configuration
         self.inbox = Inbox(table: inboxTable, group: configuration.groupID)
-        self.offsets = OffsetStore(table: offsetsTable, group: configuration.groupID)
+        self.offsets = OffsetStore(table: offsetsTable, group: configuration.groupID, defaultStart: configuration.startOffset)
         self.logger = logger.with(("group", configuration.groupID))
     }
 
@@ -73,23 +82,32 @@ public final class OutboxConsumer: Sendable {
     }
 
     /// Asks ``run(_:)`` to finish: the batch in progress commits or rolls back, the consumer leaves the group.
+    ///
+    /// Wakes whatever the consumer waits for (a Kafka poll, a retry delay), so `run` returns promptly. Safe from any
+    /// thread or task, any number of times.
     public func stop() {
-        stopRequested.store(true, ordering: .releasing)
+        stopSignal.request()
     }
 
-    var isStopping: Bool { stopRequested.load(ordering: .acquiring) }
-
-    /// Consumes until ``stop()``, applying each new event with `handler`.
+    /// Consumes until ``stop()`` or until the task running it is cancelled, applying each new event with `handler`.
+    ///
+    /// Cancelling the task is a graceful stop, the same as ``stop()``: the batch in progress commits or rolls back, the
+    /// consumer leaves its group, and `run` returns without throwing.
     ///
     /// - Throws: ``ConsumerError`` or ``KafkaError`` for failures retrying cannot fix (bad Kafka configuration, a
     ///   fatal consumer error). Database outages are waited out, not thrown.
     public func run(_ handler: @escaping Handler) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let thread = Thread { [self] in
-                continuation.resume(with: Result { try self.loop(handler) })
+        let stopSignal = self.stopSignal
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let thread = Thread { [self] in
+                    continuation.resume(with: Result { try ConsumerLoop(consumer: self, handler: handler).run() })
+                }
+                thread.name = "tailgate.consumer.\(configuration.groupID)"
+                thread.start()
             }
-            thread.name = "tailgate.consumer.\(configuration.groupID)"
-            thread.start()
+        } onCancel: {
+            stopSignal.request()
         }
     }
 

@@ -20,9 +20,9 @@ public final class KafkaConsumer: @unchecked Sendable {
         "socket.nagle.disable": "true", // TCP_NODELAY, as the Java client always sets
     ]
 
-    private let client: RDKafkaClient
+    let client: RDKafkaClient
     private let queue = DispatchQueue(label: "tailgate.kafka.consumer")
-    private let closed = Atomic<Bool>(false)
+    let closed = Atomic<Bool>(false)
 
     /// Creates a consumer.
     ///

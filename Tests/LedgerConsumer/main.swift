@@ -15,7 +15,9 @@ let configuration = ConsumerConfiguration(
             "fetch.wait.max.ms": "50", "client.id": "ledger-\(getpid())"],
     postgres: environment["TG_POSTGRES"] ?? "", maxBatchSize: Int(environment["TG_BATCH"] ?? "") ?? 100,
     retryBackoff: .milliseconds(20), maxBackoff: .milliseconds(500), deadLetterTopic: "svc.dead-letter")
-let consumer = try OutboxConsumer(configuration: configuration, logger: EventLogger(write: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }))
+// Instances may share one log file: each line says which process wrote it.
+let consumer = try OutboxConsumer(configuration: configuration,
+                                  logger: EventLogger(context: [("pid", "\(getpid())")], write: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }))
 signals.onSignal { _ in consumer.stop() }
 Task {
     do {

@@ -26,11 +26,12 @@ struct ConsumerFixture {
         return ConsumerFixture(postgres: postgres, database: database, db: db, kafka: kafka, partitions: partitions)
     }
 
-    func configuration(group: String = "svc", batch: Int = 200) -> ConsumerConfiguration {
+    /// - Parameter conninfoSuffix: Appended to the service database's connection string (e.g. `options=…`).
+    func configuration(group: String = "svc", batch: Int = 200, conninfoSuffix: String = "") -> ConsumerConfiguration {
         ConsumerConfiguration(groupID: group, topics: ["events"],
                               kafka: ["bootstrap.servers": kafka.bootstrapServers, "session.timeout.ms": "6000",
                                       "heartbeat.interval.ms": "500", "fetch.wait.max.ms": "50"],
-                              postgres: postgres.conninfo(database: database), maxBatchSize: batch,
+                              postgres: postgres.conninfo(database: database) + conninfoSuffix, maxBatchSize: batch,
                               retryBackoff: .milliseconds(20), maxBackoff: .milliseconds(500), deadLetterTopic: "svc.dead-letter")
     }
 
@@ -65,6 +66,11 @@ struct ConsumerFixture {
             counts[row["event_id"] ?? ""] = Int(row["n"] ?? "")
         }
         return counts
+    }
+
+    /// Inbox rows marked dead-lettered, by event id.
+    func deadLetteredInInbox() async throws -> [String] {
+        try await db.query("SELECT event_id FROM tailgate_inbox WHERE status = 'dead_lettered' ORDER BY event_id").rows.compactMap { $0["event_id"] }
     }
 
     func ledgerTotal() async throws -> Int {

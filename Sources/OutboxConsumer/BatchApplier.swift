@@ -1,0 +1,136 @@
+import Foundation
+import LibPQ
+import RDKafka
+
+/// Applies one batch of records in one transaction: claims the event ids in the inbox, runs the handler for each
+/// new event, handles poison by the configured policy, stores the next offsets, commits.
+///
+/// A failure that describes the database (or anything else outside the event, see ``FailureClassifier``) rolls the
+/// whole batch back and throws ``BatchRollback``; the loop retries the batch after a backoff. A handler failure is
+/// retried in a savepoint, and only when retrying cannot succeed is the event treated as poison.
+struct BatchApplier {
+    /// What a committed batch did.
+    struct Outcome: Sendable {
+        /// Each partition's next offset, as stored.
+        var nextOffsets: [TopicPartition: Int64]
+        /// The batch's counters.
+        var counts: ConsumerMetrics.Snapshot
+    }
+
+    let configuration: ConsumerConfiguration
+    let inbox: Inbox
+    let offsets: OffsetStore
+    let handler: OutboxConsumer.Handler
+    let deadLetters: DeadLetterPublisher
+    let stop: StopSignal
+    let emit: (String, String, [(String, String)]) -> Void
+
+    /// Applies `records` (all of them on partitions this member owns) in one transaction.
+    ///
+    /// - Throws: ``BatchRollback`` when the batch was rolled back and must be retried; ``StopInterrupted`` when a
+    ///   stop cut a handler's retry delay short (the batch was rolled back).
+    func apply(_ records: [ConsumerRecord], database: DatabaseLink) throws -> Outcome {
+        do {
+            return try database.withSession { session in try applyInTransaction(records, session) }
+        } catch let stopped as StopInterrupted {
+            throw stopped
+        } catch let rollback as BatchRollback {
+            throw rollback
+        } catch {
+            throw BatchRollback(reason: FailureClassifier.batchReason(error), cause: error)
+        }
+    }
+
+    private func applyInTransaction(_ records: [ConsumerRecord], _ session: Session) throws -> Outcome {
+        try session.query("BEGIN")
+        do {
+            var counts = ConsumerMetrics.Snapshot()
+            let identified = records.map { record -> (record: ConsumerRecord, id: String, hasID: Bool) in
+                if let id = record.header("event_id")?.stringValue, !id.isEmpty { return (record, id, true) }
+                return (record, "\(record.topic)/\(record.partition)/\(record.offset)", false)
+            }
+            let fresh = try inbox.claim(session, identified.map { ($0.id, $0.record.topic, $0.record.partition, $0.record.offset) })
+            var seen = Set<String>()
+            // Dead letters go out once every event of the batch has run: a later event that rolls the batch back
+            // (the database gone, say) then costs no duplicate in the dead-letter topic.
+            var poison: [(record: ConsumerRecord, id: String, reason: String)] = []
+            for (record, id, hasID) in identified {
+                guard fresh.contains(id), seen.insert(id).inserted else {
+                    counts.duplicatesSkipped += 1
+                    continue
+                }
+                if !hasID && configuration.missingEventID == .deadLetter {
+                    poison.append((record, id, "the record has no event_id header"))
+                    continue
+                }
+                if let reason = try applyEvent(record, id: id, session: session, counts: &counts) {
+                    poison.append((record, id, reason))
+                }
+            }
+            for entry in poison {
+                try deadLetter(entry.record, reason: entry.reason, id: entry.id, session: session)
+                counts.deadLettered += 1
+            }
+            let next = OffsetStore.nextOffsets(after: records)
+            try offsets.store(session, next)
+            try session.query("COMMIT")
+            counts.batches = 1
+            return Outcome(nextOffsets: next, counts: counts)
+        } catch {
+            _ = try? session.query("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Runs the handler for one event, in a savepoint, until it succeeds or the event is poison; returns why it is
+    /// poison, or `nil` when it was applied.
+    private func applyEvent(_ record: ConsumerRecord, id: String, session: Session, counts: inout ConsumerMetrics.Snapshot) throws -> String? {
+        let event = OutboxEvent(
+            id: id, type: record.header("event_type")?.stringValue, key: record.key.map { String(decoding: $0, as: UTF8.self) },
+            payload: record.value ?? [], headers: record.headers, topic: record.topic, partition: record.partition,
+            offset: record.offset, timestamp: record.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) })
+        var attempt = 0
+        var backoff = Backoff(initial: configuration.retryBackoff, maximum: configuration.maxBackoff)
+        while true {
+            do {
+                try session.savepoint("tailgate_event") { try handler(event, $0) }
+                counts.applied += 1
+                return nil
+            } catch {
+                let verdict = FailureClassifier.classify(error)
+                if case .retryBatch(let reason) = verdict { throw BatchRollback(reason: reason, cause: error) }
+                attempt += 1
+                counts.handlerFailures += 1
+                emit("warning", "handler_failed", [("event_id", id), ("attempt", "\(attempt)"), ("poison", "\(verdict == .poison)"),
+                                                   ("error", "\(error)")])
+                if verdict == .poison || attempt >= configuration.handlerAttempts { return "\(error)" }
+                if stop.wait(for: backoff.next()) { throw StopInterrupted() }
+            }
+        }
+    }
+
+    /// Sends the record to the dead-letter topic, waits for Kafka's acknowledgement, then marks it in the inbox.
+    private func deadLetter(_ record: ConsumerRecord, reason: String, id: String, session: Session) throws {
+        let headers = record.headers + [
+            KafkaHeader(name: "tailgate_error", string: String(reason.prefix(1000))),
+            KafkaHeader(name: "tailgate_consumer_group", string: configuration.groupID),
+            KafkaHeader(name: "tailgate_original_topic", string: record.topic),
+            KafkaHeader(name: "tailgate_original_partition", string: String(record.partition)),
+            KafkaHeader(name: "tailgate_original_offset", string: String(record.offset)),
+        ]
+        try deadLetters.publishAndWait(KafkaRecord(topic: configuration.deadLetterTopic, key: record.key, value: record.value, headers: headers))
+        try inbox.markDeadLettered(session, id: id, error: reason)
+        emit("warning", "dead_lettered", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
+                                          ("offset", "\(record.offset)"), ("reason", String(reason.prefix(200)))])
+    }
+}
+
+/// A batch was rolled back and must be retried after a backoff; `reason` says what an operator should look at.
+struct BatchRollback: Error, CustomStringConvertible {
+    var reason: String
+    var cause: any Error
+    var description: String { "\(reason) (\(cause))" }
+}
+
+/// A stop request cut a wait short inside a batch; the batch was rolled back.
+struct StopInterrupted: Error {}

@@ -1,0 +1,237 @@
+import Foundation
+import LibPQ
+import RDKafka
+
+/// The consumer's thread: polls Kafka, hands batches to the ``BatchApplier``, retries rolled-back batches with
+/// backoff while keeping the group membership, keeps every assigned partition fetching unless it is deliberately
+/// waiting (``PartitionFlow``), and reports stalls.
+///
+/// Every wait here is an event: a Kafka poll (woken early by a stop through ``KafkaConsumer/wakeup()``), or a
+/// backoff delay on the ``StopSignal``.
+final class ConsumerLoop {
+    /// How long an idle poll waits for records before housekeeping runs (lag, stalls, inbox sweep).
+    static let tick: Duration = .milliseconds(500)
+    /// How long an assignment waits for the database's stored offsets before starting at Kafka's committed copy.
+    static let offsetPatience: Duration = .seconds(10)
+
+    private let consumer: OutboxConsumer
+    private let configuration: ConsumerConfiguration
+    private let handler: OutboxConsumer.Handler
+    private let stop: StopSignal
+    private let database: DatabaseLink
+
+    init(consumer: OutboxConsumer, handler: @escaping OutboxConsumer.Handler) {
+        self.consumer = consumer
+        self.configuration = consumer.configuration
+        self.handler = handler
+        self.stop = consumer.stopSignal
+        self.database = DatabaseLink(conninfo: consumer.configuration.postgres,
+                                     schema: consumer.inbox.createStatements(offsets: consumer.offsets))
+    }
+
+    private func emit(_ level: String, _ event: String, _ fields: [(String, String)] = []) {
+        consumer.emit(level, event, fields)
+    }
+
+    /// Runs until a stop request. Throws only what retrying cannot fix (bad Kafka settings, a fatal consumer error).
+    func run() throws {
+        // Kafka settings are checked before waiting for anything, so a typo fails at once.
+        let deadLetters = try DeadLetterPublisher(kafka: configuration.kafka, clientID: "\(configuration.groupID)-dead-letters")
+        defer {
+            let done = DispatchSemaphore(value: 0)
+            Task { await deadLetters.close(); done.signal() }
+            done.wait()
+        }
+        let rebalance = RebalanceHandler(offsets: consumer.offsets, database: database, stop: stop, patience: Self.offsetPatience,
+                                         initialBackoff: configuration.retryBackoff, emit: { [consumer] in consumer.emit($0, $1, $2) })
+        var properties = configuration.kafka
+        properties["group.id"] = configuration.groupID
+        // Offsets live in the service's database; Kafka's copy is only a mirror.
+        properties["enable.auto.commit"] = "false"
+        properties["enable.auto.offset.store"] = "false"
+        let kafka = try KafkaConsumer(properties: properties, log: { [consumer] event in
+            if event.level <= .warning { consumer.emit("warning", "kafka_log", [("facility", event.facility), ("message", event.message)]) }
+        }, rebalance: { rebalance.handle($0) })
+        rebalance.kafka = kafka
+        stop.setInterrupt { kafka.wakeup() }
+        defer {
+            stop.setInterrupt(nil)
+            try? kafka.closeBlocking()
+            database.close()
+            emit("info", "stopped")
+        }
+        // Joining the group before the database answers would only start every partition at Kafka's copy.
+        guard waitForDatabase() else { return }
+        try kafka.subscribe(configuration.topics)
+        emit("info", "started", [("topics", configuration.topics.joined(separator: ","))])
+        try consume(kafka, rebalance: rebalance, applier: BatchApplier(
+            configuration: configuration, inbox: consumer.inbox, offsets: consumer.offsets, handler: handler,
+            deadLetters: deadLetters, stop: stop, emit: { [consumer] in consumer.emit($0, $1, $2) }))
+    }
+
+    /// Connects (and creates the consumer's tables), retrying with backoff; `false` when a stop came first.
+    private func waitForDatabase() -> Bool {
+        var backoff = Backoff(initial: configuration.retryBackoff, maximum: configuration.maxBackoff)
+        while !stop.isRequested {
+            do {
+                try database.open()
+                return true
+            } catch {
+                let delay = backoff.next()
+                emit("warning", "postgres_unavailable", [("error", "\(error)"), ("reason", FailureClassifier.batchReason(error)),
+                                                         ("retry_in", "\(delay)")])
+                if stop.wait(for: delay) { return false }
+            }
+        }
+        return false
+    }
+
+    private func consume(_ kafka: KafkaConsumer, rebalance: RebalanceHandler, applier: BatchApplier) throws {
+        var pending: [ConsumerRecord] = []
+        var backoff = Backoff(initial: configuration.retryBackoff, maximum: configuration.maxBackoff)
+        var retryAt: ContinuousClock.Instant?
+        var stall = StallDetector(threshold: configuration.stallThreshold, now: .now)
+        var lastSweep = ContinuousClock.now
+        var lastHousekeeping = ContinuousClock.now
+        var progressed = false
+        var lastFailure: String?
+
+        while !stop.isRequested {
+            // The only waits: for records when idle, for the retry time when a batch is being retried. Both are
+            // Kafka polls, so the group keeps this member and rebalances are served meanwhile.
+            let now = ContinuousClock.now
+            if pending.isEmpty {
+                pending = try kafka.poll(maxRecords: configuration.maxBatchSize, timeout: Self.tick)
+            } else if let due = retryAt, now < due {
+                pending += try kafka.poll(maxRecords: configuration.maxBatchSize, timeout: min(due - now, Self.tick))
+            }
+            if !rebalance.revokedSinceLastLook.isEmpty {
+                // Records of partitions revoked or lost since they were polled: another member owns them now, or this
+                // one again from the stored offset on, which reads them again.
+                let revoked = rebalance.revokedSinceLastLook
+                rebalance.revokedSinceLastLook = []
+                pending.removeAll { revoked.contains($0.topicPartition) }
+            }
+            if pending.isEmpty, rebalance.flow.isWaiting {
+                // A revocation took every record of the batch being retried: nothing is waiting any more.
+                rebalance.flow.stopWaiting()
+                retryAt = nil
+                emit("info", "retry_abandoned", [("reason", "its partitions were revoked")])
+            }
+            reconcile(kafka, &rebalance.flow)
+
+            if ContinuousClock.now - lastHousekeeping >= Self.tick {
+                lastHousekeeping = .now
+                let lag = recordLag(kafka, rebalance.flow.partitions)
+                let waiting = !pending.isEmpty || lag > 0
+                switch stall.observe(now: .now, waiting: waiting, progressed: progressed) {
+                case .stalled(let waited):
+                    emit("error", "stalled", [("waited", "\(waited)"), ("waiting_records", "\(pending.count)"), ("lag", "\(lag)"),
+                                              ("paused_partitions", "\(rebalance.flow.pausedCount)"), ("last_error", lastFailure ?? "none")])
+                case .recovered(let lasted):
+                    emit("info", "stall_ended", [("lasted", "\(lasted)")])
+                case nil: break
+                }
+                progressed = false
+                let waited = stall.waited(now: .now)
+                consumer.metrics.update {
+                    $0.stalled = stall.isStalled
+                    $0.secondsWithoutProgress = Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
+                    $0.waitingRecords = pending.count
+                    $0.assignedPartitions = rebalance.flow.partitions.count
+                    $0.pausedPartitions = rebalance.flow.pausedCount
+                }
+                if pending.isEmpty, ContinuousClock.now - lastSweep >= configuration.retentionInterval {
+                    sweepInbox()
+                    lastSweep = .now
+                }
+            }
+            guard !stop.isRequested, !pending.isEmpty else { continue }
+            if let due = retryAt, ContinuousClock.now < due { continue }
+
+            do {
+                let outcome = try applier.apply(pending, database: database)
+                pending = []
+                retryAt = nil
+                backoff.reset()
+                progressed = true
+                lastFailure = nil
+                consumer.metrics.update { metrics in
+                    metrics.applied += outcome.counts.applied
+                    metrics.duplicatesSkipped += outcome.counts.duplicatesSkipped
+                    metrics.deadLettered += outcome.counts.deadLettered
+                    metrics.handlerFailures += outcome.counts.handlerFailures
+                    metrics.batches += outcome.counts.batches
+                    metrics.consecutiveBatchRetries = 0
+                    metrics.lastRetryReason = nil
+                }
+                if rebalance.flow.isWaiting {
+                    rebalance.flow.stopWaiting()
+                    emit("info", "resumed", [("partitions", "\(rebalance.flow.partitions.count)")])
+                }
+                reconcile(kafka, &rebalance.flow)
+                // The mirror for lag dashboards; the database's copy is the one that counts.
+                try? kafka.commitWithoutWaiting(outcome.nextOffsets)
+            } catch let rollback as BatchRollback {
+                let delay = backoff.next()
+                retryAt = .now + delay
+                lastFailure = rollback.reason
+                consumer.metrics.update {
+                    $0.batchRetries += 1
+                    $0.consecutiveBatchRetries += 1
+                    $0.lastRetryReason = rollback.reason
+                }
+                emit("error", "batch_rolled_back", [("reason", rollback.reason), ("error", "\(rollback.cause)"),
+                                                    ("records", "\(pending.count)"), ("retry_in", "\(delay)")])
+                rebalance.flow.startWaiting()
+                reconcile(kafka, &rebalance.flow)
+            } catch is StopInterrupted {
+                break
+            }
+        }
+    }
+
+    /// Tells librdkafka what ``PartitionFlow`` decided.
+    private func reconcile(_ kafka: KafkaConsumer, _ flow: inout PartitionFlow) {
+        let actions = flow.reconcile()
+        guard !actions.isEmpty else { return }
+        do {
+            if !actions.pause.isEmpty {
+                try kafka.pause(actions.pause)
+                emit("info", "partitions_paused", [("partitions", actions.pause.map(\.description).joined(separator: ","))])
+            }
+            if !actions.resume.isEmpty {
+                try kafka.resume(actions.resume)
+                emit("info", "partitions_resumed", [("partitions", actions.resume.map(\.description).joined(separator: ","))])
+            }
+        } catch {
+            flow.failed(actions)
+            emit("warning", "pause_or_resume_failed", [("error", "\(error)")])
+        }
+    }
+
+    private func sweepInbox() {
+        let seconds = configuration.inboxRetention.components.seconds
+        var deleted = 0
+        do {
+            while !stop.isRequested {
+                let count = try database.withSession { try consumer.inbox.sweep($0, olderThanSeconds: seconds) }
+                deleted += count
+                if count == 0 { break }
+            }
+            if deleted > 0 { emit("info", "inbox_swept", [("deleted", "\(deleted)")]) }
+        } catch {
+            emit("warning", "inbox_sweep_failed", [("error", "\(error)")])
+        }
+    }
+
+    /// Updates the lag metrics; returns the total.
+    private func recordLag(_ kafka: KafkaConsumer, _ partitions: [TopicPartition]) -> Int64 {
+        var lag: [String: Int64] = [:]
+        for partition in partitions {
+            if let value = kafka.lag(partition) { lag[partition.description] = value }
+        }
+        consumer.metrics.update { $0.lag = lag }
+        return lag.values.reduce(0, +)
+    }
+}

@@ -1,0 +1,83 @@
+import LibPQ
+
+/// The consumer thread's connection to the service's database: opened on first use (creating the consumer's
+/// tables once), and replaced after an error that leaves it unusable, so the next use reconnects.
+///
+/// Confined to the consumer's thread, which is the only caller.
+final class DatabaseLink {
+    private let conninfo: String
+    private let schema: [String]
+    private var connection: Connection?
+    private var schemaReady = false
+
+    /// - Parameters:
+    ///   - conninfo: The service's connection string.
+    ///   - schema: Statements that create the consumer's tables, run once in a transaction on the first connection.
+    init(conninfo: String, schema: [String]) {
+        self.conninfo = conninfo
+        self.schema = schema
+    }
+
+    /// Whether a connection is open (it may still have broken since its last use).
+    var isConnected: Bool { connection != nil }
+
+    /// Lends the connection to `body`, connecting first if needed.
+    ///
+    /// - Throws: ``PostgresError`` from connecting or creating the tables, or whatever `body` throws. After an error
+    ///   that leaves the connection unusable, it is closed, and the next call reconnects.
+    func withSession<T>(_ body: (Session) throws -> T) throws -> T {
+        let connection = try open()
+        do {
+            return try connection.withSessionBlocking(body)
+        } catch let error as PostgresError where FailureClassifier.dropsConnection(error) {
+            close()
+            throw error
+        }
+    }
+
+    /// Opens the connection (and creates the tables) if it is not open.
+    ///
+    /// - Throws: ``PostgresError``.
+    @discardableResult
+    func open() throws -> Connection {
+        if let connection { return connection }
+        let opened = try Connection.connectBlocking(conninfo)
+        do {
+            // Kafka's mirror of the offsets is written after each commit and stands in for the database's offsets when
+            // the database is down during an assignment: it must never be ahead of what a crash keeps. With
+            // synchronous_commit=off a crash loses acknowledged commits, so this session raises it to on.
+            _ = try opened.withSessionBlocking { session in
+                try session.query("SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'")
+            }
+        } catch {
+            opened.closeBlocking()
+            throw error
+        }
+        if !schemaReady {
+            do {
+                _ = try opened.withSessionBlocking { session in
+                    try session.query("BEGIN")
+                    do {
+                        for statement in schema { try session.query(statement) }
+                        try session.query("COMMIT")
+                    } catch {
+                        _ = try? session.query("ROLLBACK")
+                        throw error
+                    }
+                }
+            } catch {
+                opened.closeBlocking()
+                throw error
+            }
+            schemaReady = true
+        }
+        connection = opened
+        return opened
+    }
+
+    /// Closes the connection; the next use reconnects.
+    func close() {
+        connection?.closeBlocking()
+        connection = nil
+    }
+}

@@ -1,0 +1,82 @@
+import RDKafka
+
+/// Serves the consumer's rebalance callback (on the consumer's thread, inside a Kafka poll): records the
+/// assignment in the ``PartitionFlow`` and asks the ``OffsetStore`` where each assigned partition starts.
+///
+/// The stored offsets are read from the database for up to ``patience``; if it stays unreachable, the partitions start
+/// at Kafka's committed copy (``OffsetStore/startOffsets(for:stored:)`` decides).
+final class RebalanceHandler {
+    /// Which partitions are assigned, and whether each fetches; the loop reconciles it after every poll.
+    var flow = PartitionFlow()
+    /// Partitions revoked or lost since the loop last looked: records of theirs polled before are stale, even if
+    /// the partition was assigned again (it then restarts at its stored offset).
+    var revokedSinceLastLook: Set<TopicPartition> = []
+    /// The consumer whose callback this serves (weak: the consumer holds the callback).
+    weak var kafka: KafkaConsumer?
+
+    private let offsets: OffsetStore
+    private let database: DatabaseLink
+    private let stop: StopSignal
+    private let patience: Duration
+    private let initialBackoff: Duration
+    private let emit: (String, String, [(String, String)]) -> Void
+
+    init(offsets: OffsetStore, database: DatabaseLink, stop: StopSignal, patience: Duration, initialBackoff: Duration,
+         emit: @escaping (String, String, [(String, String)]) -> Void) {
+        self.offsets = offsets
+        self.database = database
+        self.stop = stop
+        self.patience = patience
+        self.initialBackoff = initialBackoff
+        self.emit = emit
+    }
+
+    /// The rebalance callback.
+    func handle(_ event: RebalanceEvent) -> [TopicPartition: StartOffset] {
+        switch event {
+        case .assigned(let partitions):
+            let unpause = flow.assign(partitions)
+            if !unpause.isEmpty {
+                // Paused in an earlier assignment: librdkafka kept the flag. Clearing it before the assignment takes
+                // effect lets fetching start at the offsets returned below.
+                do {
+                    try kafka?.resume(unpause)
+                    emit("info", "partitions_resumed", [("partitions", unpause.map(\.description).joined(separator: ",")),
+                                                        ("when", "before_assignment")])
+                } catch {
+                    flow.failed(.init(resume: unpause))
+                    emit("warning", "pause_or_resume_failed", [("error", "\(error)")])
+                }
+            }
+            let stored = loadStoredOffsets(partitions)
+            let starts = offsets.startOffsets(for: partitions, stored: stored)
+            emit("info", "partitions_assigned", [("partitions", partitions.map(\.description).joined(separator: ",")),
+                                                 ("start", stored == nil ? "kafka_committed" : "database")])
+            return starts
+        case .revoked(let partitions, let lost):
+            flow.revoke(partitions)
+            revokedSinceLastLook.formUnion(partitions)
+            emit(lost ? "warning" : "info", lost ? "partitions_lost" : "partitions_revoked",
+                 [("partitions", partitions.map(\.description).joined(separator: ","))])
+            return [:]
+        }
+    }
+
+    /// The database's stored offsets, or `nil` when it could not be read within ``patience`` (or a stop came).
+    private func loadStoredOffsets(_ partitions: [TopicPartition]) -> [TopicPartition: Int64]? {
+        let deadline = ContinuousClock.now + patience
+        var backoff = Backoff(initial: initialBackoff, maximum: .seconds(2))
+        var attempt = 0
+        while true {
+            do {
+                return try database.withSession { try offsets.load($0, partitions) }
+            } catch {
+                attempt += 1
+                let giveUp = ContinuousClock.now >= deadline
+                emit("warning", "offsets_unavailable", [("error", "\(error)"), ("attempt", "\(attempt)"),
+                                                        ("fallback", giveUp ? "kafka_committed" : "retrying")])
+                if giveUp || stop.wait(for: min(backoff.next(), deadline - .now)) { return nil }
+            }
+        }
+    }
+}

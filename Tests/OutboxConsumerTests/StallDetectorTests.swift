@@ -1,0 +1,28 @@
+@testable import OutboxConsumer
+import Testing
+
+@Suite struct StallDetectorTests {
+    @Test func recordsWaitingWithoutProgressPastTheThresholdIsAStallReportedOnce() {
+        let start = ContinuousClock.now
+        var detector = StallDetector(threshold: .seconds(30), now: start)
+        #expect(detector.observe(now: start + .seconds(10), waiting: true, progressed: false) == nil)
+        #expect(detector.waited(now: start + .seconds(10)) == .seconds(10))
+        #expect(detector.observe(now: start + .seconds(31), waiting: true, progressed: false) == .stalled(waited: .seconds(31)))
+        #expect(detector.isStalled)
+        #expect(detector.observe(now: start + .seconds(60), waiting: true, progressed: false) == nil, "reported once")
+        #expect(detector.observe(now: start + .seconds(61), waiting: true, progressed: true) == .recovered(lasted: .seconds(61)))
+        #expect(!detector.isStalled)
+    }
+
+    @Test func idleIsNotAStallAndProgressResetsTheClock() {
+        let start = ContinuousClock.now
+        var detector = StallDetector(threshold: .seconds(5), now: start)
+        #expect(detector.observe(now: start + .seconds(100), waiting: false, progressed: false) == nil)
+        #expect(detector.observe(now: start + .seconds(104), waiting: true, progressed: false) == nil)
+        #expect(detector.observe(now: start + .seconds(108), waiting: true, progressed: true) == nil)
+        #expect(detector.observe(now: start + .seconds(112), waiting: true, progressed: false) == nil)
+        #expect(detector.observe(now: start + .seconds(114), waiting: true, progressed: false) == .stalled(waited: .seconds(6)))
+        #expect(detector.observe(now: start + .seconds(115), waiting: false, progressed: false) == .recovered(lasted: .seconds(7)))
+        #expect(detector.waited(now: start + .seconds(120)) == .zero)
+    }
+}
