@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka", "Observability"]),
         .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka", "Observability"]),
         .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ", "PGOutput", "Observability"]),
-        .executableTarget(name: "commerce-example", dependencies: ["LibPQ", "OutboxConnector", "OutboxConsumer", "Observability"]),
+        .executableTarget(name: "commerce-example", dependencies: ["LibPQ", "OutboxConsumer", "Observability"]),
         // The contenders scripts/bench compares (connector, null sink, polling relay, consumers); not a product.
         .executableTarget(name: "tailgate-bench", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ", "Observability"]),
         // Test-only helpers (throwaway PostgreSQL clusters, child processes); never linked into products.

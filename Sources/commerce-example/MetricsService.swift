@@ -2,7 +2,6 @@ import Dispatch
 import Foundation
 import LibPQ
 import Observability
-import OutboxConnector
 import OutboxConsumer
 
 /// `commerce-example metrics`: the back office, built on OutboxConsumer. Keeps `product_metrics` and
