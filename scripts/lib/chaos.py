@@ -34,6 +34,9 @@ PGHOST, PGPORT, PG_DIR = os.environ["PGHOST"], os.environ["PGPORT"], os.environ[
 BIN, WORK = os.environ["BIN"], os.environ["WORK"]
 LOGS = os.path.join(WORK, "logs")
 AS_PG = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+# A wheel's server loads its own libpq (libpqwalreceiver); Tailgate's processes keep Debian's.
+if os.environ.get("TG_PG_LIB"):
+    AS_PG = AS_PG + ["env", f"LD_LIBRARY_PATH={os.environ['TG_PG_LIB']}"]
 LAB = None  # the network lab with --netns: hosts pg, kafka, app (the connector), svc (the consumers)
 
 

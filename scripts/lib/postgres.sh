@@ -4,8 +4,11 @@
 
 TG_PG_BIN=${TG_PG_BIN:-/usr/lib/postgresql/15/bin}
 
+# Runs a server tool as postgres (when root) with the server's own libraries (TG_PG_LIB, a wheel's) on its path.
 tg_as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    local command=("$@")
+    if [ -n "${TG_PG_LIB:-}" ]; then command=(env "LD_LIBRARY_PATH=$TG_PG_LIB" "$@"); fi
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "${command[@]}"; else "${command[@]}"; fi
 }
 
 # A free port below the kernel's ephemeral range: a port from bind(0) could be handed by the kernel to the next

