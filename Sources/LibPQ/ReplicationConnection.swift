@@ -36,28 +36,6 @@ public final class ReplicationConnection: Sendable {
         public var snapshotName: String?
     }
 
-    /// A slot's state, from `pg_replication_slots`.
-    public struct SlotState: Hashable, Sendable {
-        /// The slot name.
-        public var name: String
-        /// The output plugin.
-        public var plugin: String?
-        /// The slot is logical.
-        public var isLogical: Bool
-        /// A walsender is streaming from it now.
-        public var isActive: Bool
-        /// The process id of that walsender.
-        public var activePID: Int32?
-        /// The position consumers confirmed.
-        public var confirmedFlushLSN: LSN?
-        /// The oldest WAL the slot keeps.
-        public var restartLSN: LSN?
-        /// `reserved`, `extended`, `unreserved` or `lost` (`lost`: the slot can no longer stream).
-        public var walStatus: String?
-        /// Bytes of WAL that can still be written before the slot is in danger of being lost.
-        public var safeWALSize: Int64?
-    }
-
     private let connection: PQConnection
     private let queue: DispatchQueue
 
@@ -117,15 +95,28 @@ public final class ReplicationConnection: Sendable {
     ///   - name: The slot name (lower-case letters, digits and underscores, as PostgreSQL requires).
     ///   - temporary: Drop the slot when this connection ends.
     ///   - snapshot: Whether to export the snapshot the slot starts from.
+    ///   - failover: Create it with `FAILOVER`, so that standbys with `sync_replication_slots = on` keep a copy that
+    ///     a promoted standby streams from (PostgreSQL 17+; an older server refuses the option with a syntax error).
     /// - Throws: ``PostgresError``; SQLSTATE `42710` when the slot exists.
-    public func createSlot(_ name: String, temporary: Bool = false, snapshot: SnapshotAction = .noExport) async throws(PostgresError) -> CreatedSlot {
+    public func createSlot(_ name: String, temporary: Bool = false, snapshot: SnapshotAction = .noExport,
+                           failover: Bool = false) async throws(PostgresError) -> CreatedSlot {
+        // The parenthesized option list exists since PostgreSQL 15; the older keywords still work everywhere, so
+        // they stay for the slots that do not need an option of 17.
         let sql = "CREATE_REPLICATION_SLOT \(SQLIdentifier.quote(name))\(temporary ? " TEMPORARY" : "") LOGICAL pgoutput "
-            + (snapshot == .export ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT")
+            + (failover ? "(FAILOVER true, SNAPSHOT '\(snapshot == .export ? "export" : "nothing")')"
+                        : snapshot == .export ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT")
         let result = try await exec(sql)
         guard let row = result.first, let point = row["consistent_point"].flatMap({ LSN($0) }) else {
             throw PostgresError(code: .protocolViolation, message: "CREATE_REPLICATION_SLOT returned \(result.columns)")
         }
         return CreatedSlot(name: row["slot_name"] ?? name, consistentPoint: point, snapshotName: row["snapshot_name"])
+    }
+
+    /// Turns a slot's `FAILOVER` property on or off (`ALTER_REPLICATION_SLOT`, PostgreSQL 17+).
+    ///
+    /// - Throws: ``PostgresError``; SQLSTATE `55006` when another process uses the slot.
+    public func alterSlot(_ name: String, failover: Bool) async throws(PostgresError) {
+        _ = try await exec("ALTER_REPLICATION_SLOT \(SQLIdentifier.quote(name)) (FAILOVER \(failover))")
     }
 
     /// Drops a slot; with `wait`, waits for a walsender still using it to let go.
@@ -139,16 +130,7 @@ public final class ReplicationConnection: Sendable {
     ///
     /// - Throws: ``PostgresError``.
     public func slotState(_ name: String) async throws(PostgresError) -> SlotState? {
-        let result = try await exec("""
-            SELECT slot_name, plugin, slot_type, active, active_pid, confirmed_flush_lsn, restart_lsn, wal_status, safe_wal_size
-            FROM pg_catalog.pg_replication_slots WHERE slot_name = \(SQLIdentifier.literal(name))
-            """)
-        guard let row = result.first else { return nil }
-        return SlotState(
-            name: name, plugin: row["plugin"], isLogical: row["slot_type"] == "logical", isActive: row.bool("active") ?? false,
-            activePID: row["active_pid"].flatMap { Int32($0) }, confirmedFlushLSN: row["confirmed_flush_lsn"].flatMap { LSN($0) },
-            restartLSN: row["restart_lsn"].flatMap { LSN($0) }, walStatus: row["wal_status"],
-            safeWALSize: row["safe_wal_size"].flatMap { Int64($0) })
+        try await exec(SlotState.query(literal: name)).first.flatMap(SlotState.init(row:))
     }
 
     /// Starts streaming changes from a logical slot with `pgoutput`.

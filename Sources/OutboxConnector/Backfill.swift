@@ -48,7 +48,7 @@ public struct Backfill: Sendable {
             if try await connection.slotState(configuration.slot) != nil {
                 throw ConnectorError(.setup, "--create-slot: the slot \(configuration.slot) exists already; drop it first or backfill without --create-slot")
             }
-            let created = try await connection.createSlot(configuration.slot, snapshot: .export)
+            let created = try await connection.createSlot(configuration.slot, snapshot: .export, failover: setup.failover)
             try SlotRecord(directory: stateDirectory, connector: configuration.name).remember(systemID: setup.systemID, slot: configuration.slot)
             logger.info("slot_created", ("slot", configuration.slot), ("consistent_point", created.consistentPoint.description),
                         ("snapshot", created.snapshotName ?? ""))

@@ -258,8 +258,9 @@ public final class Connector: Sendable {
             // Give Kafka the records already sent, so what it acknowledged is confirmed before the next session.
             if current.failure == nil {
                 _ = await producer.flush(timeout: options.shutdownTimeout)
-                remember(current.confirmable)
             }
+            // Even after a failure: the stream may have confirmed up to here, and checkSlot compares the slot with it.
+            remember(current.confirmable)
             await stream.close()
             throw error
         }
@@ -311,32 +312,6 @@ public final class Connector: Sendable {
         } catch {
             pipeline.fail(error)
             throw error.isFatal ? error : ConnectorError(.deliveryFailed, "Kafka refused the record for event_id=\(record.headers.first?.stringValue ?? "?"): \(error)")
-        }
-    }
-
-    /// Exports the slot's `wal_status` and `safe_wal_size`, and stops loudly if the slot was invalidated.
-    private func watchSlot(_ setup: Setup) async throws {
-        let result: QueryResult
-        do {
-            result = try await setup.admin.query(
-                """
-                SELECT wal_status, safe_wal_size::text AS safe,
-                       pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained
-                FROM pg_catalog.pg_replication_slots WHERE slot_name = $1
-                """, [configuration.slot])
-        } catch {
-            logger.warning("slot_check_failed", ("error", error.description))
-            return
-        }
-        guard let row = result.first else { return }
-        metrics.slot(walStatus: row["wal_status"], safeWALSize: row["safe"].flatMap { Int64($0) },
-                     retainedWAL: row["retained"].flatMap { Int64($0) })
-        if row["wal_status"] == "lost" {
-            throw ConnectorError(.slotLost, "replication slot \(configuration.slot) was invalidated (wal_status = lost, e.g. by max_slot_wal_keep_size): the WAL it needed is gone. Drop and re-create it, then run `tailgate backfill` for the rows written meanwhile.")
-        }
-        if row["wal_status"] == "unreserved" {
-            logger.warning("slot_at_risk", ("slot", configuration.slot), ("safe_wal_size", row["safe"] ?? ""),
-                           ("detail", "the slot's WAL is past max_slot_wal_keep_size and will be removed at the next checkpoint unless the connector catches up"))
         }
     }
 

@@ -32,13 +32,15 @@ extension ConnectorConfiguration {
         let name = reader.string(top["name"], at: "$.name", required: true, pattern: .name) ?? ""
 
         let postgres = reader.object(top["postgres"], at: "$.postgres", required: true) ?? [:]
-        reader.allowOnly(["conninfo", "slot", "publication", "createSlot", "createPublication"], in: postgres, at: "$.postgres")
+        reader.allowOnly(["conninfo", "slot", "publication", "createSlot", "createPublication", "failover"], in: postgres, at: "$.postgres")
         let conninfo = reader.string(postgres["conninfo"], at: "$.postgres.conninfo", required: true,
                                      quote: EnvironmentSubstitution.conninfoQuote) ?? ""
         let slot = reader.string(postgres["slot"], at: "$.postgres.slot", required: true, pattern: .slot) ?? ""
         let publication = reader.string(postgres["publication"], at: "$.postgres.publication", required: true, pattern: .name) ?? ""
         let createSlot = reader.bool(postgres["createSlot"], at: "$.postgres.createSlot") ?? true
         let createPublication = reader.bool(postgres["createPublication"], at: "$.postgres.createPublication") ?? true
+        // Absent: on where the server supports it (17+), decided at connect time.
+        let failover = reader.bool(postgres["failover"], at: "$.postgres.failover")
 
         let outbox = reader.object(top["outbox"], at: "$.outbox", required: true) ?? [:]
         reader.allowOnly(["table", "eventIdColumn", "keyColumn", "payloadColumn", "topic", "allowedTopics", "headers",
@@ -135,8 +137,8 @@ extension ConnectorConfiguration {
         guard reader.problems.isEmpty, let table else { throw ConfigurationError(problems: reader.problems) }
         return ConnectorConfiguration(
             name: name, conninfo: conninfo, slot: slot, publication: publication, createSlot: createSlot,
-            createPublication: createPublication, table: table, eventIdColumn: eventIdColumn, keyColumn: keyColumn,
-            payloadColumn: payloadColumn, topic: topic, allowedTopics: allowedTopics, headers: headers,
+            createPublication: createPublication, failover: failover, table: table, eventIdColumn: eventIdColumn,
+            keyColumn: keyColumn, payloadColumn: payloadColumn, topic: topic, allowedTopics: allowedTopics, headers: headers,
             traceColumn: traceColumn, traceStateColumn: traceStateColumn, kafka: kafka,
             deadLetterTopic: deadLetterTopic, heartbeatIntervalSeconds: heartbeat, maxInFlightRecords: maxInFlight,
             metricsListen: metricsListen, debeziumCompatible: debezium)

@@ -28,6 +28,9 @@ public struct ConnectorConfiguration: Sendable {
     public var createSlot: Bool
     /// Create the publication (on the outbox table only, inserts only) if it does not exist.
     public var createPublication: Bool
+    /// Create the slot with `FAILOVER` so that standbys keep a synchronized copy (PostgreSQL 17+). `nil` (the
+    /// default): on where the server supports it; `true` against an older server is a setup error.
+    public var failover: Bool?
     /// The outbox table.
     public var table: QualifiedName
     /// The column holding the event id.

@@ -8,7 +8,7 @@ enum Tailgate {
 
         Usage:
           tailgate run --config FILE        stream outbox rows to Kafka (see 'tailgate help run')
-          tailgate validate --config FILE [--connect]
+          tailgate validate --config FILE [--connect [--standby CONNINFO]]
                                             check a connector file (and the database) without starting
           tailgate backfill --config FILE [--where SQL] [--create-slot]
                                             publish rows already in the outbox (cut-over, incidents)
