@@ -11,6 +11,7 @@ import Testing
 struct NetworkLabTests {
     @Test func aCutIsSilentAndAHealRestoresThePath() async throws {
         let lab = try await NetworkLab(hosts: ["pg", "app"])
+        defer { lab.close() }
         let postgres = try await lab.startPostgres(in: "pg")
         let conninfo = lab.conninfo(of: postgres, in: "pg", database: "postgres") + " connect_timeout=3"
         let connect: @Sendable () async -> (ok: Bool, seconds: Double, error: String) = {
