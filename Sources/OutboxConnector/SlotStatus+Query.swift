@@ -1,18 +1,20 @@
 import Foundation
 import LibPQ
+import Observability
 import PGOutput
 
 extension SlotStatus {
     /// Reads the slot, publication and failover state of `configuration`'s database. Changes nothing.
     ///
-    /// Columns that only newer servers have are asked for only there (`conflicting` on 16, `invalidation_reason`,
-    /// `failover` and `synced` on 17+). While no connector holds the slot, the lag in time is the age of the oldest
+    /// The slot's columns come through ``ReplicationConnection/SlotState`` (`conflicting` from 16,
+    /// `invalidation_reason` and `failover` from 17). With `standby`, failover readiness is
+    /// ``Connector/validateFailover(standby:)``'s. While no connector holds the slot, the lag in time is the age of the oldest
     /// transaction the slot has not confirmed, read by peeking at one transaction of the slot (which holds the slot
     /// for that moment; a connector starting then retries, as it does for any busy slot).
     ///
     /// - Parameters:
     ///   - configuration: The connector file.
-    ///   - standby: A standby's connection string, to check the slot's synchronized copy there (PostgreSQL 17+).
+    ///   - standby: A standby's connection string, to check failover readiness on both servers (PostgreSQL 17+).
     /// - Throws: ``PostgresError`` when the primary cannot be reached or queried.
     public static func read(configuration: ConnectorConfiguration, standby: String? = nil) async throws -> SlotStatus {
         let db = try await Connection.connect(configuration.conninfo)
@@ -34,51 +36,55 @@ extension SlotStatus {
         if server?.bool("recovery") == true {
             throw PostgresError(code: .connectionFailed, message: "postgres.conninfo points at a standby (in recovery); point it at the primary the connector streams from")
         }
-        var extraColumns = ""
-        if version >= 160_000 { extraColumns += ", s.conflicting" }
-        if version >= 170_000 { extraColumns += ", s.invalidation_reason, s.failover" }
+        // The slot's own columns through LibPQ's SlotState (every version's columns); the derived ones beside them.
+        let state = try await db.query(ReplicationConnection.SlotState.parameterizedQuery, [configuration.slot])
+            .first.flatMap(ReplicationConnection.SlotState.init(row:))
         let row = try await db.query("""
-            SELECT s.plugin, s.slot_type, s.active, s.active_pid::text AS active_pid, s.wal_status,
-                   s.safe_wal_size::text AS safe_wal_size, pg_catalog.pg_current_wal_lsn()::text AS current_lsn,
-                   s.restart_lsn::text AS restart_lsn, s.confirmed_flush_lsn::text AS confirmed_flush_lsn,
+            SELECT pg_catalog.pg_current_wal_lsn()::text AS current_lsn,
                    pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::bigint::text AS retained,
                    pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint::text AS lag,
                    extract(epoch FROM r.flush_lag)::text AS flush_lag,
                    extract(epoch FROM r.reply_time)::text AS reply_time,
-                   coalesce(host(r.client_addr), CASE WHEN r.pid IS NOT NULL THEN 'local' END) AS client\(extraColumns)
-            FROM pg_catalog.pg_replication_slots s
+                   coalesce(host(r.client_addr), CASE WHEN r.pid IS NOT NULL THEN 'local' END) AS client
+            FROM (SELECT 1) AS one
+            LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = $1
             LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid = s.active_pid
-            WHERE s.slot_name = $1
             """, [configuration.slot]).first
-        let current = try await db.query("SELECT pg_catalog.pg_current_wal_lsn()::text AS lsn").first?["lsn"]
+        let supportsFailover = version >= Connector.failoverSlotsVersion
         var status = SlotStatus(
-            name: configuration.slot, serverVersion: version, exists: row != nil,
-            isLogicalPgoutput: row.map { $0["slot_type"] == "logical" && $0["plugin"] == "pgoutput" },
-            active: row?.bool("active") ?? false, activePID: row?["active_pid"].flatMap { Int32($0) },
-            activeClient: row?["client"], walStatus: row?["wal_status"],
-            invalidationReason: row?["invalidation_reason"] ?? (row?.bool("conflicting") == true ? "conflicting" : nil),
-            currentLSN: row?["current_lsn"] ?? current, restartLSN: row?["restart_lsn"],
-            confirmedFlushLSN: row?["confirmed_flush_lsn"], retainedWALBytes: row?["retained"].flatMap { Int64($0) },
-            lagBytes: row?["lag"].flatMap { Int64($0) }, safeWALSizeBytes: row?["safe_wal_size"].flatMap { Int64($0) },
-            lagSeconds: nil, lagSource: "none",
+            name: configuration.slot, serverVersion: version, exists: state != nil,
+            isLogicalPgoutput: state.map { $0.isLogical && $0.plugin == "pgoutput" },
+            active: state?.isActive ?? false, activePID: state?.activePID, activeClient: row?["client"],
+            walStatus: state?.walStatus,
+            invalidationReason: state?.invalidationReason ?? (state?.isConflicting == true ? "conflicting" : nil),
+            currentLSN: row?["current_lsn"], restartLSN: state?.restartLSN?.description,
+            confirmedFlushLSN: state?.confirmedFlushLSN?.description, retainedWALBytes: row?["retained"].flatMap { Int64($0) },
+            lagBytes: row?["lag"].flatMap { Int64($0) }, safeWALSizeBytes: state?.safeWALSize, lagSeconds: nil, lagSource: "none",
             lastReply: row?["reply_time"].flatMap { Double($0) }.map { Date(timeIntervalSince1970: $0) },
             publication: try await publication(db, configuration: configuration),
-            failover: Failover(supported: version >= 170_000, enabled: version >= 170_000 ? row?.bool("failover") : nil))
-        if let row, status.active {
+            failover: Failover(supported: supportsFailover, enabled: supportsFailover ? state?.isFailover : nil))
+        if let state, state.isActive {
             // NULL once the connector has caught up and WAL is quiet (PostgreSQL's documented meaning).
-            status.lagSeconds = row["flush_lag"].flatMap { Double($0) } ?? 0
+            status.lagSeconds = row?["flush_lag"].flatMap { Double($0) } ?? 0
             status.lagSource = "flush_lag"
-        } else if row != nil, status.walStatus != "lost", status.invalidationReason == nil, status.isLogicalPgoutput == true {
+        } else if let state, !state.isInvalidated, status.isLogicalPgoutput == true {
             if let age = try? await oldestUnconfirmedCommitAge(db, configuration: configuration) {
                 status.lagSeconds = age
                 status.lagSource = "oldest_unconfirmed_commit"
             }
         }
-        if version >= 170_000 {
+        if supportsFailover {
             status.failover.synchronizedStandbySlots = try await db.query("SELECT current_setting('synchronized_standby_slots', true) AS value").first?["value"]
-        }
-        if let standby {
-            status.failover.standby = await standbyCopy(conninfo: standby, slot: configuration.slot)
+            if let standby {
+                // The same checks as `tailgate validate --connect --standby`, on both servers.
+                let readiness = await Connector(configuration: configuration, logger: EventLogger(minimumLevel: .error))
+                    .validateFailover(standby: standby)
+                status.failover.standbyChecked = true
+                status.failover.ready = readiness.ready
+                status.failover.problems = readiness.problems
+            }
+        } else if standby != nil {
+            status.failover.standbyChecked = true
         }
         return status
     }
@@ -137,32 +143,5 @@ extension SlotStatus {
             }
         }
         return bytes
-    }
-
-    private static func standbyCopy(conninfo: String, slot: String) async -> Standby {
-        var copy = Standby(conninfo: ConnectorConfiguration.mask(conninfo))
-        do {
-            let db = try await Connection.connect(conninfo)
-            defer { Task { await db.close() } }
-            let server = try await db.query("""
-                SELECT current_setting('server_version_num')::int::text AS version, pg_catalog.pg_is_in_recovery() AS recovery
-                """).first
-            copy.inRecovery = server?.bool("recovery")
-            guard server?.int("version") ?? 0 >= 170_000 else {
-                copy.error = "the standby runs PostgreSQL before 17, which does not synchronize slots"
-                return copy
-            }
-            let row = try await db.query("""
-                SELECT synced, invalidation_reason, confirmed_flush_lsn::text AS confirmed_flush_lsn
-                FROM pg_catalog.pg_replication_slots WHERE slot_name = $1
-                """, [slot]).first
-            copy.exists = row != nil
-            copy.synced = row?.bool("synced")
-            copy.invalidationReason = row?["invalidation_reason"]
-            copy.confirmedFlushLSN = row?["confirmed_flush_lsn"]
-        } catch {
-            copy.error = "\(error)"
-        }
-        return copy
     }
 }

@@ -120,45 +120,22 @@ public struct SlotStatus: Sendable, Hashable, Codable {
         /// The primary's `synchronized_standby_slots`: physical slots of standbys that must confirm WAL before the
         /// connector receives it (empty: the connector may get ahead of a standby).
         public var synchronizedStandbySlots: String?
-        /// The slot as seen on the standby given with `--standby`, if one was.
-        public var standby: Standby?
+        /// Whether a standby was given (`--standby`) and checked.
+        public var standbyChecked: Bool
+        /// What is in place on the primary and the standby (`tailgate validate --standby`'s lines).
+        public var ready: [String]
+        /// What a failover would lose or break, each with its fix.
+        public var problems: [String]
 
         /// Creates a value.
-        public init(supported: Bool, enabled: Bool? = nil, synchronizedStandbySlots: String? = nil, standby: Standby? = nil) {
+        public init(supported: Bool, enabled: Bool? = nil, synchronizedStandbySlots: String? = nil, standbyChecked: Bool = false,
+                    ready: [String] = [], problems: [String] = []) {
             self.supported = supported
             self.enabled = enabled
             self.synchronizedStandbySlots = synchronizedStandbySlots
-            self.standby = standby
-        }
-    }
-
-    /// The slot's copy on a standby.
-    public struct Standby: Sendable, Hashable, Codable {
-        /// The standby connection string, password masked.
-        public var conninfo: String
-        /// Why the standby could not be checked, if it could not.
-        public var error: String?
-        /// Whether the server is in recovery (is a standby).
-        public var inRecovery: Bool?
-        /// Whether the slot exists there.
-        public var exists: Bool?
-        /// `synced`: the slot is a synchronized copy of the primary's.
-        public var synced: Bool?
-        /// The copy's `invalidation_reason`, if invalidated.
-        public var invalidationReason: String?
-        /// The copy's `confirmed_flush_lsn`.
-        public var confirmedFlushLSN: String?
-
-        /// Creates a value.
-        public init(conninfo: String, error: String? = nil, inRecovery: Bool? = nil, exists: Bool? = nil, synced: Bool? = nil,
-                    invalidationReason: String? = nil, confirmedFlushLSN: String? = nil) {
-            self.conninfo = conninfo
-            self.error = error
-            self.inRecovery = inRecovery
-            self.exists = exists
-            self.synced = synced
-            self.invalidationReason = invalidationReason
-            self.confirmedFlushLSN = confirmedFlushLSN
+            self.standbyChecked = standbyChecked
+            self.ready = ready
+            self.problems = problems
         }
     }
 }

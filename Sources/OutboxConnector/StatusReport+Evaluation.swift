@@ -94,31 +94,17 @@ extension StatusReport {
         return found
     }
 
+    /// Failover readiness counts only when a standby was given: not every deployment has one.
     static func failoverFindings(_ failover: SlotStatus.Failover, subject: String) -> [Finding] {
-        guard let standby = failover.standby else { return [] }
+        guard failover.standbyChecked else { return [] }
         guard failover.supported else {
             return [Finding(.attention, "failover_unsupported", subject, "PostgreSQL before 17 does not copy logical slots to standbys: after a failover the slot is gone (README, Slot lifecycle)")]
         }
-        if let error = standby.error {
-            return [Finding(.unknown, "standby_unreachable", subject, "cannot check the standby \(standby.conninfo): \(error)")]
+        return failover.problems.map { problem in
+            problem.hasPrefix("standby: cannot connect")
+                ? Finding(.unknown, "standby_unreachable", subject, problem)
+                : Finding(.attention, "failover_not_ready", subject, problem)
         }
-        var found: [Finding] = []
-        if failover.enabled != true {
-            found.append(Finding(.attention, "failover_disabled", subject, "the slot's failover property is off, so standbys keep no copy: ALTER_REPLICATION_SLOT … (FAILOVER true), or create it with failover"))
-        }
-        if standby.inRecovery == false {
-            found.append(Finding(.attention, "standby_not_in_recovery", subject, "\(standby.conninfo) is not a standby (not in recovery)"))
-        } else if standby.exists != true {
-            found.append(Finding(.attention, "failover_not_ready", subject, "the standby has no copy of the slot: check sync_replication_slots = on, hot_standby_feedback = on and primary_slot_name there"))
-        } else if let reason = standby.invalidationReason {
-            found.append(Finding(.attention, "failover_not_ready", subject, "the standby's copy of the slot is invalidated (\(reason)): a failover now would lose the slot"))
-        } else if standby.synced != true {
-            found.append(Finding(.attention, "failover_not_ready", subject, "the standby's slot is not a synchronized copy (synced = false)"))
-        }
-        if (failover.synchronizedStandbySlots ?? "").isEmpty {
-            found.append(Finding(.attention, "failover_unsynchronized", subject, "synchronized_standby_slots is empty on the primary: the connector may confirm WAL the standby lacks, and after a failover the copy could be behind what Kafka has. Name the standby's physical slot there"))
-        }
-        return found
     }
 
     static func groupFindings(_ group: ConsumerGroupStatus, thresholds: Thresholds, now: Date) -> [Finding] {

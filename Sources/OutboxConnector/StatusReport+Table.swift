@@ -85,17 +85,10 @@ extension StatusReport {
         if !failover.supported {
             lines.append(row("failover", "not available before PostgreSQL 17 (slots are not copied to standbys)"))
         } else {
-            var text = "failover \(failover.enabled == true ? "on" : "off")"
-            text += ", synchronized_standby_slots '\(failover.synchronizedStandbySlots ?? "")'"
-            if let standby = failover.standby {
-                if let error = standby.error {
-                    text += "; standby not read: \(error)"
-                } else {
-                    text += "; on the standby: \(standby.exists == true ? "synced \(standby.synced == true ? "yes" : "no")" : "no copy")"
-                    if let reason = standby.invalidationReason { text += ", invalidated (\(reason))" }
-                }
-            }
-            lines.append(row("failover", text))
+            lines.append(row("failover", "failover \(failover.enabled == true ? "on" : "off"), synchronized_standby_slots '\(failover.synchronizedStandbySlots ?? "")'"
+                             + (failover.standbyChecked ? "" : " (--standby checks a standby)")))
+            for line in failover.ready { lines.append(row("", "ready: \(line)")) }
+            for line in failover.problems { lines.append(row("", "NOT READY: \(line)")) }
         }
         return lines
     }

@@ -153,27 +153,27 @@ import Testing
         #expect(Self.evaluate(probe: probe).table().contains("last heartbeat none yet"))
     }
 
-    @Test func failoverReadinessOnSeventeen() {
-        func report(_ change: (inout SlotStatus.Failover) -> Void) -> [String] {
-            var slot = Self.healthySlot(version: 170_002)
+    @Test func failoverReadinessCountsWhenAStandbyWasChecked() {
+        func codes(version: Int = 170_002, _ change: (inout SlotStatus.Failover) -> Void) -> [String] {
+            var slot = Self.healthySlot(version: version)
             slot.failover.synchronizedStandbySlots = "standby1"
-            slot.failover.standby = .init(conninfo: "host=standby", inRecovery: true, exists: true, synced: true)
+            slot.failover.standbyChecked = true
+            slot.failover.ready = ["standby: sync_replication_slots = on"]
             change(&slot.failover)
             return Self.evaluate(slot: slot).findings.map(\.code)
         }
-        #expect(report { _ in }.isEmpty)
-        #expect(report { $0.enabled = false } == ["failover_disabled"])
-        #expect(report { $0.standby?.synced = false } == ["failover_not_ready"])
-        #expect(report { $0.standby?.exists = false } == ["failover_not_ready"])
-        #expect(report { $0.standby?.invalidationReason = "wal_removed" } == ["failover_not_ready"])
-        #expect(report { $0.standby?.inRecovery = false } == ["standby_not_in_recovery"])
-        #expect(report { $0.synchronizedStandbySlots = "" } == ["failover_unsynchronized"])
-        #expect(report { $0.standby?.error = "timeout" } == ["standby_unreachable"])
-        // Without a standby to check, a disabled failover is shown, not flagged: not every deployment has one.
-        #expect(report { $0.standby = nil; $0.enabled = false }.isEmpty)
-        var old = Self.healthySlot()
-        old.failover.standby = .init(conninfo: "host=standby", error: "the standby runs PostgreSQL before 17, which does not synchronize slots")
-        #expect(Self.evaluate(slot: old).findings.map(\.code) == ["failover_unsupported"])
+        #expect(codes { _ in }.isEmpty)
+        #expect(codes { $0.problems = ["primary: synchronized_standby_slots is empty, …", "standby: hot_standby_feedback is off, …"] }
+                == ["failover_not_ready", "failover_not_ready"])
+        #expect(codes { $0.problems = ["standby: cannot connect: timeout"] } == ["standby_unreachable"])
+        // Without a standby to check, problems are shown, not flagged: not every deployment has one.
+        #expect(codes { $0.standbyChecked = false; $0.problems = ["primary: the slot lacks FAILOVER"] }.isEmpty)
+        #expect(codes(version: 150_008) { $0.supported = false } == ["failover_unsupported"])
+        var slot = Self.healthySlot(version: 170_002)
+        slot.failover.problems = ["standby: the slot tg is not synchronized here yet"]
+        slot.failover.standbyChecked = true
+        let table = Self.evaluate(slot: slot).table()
+        #expect(table.contains("NOT READY: standby: the slot tg is not synchronized here yet"))
     }
 
     @Test func theJSONNamesEveryFieldAndRoundTrips() throws {
