@@ -104,6 +104,10 @@ case ("signals", "actor"):
 case ("signals", "stream"):
     let stream = ShutdownSignals.stream()
     Task.detached { for await signal in stream { service.stop(signal); break } }
+case ("signals", "raise"):
+    // The signal comes the instant the helper exists, before anything else could run.
+    keepAlive.append(ShutdownSignals { service.stop($0) })
+    kill(getpid(), SIGTERM)
 case ("signals", "late"):
     // The handler is registered only after a line on standard input, which the test sends after the signal.
     let signals = ShutdownSignals()
@@ -114,7 +118,7 @@ case ("signals", "late"):
 case ("signals", "blocked"):
     blockedMain()
 default:
-    line("usage: ObservabilityProbe signals main|detached|queue|actor|stream|late|blocked")
+    line("usage: ObservabilityProbe signals main|detached|queue|actor|stream|raise|late|blocked")
     exit(64)
 }
 if arguments.dropFirst().first != "late" { line("ready") }

@@ -31,6 +31,16 @@ import Testing
         #expect(child.outputLines.contains("stopping signal=SIGINT"))
     }
 
+    /// A signal sent the instant `ShutdownSignals` returns is handled, not lost. (A dispatch signal source is armed
+    /// asynchronously, on libdispatch's manager thread: a signal before that is ignored.)
+    @Test func aSignalRightAfterCreationIsNotLost() async throws {
+        for round in 0..<5 {
+            let child = try probe("raise")
+            let status = await child.exitStatus(timeout: .seconds(10))
+            #expect(status == 0 && child.outputLines.contains("stopping signal=SIGTERM"), "round \(round): exit \(status): \(child.output)")
+        }
+    }
+
     /// A signal that arrives before anyone registered a handler is remembered, not lost and not fatal.
     @Test func aSignalBeforeTheHandlerIsRegisteredIsDeliveredToIt() async throws {
         let child = try probe("late", withInput: true)
