@@ -54,6 +54,12 @@ import Testing
         #expect(configuration.metricsListen == "127.0.0.1:9464")
     }
 
+    @Test(arguments: ["[::1]:9464", "[::]:9464", "localhost:9464", "0.0.0.0:0"])
+    func metricsListenTakesIPv4IPv6AndLocalhost(listen: String) throws {
+        let text = Self.minimal.replacingOccurrences(of: #""kafka": {"#, with: #""metrics": {"listen": "\#(listen)"}, "kafka": {"#)
+        #expect(try ConnectorConfiguration.parse(Data(text.utf8)).metricsListen == listen)
+    }
+
     @Test(arguments: [
         (#"{"name": 5}"#, "$.name: must be a string, not a number"),
         (#"{"nmae": "x"}"#, "$.nmae: unknown key"),
