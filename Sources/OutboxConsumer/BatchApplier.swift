@@ -20,6 +20,7 @@ struct BatchApplier {
     let configuration: ConsumerConfiguration
     let inbox: Inbox
     let offsets: OffsetStore
+    let parked: ParkedStore
     let handler: OutboxConsumer.Handler
     let deadLetters: DeadLetterPublisher
     let stop: StopSignal
@@ -54,6 +55,8 @@ struct BatchApplier {
             // Dead letters go out once every event of the batch has run: a later event that rolls the batch back
             // (the database gone, say) then costs no duplicate in the dead-letter topic.
             var poison: [(record: ConsumerRecord, id: String, reason: String)] = []
+            let parking = configuration.poisonPolicy == .parkKey
+            var parkedKeys = parking ? try parked.parkedKeys(session, Set(records.map(\.topicPartition))) : []
             for (record, id, hasID) in identified {
                 guard fresh.contains(id), seen.insert(id).inserted else {
                     counts.duplicatesSkipped += 1
@@ -63,8 +66,25 @@ struct BatchApplier {
                     poison.append((record, id, "the record has no event_id header"))
                     continue
                 }
-                if let reason = try applyEvent(record, id: id, session: session, counts: &counts) {
-                    poison.append((record, id, reason))
+                guard parking else {
+                    if let reason = try applyEvent(record, id: id, session: session, counts: &counts) { poison.append((record, id, reason)) }
+                    continue
+                }
+                let key = ParkedStore.key(of: record, eventID: id)
+                if parkedKeys.contains(key) {
+                    // Behind its key's parked events, in order; the handler does not see it until the release.
+                    try parked.park(session, record, eventID: id, key: key, error: nil)
+                    try inbox.markParked(session, id: id, error: nil)
+                    counts.parked += 1
+                    emit("info", "parked_behind", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
+                                                   ("offset", "\(record.offset)"), ("key", key.key)])
+                } else if let reason = try applyEvent(record, id: id, session: session, counts: &counts) {
+                    try parked.park(session, record, eventID: id, key: key, error: reason)
+                    try inbox.markParked(session, id: id, error: reason)
+                    parkedKeys.insert(key)
+                    counts.parked += 1
+                    emit("warning", "key_parked", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
+                                                   ("offset", "\(record.offset)"), ("key", key.key), ("error", String(reason.prefix(200)))])
                 }
             }
             for entry in poison {
@@ -106,6 +126,46 @@ struct BatchApplier {
                 if verdict == .poison || attempt >= configuration.handlerAttempts { return "\(error)" }
                 if stop.wait(for: backoff.next()) { throw StopInterrupted() }
             }
+        }
+    }
+
+    /// Applies the parked events of `key` in order, in one transaction, until one fails again (it then heads the key,
+    /// with the new error). A crash or a rollback changes nothing: the request stays and is carried out later.
+    ///
+    /// - Returns: How many events were applied, and the error that stopped the release early, if one did.
+    /// - Throws: ``BatchRollback`` when the database (or a handler's ``HandlerFailure/Kind/retryLater``) rolled it back.
+    func release(_ key: ParkedStore.Key, database: DatabaseLink) throws -> (released: Int, stoppedBy: String?) {
+        do {
+            return try database.withSession { session in
+                try session.query("BEGIN")
+                do {
+                    var released = 0
+                    var stoppedBy: String?
+                    var counts = ConsumerMetrics.Snapshot()
+                    for (record, id) in try parked.events(session, of: key) {
+                        if let reason = try applyEvent(record, id: id, session: session, counts: &counts) {
+                            try parked.stopRelease(session, key, at: record.offset, error: reason)
+                            try inbox.markParked(session, id: id, error: reason)
+                            stoppedBy = reason
+                            break
+                        }
+                        try parked.remove(session, key, offset: record.offset)
+                        try inbox.markReleased(session, id: id)
+                        released += 1
+                    }
+                    try session.query("COMMIT")
+                    return (released, stoppedBy)
+                } catch {
+                    _ = try? session.query("ROLLBACK")
+                    throw error
+                }
+            }
+        } catch let stopped as StopInterrupted {
+            throw stopped
+        } catch let rollback as BatchRollback {
+            throw rollback
+        } catch {
+            throw BatchRollback(reason: FailureClassifier.batchReason(error), cause: error)
         }
     }
 

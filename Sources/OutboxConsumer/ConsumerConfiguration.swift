@@ -11,11 +11,23 @@ public struct ConsumerConfiguration: Sendable {
         case deadLetter
     }
 
+    /// What happens to an event whose handler cannot succeed (poison).
+    public enum PoisonPolicy: Sendable, Hashable {
+        /// Park its key, keeping per-key order: the event is stored in ``ConsumerConfiguration/parkedTable`` with the
+        /// error, later events with the same key on that partition are parked behind it in order, and every other key
+        /// keeps flowing. `tailgate parked release` (or ``ParkedKeys/requestRelease(group:topic:partition:key:)``)
+        /// applies them in order once the handler is fixed.
+        case parkKey
+        /// Send it to ``ConsumerConfiguration/deadLetterTopic`` and move on (later events of its key are applied
+        /// without it).
+        case deadLetter
+    }
+
     /// The Kafka consumer group; also the inbox's and offset table's partition key.
     public var groupID: String
     /// The topics to consume.
     public var topics: [String]
-    /// librdkafka consumer properties (`bootstrap.servers`, TLS, …).
+    /// librdkafka consumer properties (`bootstrap.servers`, TLS, …), over ``kafkaDefaults``.
     public var kafka: [String: String]
     /// The service's PostgreSQL connection string.
     public var postgres: String
@@ -31,7 +43,12 @@ public struct ConsumerConfiguration: Sendable {
     public var retryBackoff: Duration
     /// The longest wait between retries.
     public var maxBackoff: Duration
-    /// Where poison events and unidentifiable records go.
+    /// What happens to a poison event (default: park its key, keeping per-key order).
+    public var poisonPolicy: PoisonPolicy
+    /// The table of parked events (``PoisonPolicy/parkKey``).
+    public var parkedTable: String
+    /// Where poison events go under ``PoisonPolicy/deadLetter``, and unidentifiable records under
+    /// ``MissingEventIDPolicy/deadLetter``.
     public var deadLetterTopic: String
     /// Records without an `event_id` header.
     public var missingEventID: MissingEventIDPolicy
@@ -46,13 +63,25 @@ public struct ConsumerConfiguration: Sendable {
     /// move) before the consumer logs `stalled` and reports ``ConsumerMetrics/Snapshot/stalled``.
     public var stallThreshold: Duration
 
+    /// The librdkafka properties the consumer sets unless ``kafka`` does.
+    ///
+    /// `session.timeout.ms=6000` and `heartbeat.interval.ms=2000`: a member that dies without leaving the group (a
+    /// SIGKILL, a crash, a frozen host) is declared dead after at most 6 s, and the other members learn about the
+    /// rebalance at their next heartbeat (2 s), so its partitions move within about 10 s instead of librdkafka's
+    /// default 45 s. 6000 ms is the brokers' default `group.min.session.timeout.ms`, the lowest a broker accepts
+    /// unless reconfigured; the heartbeat is a third of it, as Kafka recommends, so two lost heartbeats are survived.
+    /// Heartbeats come from librdkafka's own thread, so a long batch does not count against the session timeout
+    /// (only against `max.poll.interval.ms`, 300 s).
+    public static let kafkaDefaults: [String: String] = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "2000"]
+
     /// Creates a configuration with defaults for everything but the essentials.
     public init(groupID: String, topics: [String], kafka: [String: String], postgres: String,
                 inboxTable: String = "tailgate_inbox", offsetsTable: String = "tailgate_offsets", maxBatchSize: Int = 500,
                 handlerAttempts: Int = 3, retryBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(10),
                 deadLetterTopic: String? = nil, missingEventID: MissingEventIDPolicy = .useRecordCoordinates,
                 startOffset: StartOffset = .beginning, inboxRetention: Duration = .seconds(7 * 24 * 3600),
-                retentionInterval: Duration = .seconds(600), stallThreshold: Duration = .seconds(30)) {
+                retentionInterval: Duration = .seconds(600), stallThreshold: Duration = .seconds(30),
+                poisonPolicy: PoisonPolicy = .parkKey, parkedTable: String = "tailgate_parked") {
         self.groupID = groupID
         self.topics = topics
         self.kafka = kafka
@@ -69,5 +98,7 @@ public struct ConsumerConfiguration: Sendable {
         self.inboxRetention = inboxRetention
         self.retentionInterval = retentionInterval
         self.stallThreshold = stallThreshold
+        self.poisonPolicy = poisonPolicy
+        self.parkedTable = parkedTable
     }
 }

@@ -26,7 +26,7 @@ final class ConsumerLoop {
         self.handler = handler
         self.stop = consumer.stopSignal
         self.database = DatabaseLink(conninfo: consumer.configuration.postgres,
-                                     schema: consumer.inbox.createStatements(offsets: consumer.offsets))
+                                     schema: consumer.inbox.createStatements(offsets: consumer.offsets, parked: consumer.parked))
     }
 
     private func emit(_ level: String, _ event: String, _ fields: [(String, String)] = []) {
@@ -44,7 +44,7 @@ final class ConsumerLoop {
         }
         let rebalance = RebalanceHandler(offsets: consumer.offsets, database: database, stop: stop, patience: Self.offsetPatience,
                                          initialBackoff: configuration.retryBackoff, emit: { [consumer] in consumer.emit($0, $1, $2) })
-        var properties = configuration.kafka
+        var properties = ConsumerConfiguration.kafkaDefaults.merging(configuration.kafka) { $1 }
         properties["group.id"] = configuration.groupID
         // Offsets live in the service's database; Kafka's copy is only a mirror.
         properties["enable.auto.commit"] = "false"
@@ -52,7 +52,6 @@ final class ConsumerLoop {
         let kafka = try KafkaConsumer(properties: properties, log: { [consumer] event in
             if event.level <= .warning { consumer.emit("warning", "kafka_log", [("facility", event.facility), ("message", event.message)]) }
         }, rebalance: { rebalance.handle($0) })
-        rebalance.kafka = kafka
         stop.setInterrupt { kafka.wakeup() }
         defer {
             stop.setInterrupt(nil)
@@ -65,7 +64,7 @@ final class ConsumerLoop {
         try kafka.subscribe(configuration.topics)
         emit("info", "started", [("topics", configuration.topics.joined(separator: ","))])
         try consume(kafka, rebalance: rebalance, applier: BatchApplier(
-            configuration: configuration, inbox: consumer.inbox, offsets: consumer.offsets, handler: handler,
+            configuration: configuration, inbox: consumer.inbox, offsets: consumer.offsets, parked: consumer.parked, handler: handler,
             deadLetters: deadLetters, stop: stop, emit: { [consumer] in consumer.emit($0, $1, $2) }))
     }
 
@@ -95,6 +94,8 @@ final class ConsumerLoop {
         var lastHousekeeping = ContinuousClock.now
         var progressed = false
         var lastFailure: String?
+        var lastParkedCheck = ContinuousClock.now - .seconds(60)
+        var lastParkedLog = ContinuousClock.now
 
         while !stop.isRequested {
             // The only waits: for records when idle, for the retry time when a batch is being retried. Both are
@@ -105,12 +106,14 @@ final class ConsumerLoop {
             } else if let due = retryAt, now < due {
                 pending += try kafka.poll(maxRecords: configuration.maxBatchSize, timeout: min(due - now, Self.tick))
             }
-            if !rebalance.revokedSinceLastLook.isEmpty {
-                // Records of partitions revoked or lost since they were polled: another member owns them now, or this
-                // one again from the stored offset on, which reads them again.
-                let revoked = rebalance.revokedSinceLastLook
-                rebalance.revokedSinceLastLook = []
-                pending.removeAll { revoked.contains($0.topicPartition) }
+            if rebalance.revokedSinceLastLook {
+                // Records of partitions that went to another member are not this member's to apply. Records of a
+                // partition assigned to it again stay: the same poll may have returned records fetched from its new
+                // start, and dropping those would skip them. Older ones are applied again at worst (the inbox skips
+                // them), and the stored offset never moves backwards.
+                rebalance.revokedSinceLastLook = false
+                let owned = rebalance.flow.assigned
+                pending.removeAll { !owned.contains($0.topicPartition) }
             }
             if pending.isEmpty, rebalance.flow.isWaiting {
                 // A revocation took every record of the batch being retried: nothing is waiting any more.
@@ -141,6 +144,13 @@ final class ConsumerLoop {
                     $0.assignedPartitions = rebalance.flow.partitions.count
                     $0.pausedPartitions = rebalance.flow.pausedCount
                 }
+                if configuration.poisonPolicy == .parkKey, pending.isEmpty, !rebalance.flow.isWaiting {
+                    releaseRequestedKeys(applier, partitions: rebalance.flow.assigned)
+                    if ContinuousClock.now - lastParkedCheck >= .seconds(5) {
+                        lastParkedCheck = .now
+                        refreshParkedSummary(logging: ContinuousClock.now - lastParkedLog >= .seconds(60) ? { lastParkedLog = .now } : nil)
+                    }
+                }
                 if pending.isEmpty, ContinuousClock.now - lastSweep >= configuration.retentionInterval {
                     sweepInbox()
                     lastSweep = .now
@@ -162,6 +172,7 @@ final class ConsumerLoop {
                     metrics.deadLettered += outcome.counts.deadLettered
                     metrics.handlerFailures += outcome.counts.handlerFailures
                     metrics.batches += outcome.counts.batches
+                    metrics.parked += outcome.counts.parked
                     metrics.consecutiveBatchRetries = 0
                     metrics.lastRetryReason = nil
                 }
@@ -188,6 +199,53 @@ final class ConsumerLoop {
             } catch is StopInterrupted {
                 break
             }
+        }
+    }
+
+    /// Carries out the release requests for parked keys of `partitions` (only the partition's owner applies them).
+    private func releaseRequestedKeys(_ applier: BatchApplier, partitions: Set<TopicPartition>) {
+        guard !partitions.isEmpty, !stop.isRequested else { return }
+        let keys: [ParkedStore.Key]
+        do {
+            keys = try database.withSession { try consumer.parked.releaseRequests($0, partitions) }
+        } catch {
+            emit("warning", "release_check_failed", [("error", "\(error)")])
+            return
+        }
+        for key in keys where !stop.isRequested {
+            emit("info", "release_started", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key)])
+            do {
+                let (released, stoppedBy) = try applier.release(key, database: database)
+                consumer.metrics.update { $0.released += released; $0.applied += released }
+                if let stoppedBy {
+                    emit("warning", "release_stopped", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key),
+                                                        ("released", "\(released)"), ("error", String(stoppedBy.prefix(200)))])
+                } else {
+                    emit("info", "key_released", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key),
+                                                  ("released", "\(released)")])
+                }
+            } catch let rollback as BatchRollback {
+                emit("warning", "release_rolled_back", [("key", key.key), ("reason", rollback.reason), ("error", "\(rollback.cause)")])
+                return
+            } catch {
+                return // a stop cut it short; rolled back, the request stays
+            }
+        }
+        if !keys.isEmpty { refreshParkedSummary(logging: nil) }
+    }
+
+    /// Reads how many keys are parked (and the oldest's age) into the metrics; `logging` logs it too.
+    private func refreshParkedSummary(logging: (() -> Void)?) {
+        guard let summary = try? database.withSession({ try consumer.parked.summary($0) }) else { return }
+        consumer.metrics.update {
+            $0.parkedKeys = summary.keys
+            $0.parkedEvents = summary.events
+            $0.oldestParkedSeconds = summary.oldestSeconds
+        }
+        if let logging, summary.keys > 0 {
+            logging()
+            emit("warning", "parked_keys", [("keys", "\(summary.keys)"), ("events", "\(summary.events)"),
+                                            ("oldest_age", "\(Int(summary.oldestSeconds))s"), ("table", configuration.parkedTable)])
         }
     }
 

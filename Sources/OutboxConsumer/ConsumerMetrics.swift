@@ -29,6 +29,16 @@ public final class ConsumerMetrics: Sendable {
         public var assignedPartitions = 0
         /// Assigned partitions paused while a batch waits for its retry.
         public var pausedPartitions = 0
+        /// Events parked (poison, or behind a parked key of theirs) by this instance.
+        public var parked = 0
+        /// Parked events applied by releases.
+        public var released = 0
+        /// Keys of this group parked in the database now (refreshed every few seconds).
+        public var parkedKeys = 0
+        /// Events of this group parked in the database now.
+        public var parkedEvents = 0
+        /// How long the oldest parked key has waited, in seconds.
+        public var oldestParkedSeconds = 0.0
         /// Handler attempts that threw.
         public var handlerFailures = 0
         /// Records not yet consumed, per partition (from cached watermarks).
@@ -66,6 +76,11 @@ public final class ConsumerMetrics: Sendable {
                    labels: labels, s.secondsWithoutProgress)
         text.gauge("tailgate_consumer_waiting_records", help: "Records polled and waiting to be applied (a batch being retried).",
                    labels: labels, s.waitingRecords)
+        text.counter("tailgate_consumer_parked_total", help: "Events parked (poison, or behind a parked key of theirs).", labels: labels, s.parked)
+        text.counter("tailgate_consumer_released_total", help: "Parked events applied by releases.", labels: labels, s.released)
+        text.gauge("tailgate_consumer_parked_keys", help: "Keys parked in the database, waiting for a release.", labels: labels, s.parkedKeys)
+        text.gauge("tailgate_consumer_parked_events", help: "Events parked in the database.", labels: labels, s.parkedEvents)
+        text.gauge("tailgate_consumer_oldest_parked_seconds", help: "How long the oldest parked key has waited.", labels: labels, s.oldestParkedSeconds)
         text.gauge("tailgate_consumer_assigned_partitions", help: "Partitions assigned to this member.", labels: labels, s.assignedPartitions)
         text.gauge("tailgate_consumer_paused_partitions", help: "Assigned partitions paused while a batch waits for its retry.",
                    labels: labels, s.pausedPartitions)

@@ -3,18 +3,21 @@ import LibPQ
 /// The inbox table: which events this consumer group has applied (or dead-lettered). The one place that decides
 /// whether an event is new.
 struct Inbox: Sendable {
-    /// The schema version this release creates; later releases migrate from it.
-    static let schemaVersion = 1
+    /// The schema version this release creates; later releases migrate from it. Version 2: the `parked` status and
+    /// the parked-events table.
+    static let schemaVersion = 2
 
     let table: String
     let group: String
+    private let name: QualifiedName
 
     init(table: QualifiedName, group: String) {
         self.table = SQLIdentifier.quoteQualified(table)
         self.group = group
+        self.name = table
     }
 
-    func createStatements(offsets: OffsetStore) -> [String] {
+    func createStatements(offsets: OffsetStore, parked: ParkedStore) -> [String] {
         [
             "SELECT pg_advisory_xact_lock(hashtext('tailgate.outbox_consumer.schema'))",
             "CREATE TABLE IF NOT EXISTS tailgate_schema_version (component text PRIMARY KEY, version int NOT NULL)",
@@ -25,7 +28,7 @@ struct Inbox: Sendable {
                 topic text NOT NULL,
                 partition int NOT NULL,
                 "offset" bigint NOT NULL,
-                status text NOT NULL DEFAULT 'applied' CHECK (status IN ('applied', 'dead_lettered')),
+                status text NOT NULL DEFAULT 'applied' CHECK (status IN ('applied', 'dead_lettered', 'parked')),
                 error text,
                 processed_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (consumer_group, event_id))
@@ -40,8 +43,29 @@ struct Inbox: Sendable {
                 updated_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (consumer_group, topic, partition))
             """,
-            "INSERT INTO tailgate_schema_version VALUES ('outbox_consumer', \(Self.schemaVersion)) ON CONFLICT DO NOTHING",
+            // Version 1 inboxes only allowed 'applied' and 'dead_lettered'.
+            """
+            DO $$ BEGIN
+                IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = '\(table.replacingOccurrences(of: "'", with: "''"))'::regclass
+                           AND conname = \(SQLIdentifier.quote(statusCheckName).replacingOccurrences(of: "\"", with: "'"))
+                           AND pg_get_constraintdef(oid) NOT LIKE '%parked%') THEN
+                    ALTER TABLE \(table) DROP CONSTRAINT \(SQLIdentifier.quote(statusCheckName));
+                    ALTER TABLE \(table) ADD CONSTRAINT \(SQLIdentifier.quote(statusCheckName))
+                        CHECK (status IN ('applied', 'dead_lettered', 'parked'));
+                END IF;
+            END $$
+            """,
+        ] + parked.createStatements() + [
+            """
+            INSERT INTO tailgate_schema_version VALUES ('outbox_consumer', \(Self.schemaVersion))
+            ON CONFLICT (component) DO UPDATE SET version = GREATEST(tailgate_schema_version.version, EXCLUDED.version)
+            """,
         ]
+    }
+
+    /// PostgreSQL's name for the status column's CHECK constraint.
+    private var statusCheckName: String {
+        String((name.name + "_status_check").prefix(63))
     }
 
     private var indexName: String {
@@ -68,11 +92,23 @@ struct Inbox: Sendable {
                             [group, id, String(error.prefix(2000))])
     }
 
+    /// Marks an event as parked (its key waits for a release).
+    func markParked(_ session: Session, id: String, error: String?) throws {
+        try session.execute("UPDATE \(table) SET status = 'parked', error = $3 WHERE consumer_group = $1 AND event_id = $2",
+                            [group, id, error.map { String($0.prefix(2000)) }])
+    }
+
+    /// Marks a parked event as applied (released).
+    func markReleased(_ session: Session, id: String) throws {
+        try session.execute("UPDATE \(table) SET status = 'applied', error = NULL, processed_at = now() WHERE consumer_group = $1 AND event_id = $2",
+                            [group, id])
+    }
+
     /// Deletes up to `limit` rows processed longer ago than `seconds`; returns how many.
     func sweep(_ session: Session, olderThanSeconds seconds: Int64, limit: Int = 1000) throws -> Int {
         try session.execute("""
             DELETE FROM \(table) WHERE ctid IN (
-                SELECT ctid FROM \(table) WHERE consumer_group = $1 AND processed_at < now() - make_interval(secs => $2::double precision)
+                SELECT ctid FROM \(table) WHERE consumer_group = $1 AND status <> 'parked' AND processed_at < now() - make_interval(secs => $2::double precision)
                 LIMIT $3)
             """, [group, seconds, limit])
     }

@@ -47,6 +47,7 @@ public final class OutboxConsumer: Sendable {
     let stopSignal = StopSignal()
     let inbox: Inbox
     let offsets: OffsetStore
+    let parked: ParkedStore
     /// Where the consumer's events go (context: `group`).
     let logger: EventLogger
 
@@ -67,7 +68,11 @@ public final class OutboxConsumer: Sendable {
         guard let offsetsTable = QualifiedName(parsing: configuration.offsetsTable) else {
             throw ConsumerError("offsetsTable '\(configuration.offsetsTable)' is not a table name; write e.g. tailgate_offsets")
         }
+        guard let parkedTable = QualifiedName(parsing: configuration.parkedTable) else {
+            throw ConsumerError("parkedTable '\(configuration.parkedTable)' is not a table name; write e.g. tailgate_parked")
+        }
         self.configuration = configuration
+        self.parked = ParkedStore(table: parkedTable, group: configuration.groupID)
         self.inbox = Inbox(table: inboxTable, group: configuration.groupID)
         self.offsets = OffsetStore(table: offsetsTable, group: configuration.groupID, defaultStart: configuration.startOffset)
         self.logger = logger.with(("group", configuration.groupID))

@@ -5,12 +5,14 @@ import RDKafka
 ///
 /// The rule: every assigned partition fetches unless the consumer is deliberately waiting (a batch rolled back and
 /// its retry is due later), and then every one is paused. librdkafka keeps a partition's pause flag across a
-/// revocation and a later reassignment, so this remembers which partitions it paused, assigned or not, and clears the
-/// flag of a reassigned one before its assignment takes effect. That is what keeps partitions from staying paused
-/// for good when a rebalance takes away every record of a failed batch.
+/// revocation and a later reassignment, so this remembers which partitions it paused, assigned or not, and resumes a
+/// reassigned one once the consumer is not waiting. That is what keeps partitions from staying paused for good when
+/// a rebalance takes away every record of a failed batch.
 ///
-/// Partitions that were never paused are never resumed: resuming a partition that is fetching restarts its fetch at
-/// the application's position, which for a new assignment is not the start offset the ``OffsetStore`` chose.
+/// Partitions that were never paused are never resumed: resuming restarts a partition's fetch, at its committed
+/// offset when nothing was consumed since the assignment. That is never ahead of the start the ``OffsetStore``
+/// chose (Kafka's copy mirrors the database's), so at worst records are read again and the inbox skips them; but
+/// without a reason it is wasted work.
 struct PartitionFlow: Sendable {
     /// The assigned partitions.
     private(set) var assigned: Set<TopicPartition> = []
@@ -26,14 +28,9 @@ struct PartitionFlow: Sendable {
         var isEmpty: Bool { pause.isEmpty && resume.isEmpty }
     }
 
-    /// Partitions are being assigned; returns those to resume before the assignment takes effect (paused earlier,
-    /// and the consumer is not waiting now).
-    mutating func assign(_ partitions: [TopicPartition]) -> [TopicPartition] {
+    /// Partitions were assigned (a pause flag they kept is dealt with by the next ``reconcile()``).
+    mutating func assign(_ partitions: [TopicPartition]) {
         assigned.formUnion(partitions)
-        guard !isWaiting else { return [] }
-        let unpause = partitions.filter { paused.contains($0) }.sorted()
-        paused.subtract(unpause)
-        return unpause
     }
 
     /// Partitions were revoked or lost (librdkafka keeps their pause flag).

@@ -8,11 +8,8 @@ import RDKafka
 final class RebalanceHandler {
     /// Which partitions are assigned, and whether each fetches; the loop reconciles it after every poll.
     var flow = PartitionFlow()
-    /// Partitions revoked or lost since the loop last looked: records of theirs polled before are stale, even if
-    /// the partition was assigned again (it then restarts at its stored offset).
-    var revokedSinceLastLook: Set<TopicPartition> = []
-    /// The consumer whose callback this serves (weak: the consumer holds the callback).
-    weak var kafka: KafkaConsumer?
+    /// Whether partitions were revoked or lost since the loop last looked.
+    var revokedSinceLastLook = false
 
     private let offsets: OffsetStore
     private let database: DatabaseLink
@@ -35,19 +32,7 @@ final class RebalanceHandler {
     func handle(_ event: RebalanceEvent) -> [TopicPartition: StartOffset] {
         switch event {
         case .assigned(let partitions):
-            let unpause = flow.assign(partitions)
-            if !unpause.isEmpty {
-                // Paused in an earlier assignment: librdkafka kept the flag. Clearing it before the assignment takes
-                // effect lets fetching start at the offsets returned below.
-                do {
-                    try kafka?.resume(unpause)
-                    emit("info", "partitions_resumed", [("partitions", unpause.map(\.description).joined(separator: ",")),
-                                                        ("when", "before_assignment")])
-                } catch {
-                    flow.failed(.init(resume: unpause))
-                    emit("warning", "pause_or_resume_failed", [("error", "\(error)")])
-                }
-            }
+            flow.assign(partitions)
             let stored = loadStoredOffsets(partitions)
             let starts = offsets.startOffsets(for: partitions, stored: stored)
             emit("info", "partitions_assigned", [("partitions", partitions.map(\.description).joined(separator: ",")),
@@ -55,7 +40,7 @@ final class RebalanceHandler {
             return starts
         case .revoked(let partitions, let lost):
             flow.revoke(partitions)
-            revokedSinceLastLook.formUnion(partitions)
+            revokedSinceLastLook = true
             emit(lost ? "warning" : "info", lost ? "partitions_lost" : "partitions_revoked",
                  [("partitions", partitions.map(\.description).joined(separator: ","))])
             return [:]

@@ -16,6 +16,7 @@ enum Tailgate {
                                             slot, lag, consumer groups; exit code says whether action is needed
           tailgate dead-letters list|replay …
                                             inspect dead-lettered events, re-publish them after a fix
+          tailgate parked list|release …    keys a consumer parked after a poison event; apply them after a fix
           tailgate dev-kafka [--brokers N] [--partitions N] [--topics a,b]
                              run an in-memory Kafka (librdkafka mock cluster) for development
           tailgate help [COMMAND]   show this help, or a command's
@@ -46,6 +47,10 @@ enum Tailgate {
                 if words.contains("--help") { Output.line(DeadLettersCommand.usage); return }
                 let arguments = words
                 runAsync { try await DeadLettersCommand.run(arguments) }
+            case "parked":
+                if words.contains("--help") { Output.line(ParkedCommand.usage); return }
+                let arguments = words
+                runAsync { try await ParkedCommand.run(arguments) }
             case "dev-kafka":
                 if words.contains("--help") { Output.line(DevKafkaCommand.usage); return }
                 try DevKafkaCommand.run(words)
@@ -56,6 +61,7 @@ enum Tailgate {
                 case "validate": Output.line(ValidateCommand.usage)
                 case "backfill": Output.line(BackfillCommand.usage)
                 case "dead-letters": Output.line(DeadLettersCommand.usage)
+                case "parked": Output.line(ParkedCommand.usage)
                 case "status": Output.line(StatusCommand.usage)
                 default: Output.line(usage)
                 }

@@ -1,6 +1,7 @@
 // A test fixture: an OutboxConsumer whose handler appends one ledger row per application, run as a child process
 // so that tests can SIGKILL it mid-batch. Configured through the environment (TG_BOOTSTRAP, TG_POSTGRES,
-// TG_GROUP, TG_TOPICS, TG_BATCH, TG_SESSION_TIMEOUT_MS); SIGTERM stops it gracefully.
+// TG_GROUP, TG_TOPICS, TG_BATCH, TG_SESSION_TIMEOUT_MS — without it, the library's default session timeout and
+// heartbeat); SIGTERM stops it gracefully.
 import Dispatch
 import Foundation
 import Observability
@@ -9,10 +10,14 @@ import OutboxConsumer
 // Take SIGTERM over before anything else, so an early one is not lost (it reaches `onSignal` below).
 let signals = ShutdownSignals([.terminate])
 let environment = ProcessInfo.processInfo.environment
+var kafka = ["bootstrap.servers": environment["TG_BOOTSTRAP"] ?? "", "fetch.wait.max.ms": "50", "client.id": "ledger-\(getpid())"]
+if let sessionTimeout = environment["TG_SESSION_TIMEOUT_MS"] {
+    kafka["session.timeout.ms"] = sessionTimeout
+    kafka["heartbeat.interval.ms"] = "500"
+}
 let configuration = ConsumerConfiguration(
     groupID: environment["TG_GROUP"] ?? "svc", topics: (environment["TG_TOPICS"] ?? "events").split(separator: ",").map(String.init),
-    kafka: ["bootstrap.servers": environment["TG_BOOTSTRAP"] ?? "", "session.timeout.ms": environment["TG_SESSION_TIMEOUT_MS"] ?? "6000", "heartbeat.interval.ms": "500",
-            "fetch.wait.max.ms": "50", "client.id": "ledger-\(getpid())"],
+    kafka: kafka,
     postgres: environment["TG_POSTGRES"] ?? "", maxBatchSize: Int(environment["TG_BATCH"] ?? "") ?? 100,
     retryBackoff: .milliseconds(20), maxBackoff: .milliseconds(500), deadLetterTopic: "svc.dead-letter")
 // Instances may share one log file: each line says which process wrote it.
@@ -22,6 +27,10 @@ signals.onSignal { _ in consumer.stop() }
 Task {
     do {
         try await consumer.run { event, db in
+            // Parking tests: a "Poison" event fails until the test inserts a row into `cured`; a "Slow" one takes
+            // 300 ms, so that a release is in flight when the test kills the process.
+            if event.type == "Poison", try db.query("SELECT 1 FROM cured").rows.isEmpty { throw HandlerFailure(.poison, "not cured yet") }
+            if event.type == "Slow" { try db.execute("SELECT pg_sleep(0.3)") }
             // A little work per event, so that batches are in flight when the test kills the process.
             try db.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
                            [event.id, event.topic, Int(event.partition), event.offset])

@@ -19,7 +19,7 @@ struct ConsumerFixture {
         let database = try await postgres.createDatabase(prefix: "svc")
         let db = try await Connection.connect(postgres.conninfo(database: database))
         // One row per application, no unique constraint: a loss and a duplicate cannot cancel out.
-        try await db.execute("CREATE TABLE ledger (event_id text NOT NULL, topic text, partition int, \"offset\" bigint, applied_at timestamptz DEFAULT clock_timestamp())")
+        try await db.execute("CREATE TABLE ledger (event_id text NOT NULL, topic text, partition int, \"offset\" bigint, applied_at timestamptz DEFAULT clock_timestamp(), seq bigserial)")
         let kafka = try KafkaMockCluster(brokers: 1, log: mockClusterLog)
         try kafka.createTopic("events", partitions: Int(partitions))
         try kafka.createTopic("svc.dead-letter", partitions: 1)
@@ -57,6 +57,26 @@ struct ConsumerFixture {
         }
         let left = await producer.close(timeout: .seconds(30))
         #expect(left == 0 && failures.withLock { $0 } == 0)
+    }
+
+    /// Produces records with explicit keys and types, in order.
+    func produce(keyed events: [(id: String, key: String, type: String)]) async throws {
+        let failures = Mutex(0)
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": kafka.bootstrapServers]), log: { _ in }) { report in
+            if report.error != nil { failures.withLock { $0 += 1 } }
+        }
+        for (index, event) in events.enumerated() {
+            try await producer.send(KafkaRecord(topic: "events", key: Array(event.key.utf8), value: Array("{\"n\":\(index)}".utf8),
+                                                headers: [KafkaHeader(name: "event_id", string: event.id), KafkaHeader(name: "event_type", string: event.type)]),
+                                    token: UInt64(index))
+        }
+        let left = await producer.close(timeout: .seconds(30))
+        #expect(left == 0 && failures.withLock { $0 } == 0)
+    }
+
+    /// Event ids in the order they were applied (one ledger row each).
+    func appliedOrder() async throws -> [String] {
+        try await db.query("SELECT event_id FROM ledger ORDER BY seq").rows.compactMap { $0["event_id"] }
     }
 
     /// Ledger rows per event id.

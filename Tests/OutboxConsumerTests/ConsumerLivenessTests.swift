@@ -31,7 +31,9 @@ import Testing
         try await fixture.db.execute("DROP TABLE ledger")
         try await produceWithOnePoison(fixture, prefix: "t")
         let lines = LogLines()
-        let consumer = try OutboxConsumer(configuration: fixture.configuration(batch: 10), log: { lines.append($0) })
+        var configuration = fixture.configuration(batch: 10)
+        configuration.poisonPolicy = .deadLetter
+        let consumer = try OutboxConsumer(configuration: configuration, log: { lines.append($0) })
         let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
         #expect(await eventually { consumer.metrics.snapshot.batchRetries >= 3 })
         #expect(consumer.metrics.snapshot.deadLettered == 0 && consumer.metrics.snapshot.applied == 0)
@@ -53,8 +55,9 @@ import Testing
         try await holder.execute("BEGIN")
         try await holder.execute("LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE")
         try await produceWithOnePoison(fixture, prefix: "l")
-        let consumer = try OutboxConsumer(configuration: fixture.configuration(batch: 10, conninfoSuffix: " options='-c lock_timeout=200'"),
-                                          log: { _ in })
+        var configuration = fixture.configuration(batch: 10, conninfoSuffix: " options='-c lock_timeout=200'")
+        configuration.poisonPolicy = .deadLetter
+        let consumer = try OutboxConsumer(configuration: configuration, log: { _ in })
         let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
         #expect(await eventually { consumer.metrics.snapshot.batchRetries >= 3 })
         #expect(consumer.metrics.snapshot.lastRetryReason?.contains("55P03") == true, "\(consumer.metrics.snapshot)")
@@ -75,6 +78,7 @@ import Testing
         let lines = LogLines()
         var configuration = fixture.configuration(batch: 10)
         configuration.stallThreshold = .seconds(3)
+        configuration.poisonPolicy = .deadLetter
         let consumer = try OutboxConsumer(configuration: configuration, log: { lines.append($0) })
         let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
         try await fixture.produce((0..<20).map { "before-\($0)" })

@@ -64,7 +64,9 @@ import Testing
         defer { fixture.close() }
         try await fixture.produce((0..<50).map { "p-\($0)" }) { $0 == "p-20" ? "Poison" : "Fine" }
         let lines = LogLines()
-        let consumer = try OutboxConsumer(configuration: fixture.configuration(batch: 10), log: { lines.append($0) })
+        var configuration = fixture.configuration(batch: 10)
+        configuration.poisonPolicy = .deadLetter
+        let consumer = try OutboxConsumer(configuration: configuration, log: { lines.append($0) })
         let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
         #expect(await eventually(timeout: .seconds(30)) { consumer.metrics.snapshot.applied == 49 }, "\(consumer.metrics.snapshot)")
         consumer.stop()
@@ -123,7 +125,9 @@ import Testing
         let fixture = try await ConsumerFixture.make(partitions: 1)
         defer { fixture.close() }
         try await fixture.produce((0..<10).map { "d-\($0)" }) { $0 == "d-3" ? "Poison" : "Fine" }
-        var consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        var deadLettering = fixture.configuration()
+        deadLettering.poisonPolicy = .deadLetter
+        var consumer = try OutboxConsumer(configuration: deadLettering, log: { _ in })
         var running = Task { [consumer] in try await consumer.run(ConsumerFixture.ledgerHandler) }
         #expect(await eventually { consumer.metrics.snapshot.deadLettered == 1 && consumer.metrics.snapshot.applied == 9 })
         consumer.stop()

@@ -167,10 +167,22 @@ extension RDKafkaClient {
     }
 
     func setPaused(_ partitions: [TopicPartition], paused: Bool) throws(KafkaError) {
-        let result = Self.withList(partitions.map { ($0, nil) }) {
-            paused ? rd_kafka_pause_partitions(handle, $0) : rd_kafka_resume_partitions(handle, $0)
+        // librdkafka reports a partition it does not know in that partition's entry, not in the result.
+        var failed: (partition: TopicPartition, code: rd_kafka_resp_err_t)?
+        let result = Self.withList(partitions.map { ($0, nil) }) { list in
+            let result = paused ? rd_kafka_pause_partitions(handle, list) : rd_kafka_resume_partitions(handle, list)
+            for index in 0..<Int(list.pointee.cnt) where list.pointee.elems[index].err != RD_KAFKA_RESP_ERR_NO_ERROR && failed == nil {
+                let element = list.pointee.elems[index]
+                failed = (TopicPartition(topic: String(cString: element.topic), partition: element.partition), element.err)
+            }
+            return result
         }
         if result != RD_KAFKA_RESP_ERR_NO_ERROR { throw Self.error(result, client: handle) }
+        if let failed {
+            var error = Self.error(failed.code, client: handle)
+            error.message = "\(paused ? "pausing" : "resuming") \(failed.partition): \(error.message)"
+            throw error
+        }
     }
 
     /// Leaves the group (running the final revocation through the rebalance callback).

@@ -1,0 +1,86 @@
+import Foundation
+import LibPQ
+import OutboxConsumer
+import RDKafka
+import Synchronization
+import TestSupport
+import Testing
+
+/// The default poison policy keeps per-key order: a poison event parks its key, later events of that key wait behind
+/// it in order, other keys flow, and a release applies the parked ones in order, exactly once.
+@Suite struct ParkingTests {
+    @Test func aPoisonEventParksItsKeyWhileOtherKeysFlowAndAReleaseAppliesTheRestInOrder() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        // Keys k-0, k-1, k-2 interleaved; k-1's e-10 is poison until cured.
+        let events = (0..<30).map { (id: "e-\($0)", key: "k-\($0 % 3)", type: $0 == 10 ? "Poison" : "Fine") }
+        try await fixture.produce(keyed: events)
+        let cured = Atomic<Bool>(false)
+        let lines = LogLines()
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(batch: 7), log: { lines.append($0) })
+        #expect(consumer.configuration.poisonPolicy == .parkKey, "parking is the default")
+        let running = Task {
+            try await consumer.run { event, db in
+                if event.type == "Poison" && !cured.load(ordering: .acquiring) { throw ConsumerFixture.PoisonError() }
+                try db.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
+                               [event.id, event.topic, Int(event.partition), event.offset])
+            }
+        }
+        let parkedIDs = [10, 13, 16, 19, 22, 25, 28].map { "e-\($0)" }
+        #expect(try await eventually(timeout: .seconds(30)) { try await fixture.ledgerTotal() == 23 })
+        let applied = try await fixture.appliedOrder()
+        #expect(Set(applied) == Set(events.map(\.id)).subtracting(parkedIDs), "every other key flowed, and k-1 up to its poison event")
+        #expect(consumer.metrics.snapshot.parked == 7 && consumer.metrics.snapshot.deadLettered == 0)
+        #expect(await eventually { consumer.metrics.snapshot.parkedKeys == 1 && consumer.metrics.snapshot.parkedEvents == 7 })
+        #expect(lines.contains("event=key_parked") && lines.contains("event=parked_behind"))
+
+        // Listed by the API and the CLI.
+        let parked = ParkedKeys(postgres: fixture.postgres.conninfo(database: fixture.database))
+        let listed = try await parked.list(group: "svc")
+        #expect(listed.count == 1)
+        #expect(listed.first?.key == "k-1" && listed.first?.events == 7 && listed.first?.firstEventID == "e-10" && listed.first?.error == "poison pill")
+        let log = NSTemporaryDirectory() + "parked-\(getpid())-\(UUID().uuidString).log"
+        defer { unlink(log) }
+        let list = try ChildProcess(ChildProcess.productsDirectory + "/tailgate",
+                                    ["parked", "list", "--postgres", fixture.postgres.conninfo(database: fixture.database)], outputPath: log)
+        #expect(await list.exitStatus() == 0)
+        #expect(list.output.contains("group=svc topic=events partition=0 key=k-1 events=7 first_offset=10 first_event_id=e-10"), "\(list.output)")
+        #expect(list.output.contains("error=\"poison pill\""))
+
+        // The fix, then the release: the parked events in their original order, once; k-1 flows again afterwards.
+        cured.store(true, ordering: .releasing)
+        #expect(try await parked.requestRelease(group: "svc", topic: "events", partition: 0, key: "k-1") == 7)
+        #expect(try await eventually(timeout: .seconds(20)) { try await fixture.ledgerTotal() == 30 })
+        try await fixture.produce(keyed: [(id: "e-30", key: "k-1", type: "Fine"), (id: "e-31", key: "k-0", type: "Fine")])
+        #expect(try await eventually(timeout: .seconds(20)) { try await fixture.ledgerTotal() == 32 })
+        let order = try await fixture.appliedOrder()
+        #expect(order.filter { ["e-1", "e-4", "e-7", "e-30"].contains($0) || parkedIDs.contains($0) }
+                == ["e-1", "e-4", "e-7"] + parkedIDs + ["e-30"], "k-1 in its original order")
+        #expect(try await fixture.ledger().values.allSatisfy { $0 == 1 })
+        #expect(try await parked.list().isEmpty)
+        #expect(consumer.metrics.snapshot.released == 7)
+        #expect(await eventually { consumer.metrics.snapshot.parkedKeys == 0 })
+        #expect(lines.contains("event=key_released"))
+        let statuses = try await fixture.db.query("SELECT DISTINCT status FROM tailgate_inbox").rows.compactMap { $0["status"] }
+        #expect(statuses == ["applied"])
+        consumer.stop()
+        try await running.value
+    }
+
+    @Test func aReleaseThatFailsAgainStopsThereWithTheNewError() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        try await fixture.produce(keyed: [(id: "a", key: "k", type: "Fine"), (id: "b", key: "k", type: "Poison"), (id: "c", key: "k", type: "Fine")])
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
+        let parked = ParkedKeys(postgres: fixture.postgres.conninfo(database: fixture.database))
+        #expect(await eventually { (try? await parked.list())?.first?.events == 2 })
+        #expect(try await parked.requestRelease(group: "svc", topic: "events", partition: 0, key: "k") == 2)
+        #expect(try await eventually { try await parked.list().first?.releaseRequested == false })
+        let entry = try await parked.list().first
+        #expect(entry?.events == 2 && entry?.firstEventID == "b" && entry?.error == "poison pill", "\(String(describing: entry))")
+        #expect(try await fixture.ledger() == ["a": 1])
+        consumer.stop()
+        try await running.value
+    }
+}
