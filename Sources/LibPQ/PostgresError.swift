@@ -3,33 +3,38 @@
 /// Server errors carry the SQLSTATE, message, detail and hint the server sent. The description never contains
 /// the connection string, so it is safe to log.
 public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// The kind of failure.
-    public enum Code: Hashable, Sendable {
+    /// The kind of failure: an open set of named values (a later version may add kinds without breaking a
+    /// `switch` that has a `default`).
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
         /// The connection could not be opened (bad host, authentication, missing database).
-        case connectionFailed
-        /// An open connection broke (server restart, network, `pg_terminate_backend`).
-        case connectionLost
+        public static let connectionFailed = Code("connectionFailed")
+        /// An open connection broke (server restart, network, `pg_terminate_backend`, receive timeout).
+        public static let connectionLost = Code("connectionLost")
         /// The server rejected a statement; see ``PostgresError/sqlState``.
-        case queryFailed
+        public static let queryFailed = Code("queryFailed")
         /// The server answered with something this client did not expect.
-        case protocolViolation
+        public static let protocolViolation = Code("protocolViolation")
         /// The connection was closed by this process and cannot be used.
-        case closed
+        public static let closed = Code("closed")
     }
 
     /// The kind of failure.
     public var code: Code
     /// The primary message.
     public var message: String
-    /// The five-character SQLSTATE, when the server sent one.
-    public var sqlState: String?
+    /// The SQLSTATE, when the server sent one.
+    public var sqlState: SQLState?
     /// The server's detail line.
     public var detail: String?
     /// The server's hint line.
     public var hint: String?
 
     /// Creates an error.
-    public init(code: Code, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil) {
+    public init(code: Code, message: String, sqlState: SQLState? = nil, detail: String? = nil, hint: String? = nil) {
         self.code = code
         self.message = message
         self.sqlState = sqlState
@@ -43,8 +48,14 @@ public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible 
     public var isTransient: Bool {
         if code == .connectionLost || code == .connectionFailed { return true }
         guard let state = sqlState else { return false }
-        return state.hasPrefix("08") || state.hasPrefix("57P0") || state == "40001" || state == "40P01" || state == "55006"
-            || state == "53300" // too_many_connections
+        switch state.errorClass {
+        case .connectionException:
+            return true
+        case .operatorIntervention:
+            return state != .queryCanceled
+        default:
+            return [.serializationFailure, .deadlockDetected, .objectInUse, .tooManyConnections].contains(state)
+        }
     }
 
     public var description: String {
@@ -55,6 +66,7 @@ public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible 
         case .queryFailed: text = "PostgreSQL error: \(message)"
         case .protocolViolation: text = "unexpected answer from PostgreSQL: \(message)"
         case .closed: text = "the PostgreSQL connection is closed: \(message)"
+        default: text = "PostgreSQL \(code): \(message)"
         }
         if let sqlState { text += " (SQLSTATE \(sqlState))" }
         if let detail, !detail.isEmpty { text += "; detail: \(detail)" }

@@ -6,7 +6,17 @@ import PGOutput
 /// committed, every record produced from it was acknowledged by Kafka, **and** so was every earlier transaction's.
 /// A keepalive's WAL end is confirmable only when nothing is in flight and no transaction is open, so an idle slot
 /// does not hold WAL while a stale echo never skips an unacknowledged record. Pure state, no I/O.
+///
+/// A message order the server should never send (a Begin inside a transaction, a record or Commit outside one) is
+/// an ``AckTracker/ProtocolViolation``, thrown, never a crash: the connector stops without confirming past it.
 public struct AckTracker: Sendable {
+    /// A replication message arrived where the protocol allows none; the tracker is unchanged.
+    public struct ProtocolViolation: Error, Hashable, Sendable, CustomStringConvertible {
+        /// What arrived where.
+        public var message: String
+        public var description: String { message }
+    }
+
     private struct Transaction: Sendable {
         var endLSN: LSN?
         var outstanding: Int
@@ -41,15 +51,19 @@ public struct AckTracker: Sendable {
     public var pendingTransactions: Int { pending.count - head }
 
     /// A Begin arrived.
-    public mutating func begin() {
-        precondition(openTransaction == nil, "Begin inside an open transaction")
+    ///
+    /// - Throws: ``ProtocolViolation`` when a transaction is already open.
+    public mutating func begin() throws(ProtocolViolation) {
+        guard openTransaction == nil else { throw ProtocolViolation(message: "a Begin arrived inside an open transaction") }
         openTransaction = firstSequence + UInt64(pending.count - head)
         pending.append(Transaction(endLSN: nil, outstanding: 0))
     }
 
     /// A record of the open transaction is being produced; returns the token its delivery report will carry.
-    public mutating func recordProduced() -> UInt64 {
-        guard let sequence = openTransaction else { preconditionFailure("a record outside a transaction") }
+    ///
+    /// - Throws: ``ProtocolViolation`` when no transaction is open.
+    public mutating func recordProduced() throws(ProtocolViolation) -> UInt64 {
+        guard let sequence = openTransaction else { throw ProtocolViolation(message: "a row arrived outside a transaction (no Begin before it)") }
         pending[index(of: sequence)].outstanding += 1
         let token = nextToken
         nextToken += 1
@@ -59,8 +73,10 @@ public struct AckTracker: Sendable {
     }
 
     /// The open transaction committed; returns the new confirmable position if it moved.
-    public mutating func commit(endLSN: LSN) -> LSN? {
-        guard let sequence = openTransaction else { preconditionFailure("Commit without Begin") }
+    ///
+    /// - Throws: ``ProtocolViolation`` when no transaction is open.
+    public mutating func commit(endLSN: LSN) throws(ProtocolViolation) -> LSN? {
+        guard let sequence = openTransaction else { throw ProtocolViolation(message: "a Commit arrived without a Begin") }
         pending[index(of: sequence)].endLSN = endLSN
         openTransaction = nil
         return advance()

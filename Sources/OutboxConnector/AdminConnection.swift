@@ -2,6 +2,10 @@ import LibPQ
 import Synchronization
 
 /// The connector's ordinary SQL connection (slot checks, heartbeats), re-opened after PostgreSQL restarts.
+///
+/// Every query has a deadline: on a silently dropped network a query would otherwise wait until TCP gives up. A
+/// connection whose query ran past its deadline is abandoned (it closes when the stuck call returns) and the next
+/// query opens a new one.
 final class AdminConnection: Sendable {
     private let conninfo: String
     private let current: Mutex<Connection?>
@@ -11,11 +15,20 @@ final class AdminConnection: Sendable {
         self.current = Mutex(connection)
     }
 
-    /// Runs a statement, reconnecting once if the connection was lost.
+    /// Runs a statement, reconnecting once if the connection was lost, within `deadline` in all.
     ///
-    /// - Throws: ``PostgresError``.
+    /// - Throws: ``PostgresError``, or ``DeadlineExceeded`` when the deadline passed.
     @discardableResult
-    func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) async throws(PostgresError) -> QueryResult {
+    func query(deadline: Duration, _ sql: String, _ parameters: [(any PostgresBindable)?] = []) async throws -> QueryResult {
+        do {
+            return try await withDeadline(deadline, "the query") { [self] in try await query(sql, parameters) }
+        } catch let error as DeadlineExceeded {
+            current.withLock { $0 = nil }
+            throw error
+        }
+    }
+
+    private func query(_ sql: String, _ parameters: [(any PostgresBindable)?]) async throws(PostgresError) -> QueryResult {
         do {
             return try await connection().query(sql, parameters)
         } catch where error.code == .connectionLost || error.code == .closed {

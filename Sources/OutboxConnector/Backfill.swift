@@ -126,7 +126,7 @@ public struct Backfill: Sendable {
     }
 
     private func outboxRelation(_ setup: Connector.Setup) async throws -> Relation {
-        let rows = try await setup.admin.query("""
+        let rows = try await setup.admin.query(deadline: .seconds(30), """
             SELECT a.attname, a.atttypid::text AS type FROM pg_catalog.pg_attribute a
             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
             """, [SQLIdentifier.quote(setup.schema) + "." + SQLIdentifier.quote(setup.table)]).rows

@@ -354,16 +354,18 @@ extension Connector {
         return ConnectorError(.slotLost, "replication slot \(state.name) is invalidated (wal_status = \(state.walStatus ?? "lost")\(reason)): \(cause). \(recovery)")
     }
 
-    /// Exports the slot's `wal_status` and `safe_wal_size`, and stops loudly if the slot was invalidated.
+    /// Exports the slot's `wal_status` and `safe_wal_size`; throws ``ConnectorError`` `slotLost` if the slot was
+    /// invalidated. A check that fails (the network, a deadline) is logged, not thrown: ``SlotWatcher`` runs this
+    /// beside the stream.
     func watchSlot(_ setup: Setup) async throws {
         let row: QueryResult.Row?
         do {
-            row = try await setup.admin.query("""
+            row = try await setup.admin.query(deadline: SlotWatcher.queryDeadline, """
                 SELECT s.*, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::bigint::text AS retained
                 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1
                 """, [configuration.slot]).first
         } catch {
-            logger.warning("slot_check_failed", ("error", error.description))
+            logger.warning("slot_check_failed", ("error", "\(error)"))
             return
         }
         guard let row, let state = ReplicationConnection.SlotState(row: row) else { return }

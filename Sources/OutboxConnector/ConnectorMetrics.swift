@@ -19,6 +19,11 @@ public final class ConnectorMetrics: Sendable {
         var retainedWAL: Int64?
         var latency = PrometheusHistogram(upperBounds: PrometheusHistogram.latencySeconds)
         var streaming = false
+        /// Since when records have waited without an acknowledgement (the last one, or the first record sent
+        /// while none was in flight); `nil` with nothing in flight.
+        var unacknowledgedSince: ContinuousClock.Instant?
+        /// Since when no broker has been reachable; `nil` while one is.
+        var kafkaUnreachableSince: ContinuousClock.Instant?
     }
 
     private let state = Mutex(State())
@@ -31,7 +36,22 @@ public final class ConnectorMetrics: Sendable {
 
     func delivered(topic: String) { state.withLock { $0.delivered[topic, default: 0] += 1 } }
     func deadLettered(topic: String) { state.withLock { $0.deadLettered[topic, default: 0] += 1 } }
-    func setInFlight(_ count: Int) { state.withLock { $0.inFlight = count } }
+    /// Records the number of records in flight; `acknowledged` when Kafka just acknowledged one (progress).
+    func setInFlight(_ count: Int, acknowledged: Bool = false) {
+        state.withLock { state in
+            if count == 0 {
+                state.unacknowledgedSince = nil
+            } else if acknowledged || state.unacknowledgedSince == nil {
+                state.unacknowledgedSince = .now
+            }
+            state.inFlight = count
+        }
+    }
+    func kafkaReachable(_ reachable: Bool) {
+        state.withLock { state in
+            if reachable { state.kafkaUnreachableSince = nil } else if state.kafkaUnreachableSince == nil { state.kafkaUnreachableSince = .now }
+        }
+    }
     func confirmed(_ lsn: UInt64) { state.withLock { $0.confirmedLSN = max($0.confirmedLSN, lsn) } }
     func serverWALEnd(_ lsn: UInt64) { state.withLock { $0.serverWALEnd = max($0.serverWALEnd, lsn) } }
     func reconnected() { state.withLock { $0.reconnects += 1 } }
@@ -57,8 +77,25 @@ public final class ConnectorMetrics: Sendable {
 
     /// Events acknowledged by Kafka, all topics.
     public var deliveredTotal: Int { state.withLock { $0.delivered.values.reduce(0, +) } }
-    /// Whether the connector is streaming now (for `/healthz`).
+    /// Whether the connector is streaming now.
     public var isStreaming: Bool { state.withLock { $0.streaming } }
+
+    /// How long Kafka has left records unacknowledged (`nil`: nothing waits), or been unreachable (no broker up),
+    /// whichever is longer.
+    public var kafkaStalledFor: Duration? {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            let waits = [state.unacknowledgedSince, state.kafkaUnreachableSince].compactMap { $0.map { now - $0 } }
+            return waits.max()
+        }
+    }
+
+    /// What `/healthz` answers: streaming, and Kafka not stalled for longer than `kafkaTimeout`.
+    public func isHealthy(kafkaTimeout: Duration) -> Bool {
+        guard isStreaming else { return false }
+        guard let stalled = kafkaStalledFor else { return true }
+        return stalled <= kafkaTimeout
+    }
 
     /// The Prometheus text exposition.
     public func render() -> String {
@@ -84,6 +121,12 @@ public final class ConnectorMetrics: Sendable {
         text.counter("tailgate_trace_context_dropped_total", help: "Invalid traceparent/tracestate values left out of records.",
                      labels: connector, s.traceContextsDropped)
         text.gauge("tailgate_streaming", help: "1 while the connector streams.", labels: connector, s.streaming ? 1 : 0)
+        text.gauge("tailgate_kafka_reachable", help: "0 while no Kafka broker can be reached, else 1.", labels: connector,
+                   s.kafkaUnreachableSince == nil ? 1 : 0)
+        let waited = s.unacknowledgedSince.map { ContinuousClock.now - $0 } ?? .zero
+        text.gauge("tailgate_kafka_unacknowledged_seconds",
+                   help: "How long records have waited without an acknowledgement from Kafka (0 when none waits).", labels: connector,
+                   Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18)
         text.family("tailgate_slot_wal_status", .gauge, help: "The slot's wal_status (1 for the current value).")
         if !s.walStatus.isEmpty { text.sample("tailgate_slot_wal_status", labels: connector + [("wal_status", s.walStatus)], 1) }
         text.family("tailgate_slot_safe_wal_size_bytes", .gauge, help: "WAL that can still be written before the slot is at risk.")

@@ -5,15 +5,19 @@ import PGOutput
 import RDKafka
 import Synchronization
 
-/// One replication session's bookkeeping, shared between the reading loop and the producer's poll thread.
+/// One replication session's bookkeeping, shared between the reading task and the producer's poll thread.
 ///
 /// It feeds the ``AckTracker`` and forwards every position the tracker releases to the replication stream. After
-/// a delivery failure it confirms nothing further.
+/// a failure it confirms nothing further. Back-pressure is an event: ``waitForRoom(below:)`` parks the reading task
+/// until an acknowledgement makes room, a failure ends the session, or the task is cancelled (a stop request).
 final class Pipeline: Sendable {
     private struct State {
         var tracker: AckTracker
         var commitTimes: [UInt64: PostgresTimestamp] = [:]
         var failure: (any Error)?
+        /// The reading task waiting for fewer than `limit` records in flight.
+        var roomWaiter: (continuation: CheckedContinuation<Void, any Error>, limit: Int)?
+        var cancelled = false
     }
 
     private let state: Mutex<State>
@@ -38,12 +42,19 @@ final class Pipeline: Sendable {
     var inFlightRecords: Int { state.withLock { $0.tracker.inFlightRecords } }
     var confirmable: LSN { state.withLock { $0.tracker.confirmable } }
 
-    func begin() {
-        state.withLock { $0.tracker.begin() }
+    /// A Begin arrived at `position`.
+    ///
+    /// - Throws: ``ConnectorError`` `invalidStream` for a Begin inside an open transaction.
+    func begin(at position: LSN) throws(ConnectorError) {
+        try track(at: position) { tracker throws(AckTracker.ProtocolViolation) in try tracker.begin() }
     }
 
-    func commit(endLSN: LSN) {
-        confirm(state.withLock { $0.tracker.commit(endLSN: endLSN) })
+    /// The open transaction committed.
+    ///
+    /// - Throws: ``ConnectorError`` `invalidStream` for a Commit without a Begin.
+    func commit(endLSN: LSN) throws(ConnectorError) {
+        let moved = try track(at: endLSN) { tracker throws(AckTracker.ProtocolViolation) in try tracker.commit(endLSN: endLSN) }
+        confirm(moved)
     }
 
     func keepalive(_ serverWALEnd: LSN) {
@@ -52,18 +63,79 @@ final class Pipeline: Sendable {
     }
 
     /// Registers a record of the open transaction before it is sent; returns its token.
-    func recordProduced(commitTime: PostgresTimestamp) -> UInt64 {
-        let (token, inFlight) = state.withLock { state in
-            let token = state.tracker.recordProduced()
-            state.commitTimes[token] = commitTime
-            return (token, state.tracker.inFlightRecords)
+    ///
+    /// - Throws: ``ConnectorError`` `invalidStream` for a row outside a transaction.
+    func recordProduced(commitTime: PostgresTimestamp, at position: LSN) throws(ConnectorError) -> UInt64 {
+        let produced = state.withLock { state -> Result<(UInt64, Int), AckTracker.ProtocolViolation> in
+            do throws(AckTracker.ProtocolViolation) {
+                let token = try state.tracker.recordProduced()
+                state.commitTimes[token] = commitTime
+                return .success((token, state.tracker.inFlightRecords))
+            } catch {
+                return .failure(error)
+            }
         }
-        metrics.setInFlight(inFlight)
-        return token
+        switch produced {
+        case .success(let (token, inFlight)):
+            metrics.setInFlight(inFlight)
+            return token
+        case .failure(let violation):
+            throw Self.invalidStream(violation, at: position)
+        }
+    }
+
+    private func track<T>(at position: LSN, _ body: (inout AckTracker) throws(AckTracker.ProtocolViolation) -> T) throws(ConnectorError) -> T {
+        let result = state.withLock { state -> Result<T, AckTracker.ProtocolViolation> in
+            do throws(AckTracker.ProtocolViolation) {
+                return .success(try body(&state.tracker))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch result {
+        case .success(let value):
+            return value
+        case .failure(let violation):
+            throw Self.invalidStream(violation, at: position)
+        }
+    }
+
+    private static func invalidStream(_ violation: AckTracker.ProtocolViolation, at position: LSN) -> ConnectorError {
+        ConnectorError(.invalidStream, "the replication stream broke the protocol at LSN \(position): \(violation). Nothing from this transaction on was confirmed; the connector stopped rather than guess. Restart it to replay from the slot; if it happens again, report it with the LSN and the PostgreSQL version")
+    }
+
+    /// Waits until fewer than `limit` records are in flight.
+    ///
+    /// - Throws: The session's failure, if one ends it meanwhile; `CancellationError` when the task is cancelled.
+    func waitForRoom(below limit: Int) async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome = state.withLock { state -> Result<Void, any Error>? in
+                    if let failure = state.failure { return .failure(failure) }
+                    if state.cancelled { return .failure(CancellationError()) }
+                    if state.tracker.inFlightRecords < limit { return .success(()) }
+                    state.roomWaiter = (continuation, limit)
+                    return nil
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state in
+                state.cancelled = true
+                defer { state.roomWaiter = nil }
+                return state.roomWaiter
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
     }
 
     func fail(_ error: any Error) {
-        state.withLock { if $0.failure == nil { $0.failure = error } }
+        let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            if state.failure == nil { state.failure = error }
+            defer { state.roomWaiter = nil }
+            return state.roomWaiter?.continuation
+        }
+        waiter?.resume(throwing: error)
     }
 
     /// Called on the producer's poll thread.
@@ -74,10 +146,17 @@ final class Pipeline: Sendable {
                  : ConnectorError(.deliveryFailed, "Kafka did not accept a record for topic \(report.topic): \(error). Nothing past the last acknowledged transaction was confirmed; fix the cause and restart."))
             return
         }
-        let (moved, commitTime, inFlight) = state.withLock { state in
-            (state.tracker.acknowledged(token: report.token), state.commitTimes.removeValue(forKey: report.token), state.tracker.inFlightRecords)
+        let (moved, commitTime, inFlight, waiter) = state.withLock { state in
+            let moved = state.tracker.acknowledged(token: report.token)
+            var waiter: CheckedContinuation<Void, any Error>?
+            if let room = state.roomWaiter, state.tracker.inFlightRecords < room.limit {
+                waiter = room.continuation
+                state.roomWaiter = nil
+            }
+            return (moved, state.commitTimes.removeValue(forKey: report.token), state.tracker.inFlightRecords, waiter)
         }
-        metrics.setInFlight(inFlight)
+        waiter?.resume()
+        metrics.setInFlight(inFlight, acknowledged: true)
         if report.topic == deadLetterTopic { metrics.deadLettered(topic: report.topic) } else { metrics.delivered(topic: report.topic) }
         if let commitTime {
             let seconds = max(0, Date().timeIntervalSince(commitTime.date))

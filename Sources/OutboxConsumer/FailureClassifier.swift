@@ -44,11 +44,11 @@ enum FailureClassifier {
             return "the database is unreachable; check that it is running and reachable"
         case .protocolViolation:
             return "the database connection misbehaved; reconnecting"
-        case .queryFailed:
+        default:
             break
         }
-        guard let state = error.sqlState, state.count == 5 else { return nil }
-        let sqlClass = state.prefix(2)
+        guard let state = error.sqlState, state.rawValue.count == 5 else { return nil }
+        let sqlClass = state.errorClass
         switch sqlClass {
         case "08": return "the database connection failed (SQLSTATE \(state)); check that it is running and reachable"
         case "53": return state == "53300"
@@ -78,7 +78,7 @@ enum FailureClassifier {
     static func dropsConnection(_ error: PostgresError) -> Bool {
         if error.code != .queryFailed { return true }
         guard let state = error.sqlState else { return false }
-        return state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("58")
+        return state.errorClass == .connectionException || state.rawValue.hasPrefix("57P") || state.errorClass == .systemError
     }
 }
 

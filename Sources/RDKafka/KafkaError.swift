@@ -1,24 +1,34 @@
 /// An error from librdkafka or from this wrapper, with librdkafka's code name and what to do.
 public struct KafkaError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// What kind of failure it is, which decides what the caller should do.
-    public enum Kind: Hashable, Sendable {
+    /// What kind of failure it is, which decides what the caller should do: an open set of named values (a later
+    /// version may add kinds without breaking a `switch` that has a `default`).
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
         /// A configuration property is unknown or has a bad value; fix the configuration.
-        case configuration
+        public static let configuration = Kind("configuration")
         /// The producer can no longer guarantee ordering or exactly-once delivery (`_FATAL`): discard it and
         /// start again from the last acknowledged position.
-        case fatal
+        public static let fatal = Kind("fatal")
         /// This record can never be delivered as it is (too large, not authorized, …).
-        case permanent
+        public static let permanent = Kind("permanent")
         /// The record was purged before delivery, at shutdown.
-        case purged
+        public static let purged = Kind("purged")
         /// The local queue is full: poll for delivery reports and send again (back-pressure, not a failure).
-        case queueFull
+        public static let queueFull = Kind("queueFull")
         /// An operation did not finish before its deadline.
-        case timedOut
+        public static let timedOut = Kind("timedOut")
         /// A consumer-side failure (fetch, commit, assignment).
-        case consumer
+        public static let consumer = Kind("consumer")
         /// The client was closed.
-        case closed
+        public static let closed = Kind("closed")
+        /// No broker can be reached (`_ALL_BROKERS_DOWN`, `_TRANSPORT`, `_RESOLVE`): records wait in the client and
+        /// are retried when a broker is back. An outage, not a problem with any record.
+        public static let unreachable = Kind("unreachable")
+        /// The waiting task was cancelled.
+        public static let cancelled = Kind("cancelled")
     }
 
     /// What kind of failure it is.
@@ -48,6 +58,7 @@ public struct KafkaError: Error, Hashable, Sendable, CustomStringConvertible {
         case .fatal: text += "; the producer was discarded and will restart from the last acknowledged position"
         case .permanent: text += "; this record cannot be delivered as it is"
         case .queueFull: text += "; wait for delivery reports and retry"
+        case .unreachable: text += "; records wait and are sent when a broker is reachable again"
         default: break
         }
         return text

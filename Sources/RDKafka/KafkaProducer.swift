@@ -26,6 +26,10 @@ public final class KafkaProducer: Sendable {
     /// Metadata requests in flight; `close` waits for them before freeing the handle they use.
     private let lookups = DispatchGroup()
     private let lookupQueue = DispatchQueue(label: "tailgate.kafka.metadata")
+    /// Tasks in ``send(_:token:)`` waiting for room in a full queue; the poll thread wakes them after serving
+    /// delivery reports. `generation` counts those wake-ups, so a task that registers just after one does not wait
+    /// for the next.
+    private let roomWaiters = RoomWaiters()
 
     /// Creates a producer and starts its poll thread.
     ///
@@ -33,15 +37,30 @@ public final class KafkaProducer: Sendable {
     ///   - configuration: librdkafka properties; see ``ProducerConfiguration``.
     ///   - log: Where librdkafka's log lines go.
     ///   - onDelivery: Called on the poll thread with each record's fate. Keep it short.
+    ///   - onReachabilityChange: Called when no broker can be reached any more (`false`: `_ALL_BROKERS_DOWN`, or
+    ///     no broker `UP` in the statistics, with `statistics.interval.ms` set) and when one can again (`true`).
     /// - Throws: ``KafkaError`` of kind `configuration` naming a bad property, before anything connects.
     public init(configuration: ProducerConfiguration, log: @escaping KafkaLogHandler = defaultKafkaLogHandler,
+                onReachabilityChange: (@Sendable (_ reachable: Bool) -> Void)? = nil,
                 onDelivery: @escaping @Sendable (DeliveryReport) -> Void) throws(KafkaError) {
         let callbacks = RDKafkaClient.Callbacks(clientName: configuration.properties["client.id"] ?? "tailgate-producer")
         callbacks.onDelivery = onDelivery
+        callbacks.onReachabilityChange = onReachabilityChange
         callbacks.log = log
         client = try RDKafkaClient(type: .producer, properties: try configuration.resolved(), callbacks: callbacks)
-        let client = self.client
-        pollLoop = PollLoop(name: "tailgate.kafka.producer.poll") { client.poll(milliseconds: 100) }
+        let client = self.client, roomWaiters = self.roomWaiters
+        pollLoop = PollLoop(name: "tailgate.kafka.producer.poll") {
+            if client.poll(milliseconds: 100) > 0 { Self.wake(roomWaiters) }
+        }
+    }
+
+    private static func wake(_ roomWaiters: RoomWaiters) {
+        let woken = roomWaiters.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.generation &+= 1
+            defer { state.waiting = [:] }
+            return Array(state.waiting.values)
+        }
+        for continuation in woken { continuation.resume() }
     }
 
     deinit {
@@ -86,20 +105,52 @@ public final class KafkaProducer: Sendable {
 
     /// Enqueues a record, waiting while librdkafka's queue is full.
     ///
-    /// - Throws: ``KafkaError`` when the record is refused (not for a full queue).
+    /// The wait is an event: it ends when the poll thread has served delivery reports (room was made), when the
+    /// producer is closed, or when the task is cancelled.
+    ///
+    /// - Throws: ``KafkaError`` when the record is refused (not for a full queue); of kind `cancelled` when the task
+    ///   is cancelled while waiting, `closed` when the producer is closed.
     public func send(_ record: KafkaRecord, token: UInt64) async throws(KafkaError) {
         while true {
+            let generation = roomWaiters.state.withLock { $0.generation }
             do {
                 try trySend(record, token: token)
                 return
             } catch where error.kind == .queueFull {
-                try? await Task.sleep(for: .milliseconds(2))
+                if Task.isCancelled {
+                    throw KafkaError(kind: .cancelled, codeName: "CANCELLED", message: "the task was cancelled while the producer's queue was full")
+                }
+                await waitForRoom(after: generation)
             }
+        }
+    }
+
+    private func waitForRoom(after generation: UInt64) async {
+        let id = roomWaiters.state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let wakeNow = roomWaiters.state.withLock { state -> Bool in
+                    if state.generation != generation || Task.isCancelled || closed.load(ordering: .acquiring) { return true }
+                    state.waiting[id] = continuation
+                    return false
+                }
+                if wakeNow { continuation.resume() }
+            }
+        } onCancel: {
+            roomWaiters.state.withLock { $0.waiting.removeValue(forKey: id) }?.resume()
         }
     }
 
     /// Records sent and not yet reported.
     public var inFlightCount: Int { closed.load(ordering: .acquiring) ? 0 : client.outQueueLength }
+
+    /// How long no broker has been reachable; `nil` while one is.
+    public var unreachableFor: Duration? {
+        client.callbacks.unreachableSince.withLock { $0.map { ContinuousClock.now - $0 } }
+    }
 
     /// The fatal error the producer raised, if any; after one, discard the producer.
     public var fatalError: KafkaError? { client.fatalError() }
@@ -139,6 +190,7 @@ public final class KafkaProducer: Sendable {
     @discardableResult
     public func close(timeout: Duration) async -> Int {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return 0 }
+        Self.wake(roomWaiters)
         var left = await flushOpen(timeout: timeout)
         if left > 0 {
             client.purge()
@@ -174,4 +226,9 @@ public final class KafkaProducer: Sendable {
     public static func waitUntilAllDestroyed(timeout: Duration) -> Bool {
         RDKafkaClient.waitDestroyed(timeout: timeout)
     }
+}
+
+/// Tasks waiting for room in a producer's full queue, and a count of the poll thread's wake-ups.
+private final class RoomWaiters: Sendable {
+    let state = Mutex<(generation: UInt64, nextID: UInt64, waiting: [UInt64: CheckedContinuation<Void, Never>])>((0, 0, [:]))
 }

@@ -8,6 +8,7 @@ enum RunCommand {
     static let usage = """
         tailgate run --config FILE [--log-format logfmt|json] [--log-level debug|info|warning|error]
                      [--state-dir DIR] [--shutdown-timeout SECONDS] [--status-interval SECONDS]
+                     [--receive-timeout SECONDS] [--kafka-timeout SECONDS]
 
           Streams inserted outbox rows from PostgreSQL logical replication to Kafka, as FILE describes
           (see connectors/README.md). WAL is confirmed to PostgreSQL only behind Kafka's acknowledgements.
@@ -17,17 +18,26 @@ enum RunCommand {
           dropped later stops the connector instead of being re-created silently.
           --status-interval (default 10) is how often the position is reported to PostgreSQL without news;
           a newly confirmed position is reported within a second regardless. Keep it below wal_sender_timeout.
+          --receive-timeout (default 30): like wal_receiver_timeout, the replication connection counts as lost
+          after this long without a message from the server (a reply is asked for after half of it). Keep it
+          below the server's wal_sender_timeout (60 s by default).
+          --kafka-timeout (default 30): /healthz answers 503 once no Kafka broker has been reachable, or records
+          have waited without an acknowledgement, for longer than this.
+          PostgreSQL unreachable, at start or later, is waited out with backoff (/healthz: 503 meanwhile).
         """
 
     static func run(_ words: [String]) throws -> Never {
-        let arguments = try CommandLineArguments(words, options: ["config", "log-format", "log-level", "state-dir", "shutdown-timeout", "status-interval"])
+        let arguments = try CommandLineArguments(words, options: ["config", "log-format", "log-level", "state-dir", "shutdown-timeout", "status-interval",
+                                                                      "receive-timeout", "kafka-timeout"])
         guard let path = arguments.options["config"] else { throw UsageError("--config FILE is required; e.g. tailgate run --config connectors/commerce-outbox.json") }
         let logger = try makeLogger(arguments)
         let configuration = try ConnectorConfiguration.load(path: path)
         let connector = Connector(configuration: configuration, options: Connector.Options(
             stateDirectory: arguments.options["state-dir"] ?? ".tailgate-state",
             shutdownTimeout: .seconds(try arguments.positiveInt("shutdown-timeout", default: 30)),
-            statusInterval: .seconds(try arguments.positiveInt("status-interval", default: 10))), logger: logger)
+            statusInterval: .seconds(try arguments.positiveInt("status-interval", default: 10)),
+            receiveTimeout: .seconds(try arguments.positiveInt("receive-timeout", default: 30)),
+            kafkaTimeout: .seconds(try arguments.positiveInt("kafka-timeout", default: 30))), logger: logger)
         let signals = ShutdownSignals { signal in
             logger.info("shutdown_requested", ("signal", signal.name))
             connector.requestStop()

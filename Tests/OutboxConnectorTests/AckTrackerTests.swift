@@ -5,14 +5,14 @@ import Testing
 @Suite struct AckTrackerTests {
     let a = LSN(rawValue: 100), b = LSN(rawValue: 200), c = LSN(rawValue: 300)
 
-    @Test func aCommitIsConfirmableOnlyWhenItsRecordsAndEveryEarlierTransactionsAreAcknowledged() {
+    @Test func aCommitIsConfirmableOnlyWhenItsRecordsAndEveryEarlierTransactionsAreAcknowledged() throws {
         var tracker = AckTracker(startingAt: LSN(rawValue: 50))
-        tracker.begin()
-        let first = [tracker.recordProduced(), tracker.recordProduced()]
-        #expect(tracker.commit(endLSN: a) == nil)
-        tracker.begin()
-        let second = tracker.recordProduced()
-        #expect(tracker.commit(endLSN: b) == nil)
+        try tracker.begin()
+        let first = [try tracker.recordProduced(), try tracker.recordProduced()]
+        #expect(try tracker.commit(endLSN: a) == nil)
+        try tracker.begin()
+        let second = try tracker.recordProduced()
+        #expect(try tracker.commit(endLSN: b) == nil)
         #expect(tracker.inFlightRecords == 3)
         // The later transaction is acknowledged first: nothing moves.
         #expect(tracker.acknowledged(token: second) == nil)
@@ -23,53 +23,53 @@ import Testing
         #expect(tracker.confirmable == b && tracker.inFlightRecords == 0 && tracker.pendingTransactions == 0)
     }
 
-    @Test func transactionsWithoutRecordsAreConfirmedInOrder() {
+    @Test func transactionsWithoutRecordsAreConfirmedInOrder() throws {
         var tracker = AckTracker()
-        tracker.begin()
-        let token = tracker.recordProduced()
-        _ = tracker.commit(endLSN: a)
-        tracker.begin()
-        #expect(tracker.commit(endLSN: b) == nil, "an empty transaction waits behind an unacknowledged one")
+        try tracker.begin()
+        let token = try tracker.recordProduced()
+        _ = try tracker.commit(endLSN: a)
+        try tracker.begin()
+        #expect(try tracker.commit(endLSN: b) == nil, "an empty transaction waits behind an unacknowledged one")
         #expect(tracker.acknowledged(token: token) == b)
-        tracker.begin()
-        #expect(tracker.commit(endLSN: c) == c, "nothing pending: confirmable at once")
+        try tracker.begin()
+        #expect(try tracker.commit(endLSN: c) == c, "nothing pending: confirmable at once")
     }
 
-    @Test func keepalivesAreConfirmableOnlyWhenIdle() {
+    @Test func keepalivesAreConfirmableOnlyWhenIdle() throws {
         var tracker = AckTracker(startingAt: a)
         #expect(tracker.keepalive(serverWALEnd: b) == b)
-        tracker.begin()
+        try tracker.begin()
         #expect(tracker.keepalive(serverWALEnd: c) == nil, "open transaction")
-        let token = tracker.recordProduced()
-        _ = tracker.commit(endLSN: c)
+        let token = try tracker.recordProduced()
+        _ = try tracker.commit(endLSN: c)
         #expect(tracker.keepalive(serverWALEnd: LSN(rawValue: 400)) == nil, "a record in flight")
         #expect(tracker.acknowledged(token: token) == c)
         #expect(tracker.keepalive(serverWALEnd: LSN(rawValue: 400)) == LSN(rawValue: 400))
         #expect(tracker.keepalive(serverWALEnd: LSN(rawValue: 350)) == nil, "never backwards")
     }
 
-    @Test func unknownAndRepeatedAcknowledgementsChangeNothing() {
+    @Test func unknownAndRepeatedAcknowledgementsChangeNothing() throws {
         var tracker = AckTracker()
-        tracker.begin()
-        let token = tracker.recordProduced()
-        _ = tracker.commit(endLSN: a)
+        try tracker.begin()
+        let token = try tracker.recordProduced()
+        _ = try tracker.commit(endLSN: a)
         #expect(tracker.acknowledged(token: 999) == nil)
         #expect(tracker.acknowledged(token: token) == a)
         #expect(tracker.acknowledged(token: token) == nil)
         #expect(tracker.inFlightRecords == 0)
     }
 
-    @Test func randomAcknowledgementOrderNeverConfirmsPastAnUnacknowledgedRecord() {
+    @Test func randomAcknowledgementOrderNeverConfirmsPastAnUnacknowledgedRecord() throws {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<200 {
             var tracker = AckTracker()
             var tokens: [(UInt64, LSN)] = []
             var ends: [LSN] = []
             for transaction in 1...20 {
-                tracker.begin()
+                try tracker.begin()
                 let end = LSN(rawValue: UInt64(transaction * 100))
-                for _ in 0..<Int.random(in: 0...3, using: &generator) { tokens.append((tracker.recordProduced(), end)) }
-                _ = tracker.commit(endLSN: end)
+                for _ in 0..<Int.random(in: 0...3, using: &generator) { tokens.append((try tracker.recordProduced(), end)) }
+                _ = try tracker.commit(endLSN: end)
                 ends.append(end)
             }
             var unacknowledged = tokens
@@ -87,15 +87,30 @@ import Testing
 }
 
 @Suite struct AckTrackerSessionTests {
-    @Test func aLateAcknowledgementFromAnEarlierSessionMatchesNothing() {
+    @Test func aLateAcknowledgementFromAnEarlierSessionMatchesNothing() throws {
         var earlier = AckTracker(firstToken: 1 << 40)
-        earlier.begin()
-        let oldToken = earlier.recordProduced()
+        try earlier.begin()
+        let oldToken = try earlier.recordProduced()
         var current = AckTracker(firstToken: 2 << 40)
-        current.begin()
-        _ = current.recordProduced()
-        _ = current.commit(endLSN: LSN(rawValue: 500))
+        try current.begin()
+        _ = try current.recordProduced()
+        _ = try current.commit(endLSN: LSN(rawValue: 500))
         #expect(current.acknowledged(token: oldToken) == nil, "a token of the earlier session")
         #expect(current.confirmable == .invalid && current.inFlightRecords == 1)
+    }
+}
+
+@Suite struct AckTrackerProtocolViolationTests {
+    @Test func aMessageOrderTheServerShouldNeverSendIsAnErrorNotACrash() throws {
+        var tracker = AckTracker(startingAt: LSN(rawValue: 100))
+        #expect(throws: AckTracker.ProtocolViolation.self) { _ = try tracker.recordProduced() }
+        #expect(throws: AckTracker.ProtocolViolation.self) { _ = try tracker.commit(endLSN: LSN(rawValue: 200)) }
+        try tracker.begin()
+        let token = try tracker.recordProduced()
+        #expect(throws: AckTracker.ProtocolViolation.self) { try tracker.begin() }
+        // The violations changed nothing: the open transaction still holds its record.
+        #expect(try tracker.commit(endLSN: LSN(rawValue: 300)) == nil)
+        #expect(tracker.acknowledged(token: token) == LSN(rawValue: 300))
+        #expect(tracker.inFlightRecords == 0 && !tracker.hasOpenTransaction)
     }
 }

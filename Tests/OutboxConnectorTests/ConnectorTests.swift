@@ -365,7 +365,8 @@ import Testing
         let first = fixture.connector(configuration)
         let running = Task { try await first.run() }
         #expect(await eventually { first.metrics.isStreaming })
-        #expect(first.metrics.render().contains("tailgate_slot_wal_status{connector=\"test-\(fixture.database)\",wal_status=\"reserved\"} 1"))
+        // The slot watcher, beside the stream, exports the slot's state.
+        #expect(await eventually { first.metrics.render().contains("tailgate_slot_wal_status{connector=\"test-\(fixture.database)\",wal_status=\"reserved\"} 1") })
         first.requestStop()
         try await running.value
         // With the connector away, WAL beyond max_slot_wal_keep_size invalidates the slot at a checkpoint.
@@ -450,6 +451,38 @@ import Testing
         process.child.signal(SIGTERM)
         #expect(await process.child.exitStatus() == 1)
         #expect(process.child.output.contains("shutdown timeout"))
+        let confirmed = try #require(try await fixture.slotState()?.confirmedFlushLSN)
+        let commits = try await fixture.witness(slot: witnessSlot)
+        #expect(commits.count == 50)
+        #expect(commits.values.allSatisfy { confirmed < $0 }, "no unacknowledged event was confirmed")
+        try await fixture.db.query("SELECT pg_drop_replication_slot($1)", [witnessSlot])
+    }
+
+    @Test func aStopWhileBackPressureWaitsOnAnUnreachableKafkaEndsWithinTheShutdownTimeout() async throws {
+        // The in-flight limit is reached and Kafka is gone: the reading task waits for room. A stop must wake that
+        // wait (it once slept in 1 ms steps without looking at the stop request, and never returned).
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let port = try TestPostgres.freePort()
+        let process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port, extra: #", "maxInFlightRecords": 10"#),
+                                           metricsPort: port, extraArguments: ["--shutdown-timeout", "3", "--kafka-timeout", "2"])
+        #expect(await eventually { process.isStreaming }, "\(process.child.output)")
+        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
+        let witnessSlot = "w_\(fixture.database)"
+        try await fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [witnessSlot])
+        try await fixture.load(transactions: 0..<5)
+        #expect(await eventually { process.inFlight == 10 }, "ten records in flight; the rest wait for room")
+        #expect(await eventually { httpGet(port: port, path: "/healthz")?.status.contains("503") == true },
+                "/healthz turns 503 once Kafka has left records unacknowledged past --kafka-timeout")
+        let metrics = httpGet(port: port, path: "/metrics")?.body ?? ""
+        #expect(metrics.contains("tailgate_streaming{connector=\"proc-\(fixture.database)\"} 1"), "still streaming: Kafka is the problem")
+        let stopped = ContinuousClock.now
+        process.child.signal(SIGTERM)
+        #expect(await process.child.exitStatus() == 1)
+        let stopTook = ContinuousClock.now - stopped
+        #expect(stopTook < .seconds(15), "the stop took \(stopTook); the shutdown timeout is 3 s")
+        #expect(process.child.output.contains("shutdown timeout"), "\(process.child.output)")
+        #expect(process.child.output.contains("event=kafka_unreachable"), "the outage is logged as what it is")
         let confirmed = try #require(try await fixture.slotState()?.confirmedFlushLSN)
         let commits = try await fixture.witness(slot: witnessSlot)
         #expect(commits.count == 50)

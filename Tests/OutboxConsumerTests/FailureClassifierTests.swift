@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct FailureClassifierTests {
     func server(_ state: String) -> PostgresError {
-        PostgresError(code: .queryFailed, message: "m", sqlState: state)
+        PostgresError(code: .queryFailed, message: "m", sqlState: SQLState(state))
     }
 
     func isBatchRetry(_ error: any Error) -> Bool {

@@ -168,12 +168,13 @@ final class PQConnection: @unchecked Sendable {
             guard let value = PQresultErrorField(result, Int32(code)) else { return nil }
             return String(cString: value)
         }
-        let sqlState = field(UInt8(ascii: "C"))
+        let sqlState = field(UInt8(ascii: "C")).map { SQLState($0) }
         let message = field(UInt8(ascii: "M")) ?? trimmed(PQresultErrorMessage(result))
         // An error without SQLSTATE was raised by libpq itself ("server closed the connection unexpectedly", "could
         // not send data to server"): the connection is gone even if PQstatus has not caught up yet.
-        let lost = PQstatus(connection) == CONNECTION_BAD || sqlState == nil || sqlState?.hasPrefix("57P") == true
-            || sqlState?.hasPrefix("08") == true
+        let lost = PQstatus(connection) == CONNECTION_BAD || sqlState == nil
+            || sqlState?.rawValue.hasPrefix("57P") == true // 57P01–57P05: shutdowns, a dropped database, idle timeout
+            || sqlState?.errorClass == .connectionException
         return PostgresError(code: lost ? .connectionLost : .queryFailed, message: message, sqlState: sqlState,
                              detail: field(UInt8(ascii: "D")), hint: field(UInt8(ascii: "H")))
     }

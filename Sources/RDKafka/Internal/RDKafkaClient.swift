@@ -17,11 +17,45 @@ final class RDKafkaClient: @unchecked Sendable {
         var onRebalance: ((RebalanceEvent) -> [TopicPartition: StartOffset])?
         var log: KafkaLogHandler = defaultKafkaLogHandler
         let clientName: String
+        var onReachabilityChange: (@Sendable (_ reachable: Bool) -> Void)?
         let latestStatistics = Mutex<String?>(nil)
         let lastError = Mutex<KafkaError?>(nil)
+        /// Since when no broker has been reachable; `nil` while one is (or before anything was learnt).
+        let unreachableSince = Mutex<ContinuousClock.Instant?>(nil)
+        /// Mirrors `unreachableSince != nil`, so that the delivery path checks it without a lock.
+        private let unreachable = Atomic<Bool>(false)
 
         init(clientName: String) {
             self.clientName = clientName
+        }
+
+        /// Records what was learnt about the brokers; calls ``onReachabilityChange`` on a change.
+        ///
+        /// Sources: `_ALL_BROKERS_DOWN` (down), a successful delivery (up), and the statistics' broker states.
+        func brokers(reachable: Bool) {
+            if reachable && !unreachable.load(ordering: .relaxed) { return }
+            let changed = unreachableSince.withLock { since -> Bool in
+                if reachable {
+                    defer { since = nil }
+                    return since != nil
+                }
+                guard since == nil else { return false }
+                since = .now
+                return true
+            }
+            unreachable.store(!reachable, ordering: .relaxed)
+            if changed { onReachabilityChange?(reachable) }
+        }
+
+        /// Whether any broker is up, from a statistics JSON document; `nil` when it names no broker.
+        static func anyBrokerUp(statistics: String) -> Bool? {
+            guard let document = try? JSONSerialization.jsonObject(with: Data(statistics.utf8)) as? [String: Any],
+                  let brokers = document["brokers"] as? [String: Any] else { return nil }
+            let states = brokers.compactMap { name, value -> String? in
+                guard !name.hasSuffix("/internal"), let broker = value as? [String: Any] else { return nil }
+                return broker["state"] as? String
+            }
+            return states.isEmpty ? nil : states.contains("UP")
         }
     }
 
@@ -60,6 +94,7 @@ final class RDKafkaClient: @unchecked Sendable {
             let callbacks = Unmanaged<Callbacks>.fromOpaque(opaque).takeUnretainedValue()
             let error = RDKafkaClient.error(code: rd_kafka_resp_err_t(rawValue: code), message: reason.map { String(cString: $0) } ?? "", client: client)
             callbacks.lastError.withLock { $0 = error }
+            if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue { callbacks.brokers(reachable: false) }
             let level: KafkaLogEvent.Level = error.isFatal ? .critical : .warning
             callbacks.log(KafkaLogEvent(level: level, facility: "ERROR", client: callbacks.clientName, message: error.description))
         })
@@ -68,6 +103,7 @@ final class RDKafkaClient: @unchecked Sendable {
             let callbacks = Unmanaged<Callbacks>.fromOpaque(opaque).takeUnretainedValue()
             let text = String(decoding: UnsafeRawBufferPointer(start: json, count: length), as: UTF8.self)
             callbacks.latestStatistics.withLock { $0 = text }
+            if let up = Callbacks.anyBrokerUp(statistics: text) { callbacks.brokers(reachable: up) }
             return 0
         })
         switch type {
@@ -75,7 +111,9 @@ final class RDKafkaClient: @unchecked Sendable {
             rd_kafka_conf_set_dr_msg_cb(configuration, { client, message, opaque in
                 guard let opaque, let message else { return }
                 let callbacks = Unmanaged<Callbacks>.fromOpaque(opaque).takeUnretainedValue()
-                callbacks.onDelivery?(RDKafkaClient.deliveryReport(message.pointee, client: client))
+                let report = RDKafkaClient.deliveryReport(message.pointee, client: client)
+                if report.error == nil { callbacks.brokers(reachable: true) }
+                callbacks.onDelivery?(report)
             })
         case .consumer:
             rd_kafka_conf_set_rebalance_cb(configuration, { client, code, partitions, opaque in
@@ -132,6 +170,7 @@ final class RDKafkaClient: @unchecked Sendable {
         case RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT: kind = .timedOut
         case RD_KAFKA_RESP_ERR__PURGE_QUEUE, RD_KAFKA_RESP_ERR__PURGE_INFLIGHT: kind = .purged
         case RD_KAFKA_RESP_ERR__INVALID_ARG, RD_KAFKA_RESP_ERR__UNKNOWN_PROTOCOL: kind = .configuration
+        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__RESOLVE: kind = .unreachable
         default: kind = .permanent
         }
         return KafkaError(kind: kind, codeName: name, code: code.rawValue, message: text)
@@ -238,9 +277,10 @@ final class RDKafkaClient: @unchecked Sendable {
         }
     }
 
-    /// Serves queued callbacks for up to `timeout` milliseconds.
-    func poll(milliseconds: Int32) {
-        rd_kafka_poll(handle, milliseconds)
+    /// Serves queued callbacks for up to `timeout` milliseconds; returns how many it served.
+    @discardableResult
+    func poll(milliseconds: Int32) -> Int {
+        Int(rd_kafka_poll(handle, milliseconds))
     }
 
     /// Asks the cluster for `topic`'s metadata and waits up to `milliseconds` for the answer (blocking).

@@ -1,0 +1,200 @@
+import LibPQ
+import RDKafka
+
+/// The connector's lifecycle: after each event, what the connector does next. Pure: no I/O, no clock, no logging.
+///
+/// ``Connector`` owns one, feeds it every event (the database checked, a session started or ended, a failure, a
+/// stop request, a backoff elapsed) and performs the ``Action`` it returns. Every decision about failures lives
+/// here: which errors are waited out (and how long), which need a new producer, which stop the connector.
+///
+/// ```
+/// preparing ──prepared──▶ streaming ──failed(transient)──▶ waiting(then: session) ──waited──▶ streaming …
+///     └──failed(transient)──▶ waiting(then: prepare) ──waited──▶ preparing …
+/// streaming ──sessionEnded──▶ stopped          any step ──failed(permanent)──▶ failed
+/// preparing, streaming, waiting ──stopRequested──▶ stopped
+/// ```
+///
+/// Events arrive between steps: a stop request reaches a running session through the ``StopSignal`` (the session
+/// drains and ends), and the machine hears of it once the step is over, so nothing new starts.
+struct ConnectorStateMachine {
+    /// Where the connector is.
+    enum State: Equatable, Sendable {
+        /// Checking the database (table, publication, privileges) before the first session.
+        case preparing
+        /// A replication session is connecting or streaming; `streamed` once it has streamed.
+        case streaming(streamed: Bool)
+        /// Backing off; `then` is what follows.
+        case waiting(then: Step)
+        /// Stopped cleanly.
+        case stopped
+        /// Stopped by an error retrying cannot fix.
+        case failed
+    }
+
+    /// A step the connector takes after a backoff.
+    enum Step: Equatable, Sendable {
+        case prepare
+        case startSession
+    }
+
+    /// What kind of failure an error is, which decides what happens next.
+    enum Failure: Sendable {
+        /// PostgreSQL cannot be reached or the connection broke: reconnect with backoff.
+        case postgresUnavailable(PostgresError)
+        /// Another process streams from the slot: try again soon, it frees within moments of its holder's end.
+        case slotInUse(PostgresError)
+        /// The producer raised a fatal error: replace it and resume from the slot.
+        case kafkaFatal(KafkaError)
+        /// Retrying cannot help: stop with this error.
+        case permanent(any Error)
+    }
+
+    /// What the connector does next.
+    enum Action: Sendable {
+        /// Check the database, then report ``prepared()`` or ``failed(_:)``.
+        case prepare
+        /// Open a replication session; report ``sessionStarted()`` once it streams, then ``sessionEnded()`` or
+        /// ``failed(_:)``.
+        case startSession
+        /// Wait `delay` (a stop request cuts it short), then report ``waited()``; with `recreateProducer`, close
+        /// the producer first and make a new one after. `cause` is what to log.
+        case wait(Duration, cause: Failure, recreateProducer: Bool)
+        /// Release everything and return.
+        case finish
+        /// Release everything and throw `error`.
+        case fail(any Error)
+        /// Nothing to do: the event does not apply in this state (the connector is already stopped, or the event
+        /// came out of order); the connector keeps its current course.
+        case none
+    }
+
+    private(set) var state: State = .preparing
+    private let initialBackoff: Duration
+    private let maxBackoff: Duration
+    /// The next backoff for a failure that is not a busy slot.
+    private(set) var backoff: Duration
+
+    /// Creates the machine; call ``start()`` for the first action.
+    ///
+    /// - Parameters:
+    ///   - initialBackoff: The first wait after a failure, and the wait after a session that streamed.
+    ///   - maxBackoff: The longest wait; waits double up to it over consecutive failed attempts.
+    init(initialBackoff: Duration = .milliseconds(250), maxBackoff: Duration = .seconds(30)) {
+        self.initialBackoff = initialBackoff
+        self.maxBackoff = max(maxBackoff, initialBackoff)
+        self.backoff = initialBackoff
+    }
+
+    /// The busy-slot wait is capped: the slot frees within moments of its holder's death (a terminated walsender,
+    /// another connector stopping), and waiting longer only delays the takeover.
+    static let slotInUseMaxWait = Duration.seconds(1)
+
+    /// Classifies an error. The one place that decides which failures are waited out.
+    static func classify(_ error: any Error) -> Failure {
+        switch error {
+        case let error as PostgresError where error.sqlState == .objectInUse:
+            return .slotInUse(error)
+        case let error as PostgresError where error.isTransient:
+            return .postgresUnavailable(error)
+        case let error as KafkaError where error.isFatal:
+            return .kafkaFatal(error)
+        default:
+            return .permanent(error)
+        }
+    }
+
+    /// The connector starts.
+    mutating func start() -> Action {
+        state = .preparing
+        return .prepare
+    }
+
+    /// The database checks passed.
+    mutating func prepared() -> Action {
+        switch state {
+        case .preparing:
+            state = .streaming(streamed: false)
+            return .startSession
+        case .streaming, .waiting, .stopped, .failed:
+            return .none
+        }
+    }
+
+    /// The session opened its stream: the backoff starts over after it ends.
+    mutating func sessionStarted() {
+        if case .streaming = state { state = .streaming(streamed: true) }
+        backoff = initialBackoff
+    }
+
+    /// A session ended without an error: it drained after a stop request.
+    mutating func sessionEnded() -> Action {
+        switch state {
+        case .streaming:
+            // A session only ends cleanly when asked to stop.
+            state = .stopped
+            return .finish
+        case .preparing, .waiting, .stopped, .failed:
+            return .none
+        }
+    }
+
+    /// A step failed with `error`.
+    mutating func failed(_ error: any Error) -> Action {
+        let failure = Self.classify(error)
+        switch (state, failure) {
+        case (.stopped, _), (.failed, _), (.waiting, _):
+            return .none
+        case (_, .permanent(let error)):
+            state = .failed
+            return .fail(error)
+        case (.preparing, _):
+            return wait(then: .prepare, failure: failure)
+        case (.streaming, _):
+            return wait(then: .startSession, failure: failure)
+        }
+    }
+
+    /// A backoff elapsed (or was cut short by a stop request).
+    mutating func waited() -> Action {
+        switch state {
+        case .waiting(then: .prepare):
+            state = .preparing
+            return .prepare
+        case .waiting(then: .startSession):
+            state = .streaming(streamed: false)
+            return .startSession
+        case .preparing, .streaming, .stopped, .failed:
+            return .none
+        }
+    }
+
+    /// A stop was requested (SIGTERM, ``Connector/requestStop()``), and the step under way is over: a session
+    /// drained, a wait was cut short. Whatever was to come next does not start.
+    mutating func stopRequested() -> Action {
+        switch state {
+        case .preparing, .streaming, .waiting:
+            state = .stopped
+            return .finish
+        case .stopped, .failed:
+            return .none
+        }
+    }
+
+    private mutating func wait(then step: Step, failure: Failure) -> Action {
+        if case .streaming(streamed: true) = state { backoff = initialBackoff }
+        state = .waiting(then: step)
+        var recreateProducer = false
+        let delay: Duration
+        switch failure {
+        case .slotInUse:
+            delay = min(backoff, Self.slotInUseMaxWait)
+        case .kafkaFatal:
+            delay = backoff
+            recreateProducer = true
+        case .postgresUnavailable, .permanent:
+            delay = backoff
+        }
+        backoff = min(backoff * 2, maxBackoff)
+        return .wait(delay, cause: failure, recreateProducer: recreateProducer)
+    }
+}
