@@ -110,15 +110,9 @@ public struct Backfill: Sendable {
                         logger.warning("dead_letter", ("event_id", eventID ?? "NULL"), ("reason", reason))
                         record = deadLetter
                     }
-                    // This runs on the connection's own queue, so waiting out a full producer queue blocks no task.
-                    while true {
-                        do {
-                            try producer.trySend(record, token: UInt64(sent))
-                            break
-                        } catch let error as KafkaError where error.kind == .queueFull {
-                            usleep(2_000)
-                        }
-                    }
+                    // This runs on the connection's own queue, so waiting out a full producer queue blocks no task;
+                    // the wait ends when delivery reports make room.
+                    try producer.sendBlocking(record, token: UInt64(sent))
                     sent += 1
                 }
             }

@@ -55,12 +55,17 @@ public final class KafkaProducer: Sendable {
     }
 
     private static func wake(_ roomWaiters: RoomWaiters) {
-        let woken = roomWaiters.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let woken = roomWaiters.state.withLock { state -> [RoomWaiters.Waiter] in
             state.generation &+= 1
             defer { state.waiting = [:] }
             return Array(state.waiting.values)
         }
-        for continuation in woken { continuation.resume() }
+        for waiter in woken {
+            switch waiter {
+            case .task(let continuation): continuation.resume()
+            case .thread(let semaphore): semaphore.signal()
+            }
+        }
     }
 
     deinit {
@@ -125,6 +130,31 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// Enqueues a record, blocking the calling thread while librdkafka's queue is full (for code that owns a
+    /// thread, e.g. a loop on a connection's queue; never from a task).
+    ///
+    /// The wait ends when the poll thread has served delivery reports, or the producer is closed.
+    ///
+    /// - Throws: ``KafkaError`` when the record is refused (not for a full queue), `closed` after ``close(timeout:)``.
+    package func sendBlocking(_ record: KafkaRecord, token: UInt64) throws(KafkaError) {
+        while true {
+            let generation = roomWaiters.state.withLock { $0.generation }
+            do {
+                try trySend(record, token: token)
+                return
+            } catch where error.kind == .queueFull {
+                let semaphore = DispatchSemaphore(value: 0)
+                let registered = roomWaiters.state.withLock { state -> Bool in
+                    guard state.generation == generation, !closed.load(ordering: .acquiring) else { return false }
+                    state.nextID += 1
+                    state.waiting[state.nextID] = .thread(semaphore)
+                    return true
+                }
+                if registered { semaphore.wait() }
+            }
+        }
+    }
+
     private func waitForRoom(after generation: UInt64) async {
         let id = roomWaiters.state.withLock { state -> UInt64 in
             state.nextID += 1
@@ -134,13 +164,15 @@ public final class KafkaProducer: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let wakeNow = roomWaiters.state.withLock { state -> Bool in
                     if state.generation != generation || Task.isCancelled || closed.load(ordering: .acquiring) { return true }
-                    state.waiting[id] = continuation
+                    state.waiting[id] = .task(continuation)
                     return false
                 }
                 if wakeNow { continuation.resume() }
             }
         } onCancel: {
-            roomWaiters.state.withLock { $0.waiting.removeValue(forKey: id) }?.resume()
+            if case .task(let continuation)? = roomWaiters.state.withLock({ $0.waiting.removeValue(forKey: id) }) {
+                continuation.resume()
+            }
         }
     }
 
@@ -230,5 +262,10 @@ public final class KafkaProducer: Sendable {
 
 /// Tasks waiting for room in a producer's full queue, and a count of the poll thread's wake-ups.
 private final class RoomWaiters: Sendable {
-    let state = Mutex<(generation: UInt64, nextID: UInt64, waiting: [UInt64: CheckedContinuation<Void, Never>])>((0, 0, [:]))
+    enum Waiter: Sendable {
+        case task(CheckedContinuation<Void, Never>)
+        case thread(DispatchSemaphore)
+    }
+
+    let state = Mutex<(generation: UInt64, nextID: UInt64, waiting: [UInt64: Waiter])>((0, 0, [:]))
 }

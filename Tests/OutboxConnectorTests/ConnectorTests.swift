@@ -328,6 +328,31 @@ import Testing
         try await postgres.stop(mode: .immediate)
     }
 
+    @Test func postgresUnreachableAtStartIsWaitedOutLikeLater() async throws {
+        // Started while its database is down (a deploy racing the database, a failover in progress): the connector
+        // waits with backoff, says so, and streams once PostgreSQL is back. It used to end run() at once.
+        let postgres = try await TestPostgres.start()
+        let fixture = try await OutboxFixture.make(postgres: postgres)
+        defer { fixture.close() }
+        let configuration = try fixture.configuration()
+        try await postgres.stop(mode: .fast)
+        let log = LogLines()
+        let connector = fixture.connector(configuration, log: log)
+        let running = Task { try await connector.run() }
+        #expect(await eventually { log.all.filter { $0.contains("event=postgres_unavailable") && $0.contains("during=start") }.count >= 2 },
+                "waits and retries: \(log.all.suffix(5))")
+        let port = try #require(await eventually { connector.metricsPort != nil } ? connector.metricsPort : nil)
+        #expect(httpGet(port: port, path: "/healthz")?.status.contains("503") == true, "/healthz says it is not streaming")
+        try await postgres.startAgain()
+        #expect(await eventually(timeout: .seconds(60)) { connector.metrics.isStreaming }, "streams once PostgreSQL is back: \(log.all.suffix(5))")
+        let db = try await Connection.connect(postgres.conninfo(database: fixture.database))
+        try await db.execute("INSERT INTO outbox_event (topic, aggregate_id, event_type, payload) VALUES ('order-events', 'k', 'E', '{}')")
+        #expect(await eventually { connector.metrics.deliveredTotal == 1 })
+        connector.requestStop()
+        try await running.value
+        try await postgres.stop(mode: .immediate)
+    }
+
     @Test func aPartitionedOutboxIsPublishedThroughItsRoot() async throws {
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }

@@ -1,6 +1,7 @@
 import Foundation
 import RDKafka
 import Synchronization
+import TestSupport
 import Testing
 
 @Suite struct KafkaProducerTests {
@@ -166,5 +167,54 @@ import Testing
         #expect(reports.allSatisfy { $0.error?.kind == .purged })
         let afterClose = #expect(throws: KafkaError.self) { try producer.trySend(KafkaRecord(topic: "stuck", key: nil, value: nil), token: 11) }
         #expect(afterClose?.kind == .closed)
+    }
+}
+
+/// Waiting for room in a full queue is an event: delivery reports, cancellation and close end it.
+@Suite struct KafkaProducerRoomTests {
+    /// A producer whose queue holds five records, on a cluster whose brokers are all down.
+    static func fullProducer(_ cluster: KafkaMockCluster, deliveries: DeliveryLog,
+                             reachability: (@Sendable (Bool) -> Void)? = nil) async throws -> KafkaProducer {
+        try cluster.createTopic("orders", partitions: 1)
+        for broker: Int32 in 1...3 { try cluster.setBrokerDown(broker) }
+        let producer = try KafkaProducer(
+            configuration: .init(properties: ["bootstrap.servers": cluster.bootstrapServers, "queue.buffering.max.messages": "5",
+                                              "statistics.interval.ms": "200"]),
+            log: KafkaTestHelpers.quiet, onReachabilityChange: reachability) { deliveries.record($0) }
+        for token in 0..<5 { try producer.trySend(KafkaRecord(topic: "orders", key: nil, value: [1]), token: UInt64(token)) }
+        #expect(throws: KafkaError.self) { try producer.trySend(KafkaRecord(topic: "orders", key: nil, value: [1]), token: 99) }
+        return producer
+    }
+
+    @Test func cancellingASendThatWaitsForRoomEndsItAtOnce() async throws {
+        let cluster = try KafkaMockCluster(brokers: 3, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        let producer = try await Self.fullProducer(cluster, deliveries: DeliveryLog())
+        let waiting = Task { try await producer.send(KafkaRecord(topic: "orders", key: nil, value: [2]), token: 5) }
+        try await Task.sleep(for: .milliseconds(300))
+        let cancelled = ContinuousClock.now
+        waiting.cancel()
+        let error = await #expect(throws: KafkaError.self) { try await waiting.value }
+        #expect(error?.kind == .cancelled)
+        #expect(ContinuousClock.now - cancelled < .seconds(2), "the wait ended with the cancellation")
+        await producer.close(timeout: .zero)
+    }
+
+    @Test func sendsWaitingForRoomGoOnWhenDeliveriesMakeRoomAndTheOutageIsReported() async throws {
+        let cluster = try KafkaMockCluster(brokers: 3, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        let deliveries = DeliveryLog()
+        let changes = Mutex<[Bool]>([])
+        let producer = try await Self.fullProducer(cluster, deliveries: deliveries, reachability: { up in changes.withLock { $0.append(up) } })
+        let asynchronous = Task { try await producer.send(KafkaRecord(topic: "orders", key: nil, value: [2]), token: 5) }
+        let blocking = Task.detached { try producer.sendBlocking(KafkaRecord(topic: "orders", key: nil, value: [3]), token: 6) }
+        #expect(await eventually { changes.withLock { $0 } == [false] }, "all brokers down is reported")
+        #expect(producer.unreachableFor != nil)
+        for broker: Int32 in 1...3 { try cluster.setBrokerUp(broker) }
+        try await asynchronous.value
+        try await blocking.value
+        #expect(await producer.close(timeout: .seconds(30)) == 0)
+        #expect(deliveries.all.filter(\.isDelivered).count == 7)
+        #expect(changes.withLock { $0 } == [false, true], "and so is the recovery")
     }
 }
