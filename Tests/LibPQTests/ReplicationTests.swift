@@ -213,8 +213,11 @@ struct ReplicationFixture {
 
     @Test func anIdleServerIsAskedForRepliesAndKept() async throws {
         // Idle and alive: the server has nothing to send; the stream asks for a reply after half the timeout and
-        // the answer keeps it, reading after reading, well past the timeout.
-        let fixture = try await ReplicationFixture.make()
+        // the answer keeps it, reading after reading, well past the timeout. A cluster of its own: on the shared one
+        // other tests' WAL makes the walsender send keepalives, and a stream that hears those need not ask.
+        let postgres = try await TestPostgres.start()
+        defer { Task { try? await postgres.stop(mode: .immediate) } }
+        let fixture = try await ReplicationFixture.make(on: postgres)
         let (connection, stream) = try await fixture.start(statusInterval: .seconds(60), receiveTimeout: .seconds(2))
         let until = ContinuousClock.now + .seconds(6)
         while ContinuousClock.now < until { _ = try await stream.next(timeout: .milliseconds(300)) }
