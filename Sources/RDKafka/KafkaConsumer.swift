@@ -18,6 +18,8 @@ public final class KafkaConsumer: @unchecked Sendable {
         "auto.offset.reset": "earliest",
         "enable.partition.eof": "false",
         "socket.nagle.disable": "true", // TCP_NODELAY, as the Java client always sets
+        // Broker states for ``unreachableFor`` (librdkafka reports them only in its statistics).
+        "statistics.interval.ms": "1000",
     ]
 
     let client: RDKafkaClient
@@ -88,7 +90,14 @@ public final class KafkaConsumer: @unchecked Sendable {
                 client.callbacks.log(KafkaLogEvent(level: .warning, facility: "CONSUME", client: client.name, message: error.description))
             }
         }
+        if !records.isEmpty { client.callbacks.brokers(reachable: true) }
         return records
+    }
+
+    /// How long no broker has been reachable (`_ALL_BROKERS_DOWN`, or no broker up in the statistics); `nil` while
+    /// one is.
+    public var unreachableFor: Duration? {
+        client.callbacks.unreachableSince.withLock { $0.map { ContinuousClock.now - $0 } }
     }
 
     /// ``poll(maxRecords:timeout:)`` on the consumer's own serial queue, for async callers.

@@ -1,6 +1,7 @@
 import Foundation
 import RDKafka
 import Synchronization
+import TestSupport
 import Testing
 
 /// Records the rebalance events a consumer's handler saw.
@@ -126,5 +127,23 @@ final class RebalanceLog: Sendable {
             if try condition() { return true }
         }
         return false
+    }
+}
+
+@Suite struct KafkaConsumerReachabilityTests {
+    @Test func aConsumerReportsHowLongNoBrokerHasBeenReachable() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        try cluster.createTopic("events", partitions: 1)
+        let consumer = try KafkaConsumer(properties: KafkaConsumerTests.groupProperties(cluster, group: "reach")
+            .merging(["statistics.interval.ms": "200", "reconnect.backoff.max.ms": "200"]) { $1 }, log: KafkaTestHelpers.quiet)
+        try consumer.subscribe(["events"])
+        func pollAWhile() async throws { _ = try await consumer.pollOnQueue(maxRecords: 10, timeout: .milliseconds(100)) }
+        #expect(try await eventually { try await pollAWhile(); return consumer.unreachableFor == nil })
+        try cluster.setBrokerDown(1)
+        #expect(try await eventually { try await pollAWhile(); return consumer.unreachableFor != nil }, "the outage shows")
+        try cluster.setBrokerUp(1)
+        #expect(try await eventually { try await pollAWhile(); return consumer.unreachableFor == nil }, "and so does its end")
+        try await consumer.close()
     }
 }
