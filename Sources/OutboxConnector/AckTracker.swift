@@ -5,7 +5,8 @@ import PGOutput
 /// Transactions are tracked in commit order. A transaction's Commit end LSN becomes confirmable once it has
 /// committed, every record produced from it was acknowledged by Kafka, **and** so was every earlier transaction's.
 /// A keepalive's WAL end is confirmable only when nothing is in flight and no transaction is open, so an idle slot
-/// does not hold WAL while a stale echo never skips an unacknowledged record. Pure state, no I/O.
+/// does not hold WAL while a stale echo never skips an unacknowledged record. After ``fail()`` nothing more is
+/// confirmable. Pure state, no I/O.
 ///
 /// A message order the server should never send (a Begin inside a transaction, a record or Commit outside one) is
 /// an ``AckTracker/ProtocolViolation``, thrown, never a crash: the connector stops without confirming past it.
@@ -34,6 +35,8 @@ public struct AckTracker: Sendable {
     public private(set) var confirmable: LSN
     /// Records produced and not yet acknowledged.
     public private(set) var inFlightRecords = 0
+    /// A delivery failed or the session broke: nothing further is confirmable (see ``fail()``).
+    public private(set) var isFailed = false
 
     /// Creates a tracker that starts at `position` (the slot's confirmed position).
     ///
@@ -82,6 +85,13 @@ public struct AckTracker: Sendable {
         return advance()
     }
 
+    /// Something went wrong that may leave a record unacknowledged for good (a delivery failed, a fatal producer,
+    /// an invalidated slot): from now on no position is confirmable, whatever is acknowledged later. The next
+    /// session starts again from the last confirmed position and replays the rest.
+    public mutating func fail() {
+        isFailed = true
+    }
+
     /// Kafka acknowledged the record with `token`; returns the new confirmable position if it moved.
     public mutating func acknowledged(token: UInt64) -> LSN? {
         guard let sequence = tokenTransaction.removeValue(forKey: token) else { return nil }
@@ -93,7 +103,7 @@ public struct AckTracker: Sendable {
     /// The server reported its WAL end in a keepalive; returns it as the new confirmable position when nothing is
     /// in flight and no transaction is open.
     public mutating func keepalive(serverWALEnd: LSN) -> LSN? {
-        guard openTransaction == nil, pendingTransactions == 0, serverWALEnd > confirmable else { return nil }
+        guard !isFailed, openTransaction == nil, pendingTransactions == 0, serverWALEnd > confirmable else { return nil }
         confirmable = serverWALEnd
         return serverWALEnd
     }
@@ -103,6 +113,7 @@ public struct AckTracker: Sendable {
     }
 
     private mutating func advance() -> LSN? {
+        guard !isFailed else { return nil }
         var moved: LSN?
         while head < pending.count, let end = pending[head].endLSN, pending[head].outstanding == 0 {
             if end > confirmable {

@@ -7,8 +7,8 @@ import Synchronization
 
 /// One replication session's bookkeeping, shared between the reading task and the producer's poll thread.
 ///
-/// It feeds the ``AckTracker`` and forwards every position the tracker releases to the replication stream. After
-/// a failure it confirms nothing further. Back-pressure is an event: ``waitForRoom(below:)`` parks the reading task
+/// It feeds the ``AckTracker``, which alone decides what is confirmable (after a failure, nothing more), and
+/// forwards every position the tracker releases to the replication stream. Back-pressure is an event: ``waitForRoom(below:)`` parks the reading task
 /// until an acknowledgement makes room, a failure ends the session, or the task is cancelled (a stop request).
 final class Pipeline: Sendable {
     private struct State {
@@ -132,6 +132,7 @@ final class Pipeline: Sendable {
     func fail(_ error: any Error) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
             if state.failure == nil { state.failure = error }
+            state.tracker.fail()
             defer { state.roomWaiter = nil }
             return state.roomWaiter?.continuation
         }
@@ -166,8 +167,9 @@ final class Pipeline: Sendable {
         confirm(moved)
     }
 
+    /// Forwards a position the tracker released (after a failure it releases none).
     private func confirm(_ position: LSN?) {
-        guard let position, failure == nil else { return }
+        guard let position else { return }
         stream.confirm(position)
         metrics.confirmed(position.rawValue)
     }

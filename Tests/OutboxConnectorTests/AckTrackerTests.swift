@@ -114,3 +114,22 @@ import Testing
         #expect(tracker.inFlightRecords == 0 && !tracker.hasOpenTransaction)
     }
 }
+
+@Suite struct AckTrackerFailureTests {
+    @Test func afterAFailureNothingMoreIsConfirmableWhateverIsAcknowledged() throws {
+        var tracker = AckTracker(startingAt: LSN(rawValue: 100))
+        try tracker.begin()
+        let first = try tracker.recordProduced()
+        #expect(try tracker.commit(endLSN: LSN(rawValue: 200)) == nil)
+        try tracker.begin()
+        let second = try tracker.recordProduced()
+        #expect(try tracker.commit(endLSN: LSN(rawValue: 300)) == nil)
+        #expect(tracker.acknowledged(token: first) == LSN(rawValue: 200))
+        tracker.fail()
+        #expect(tracker.acknowledged(token: second) == nil, "acknowledged after the failure, but not confirmable")
+        #expect(tracker.keepalive(serverWALEnd: LSN(rawValue: 900)) == nil)
+        try tracker.begin()
+        #expect(try tracker.commit(endLSN: LSN(rawValue: 400)) == nil)
+        #expect(tracker.confirmable == LSN(rawValue: 200) && tracker.isFailed && tracker.inFlightRecords == 0)
+    }
+}
