@@ -51,4 +51,25 @@ import Testing
         #expect(await child.exitStatus(timeout: .seconds(20)) == 0, "\(child.output)")
         #expect(child.outputLines.contains("stopping signal=SIGTERM"))
     }
+
+    /// In this process, with SIGUSR1: two helpers share a signal; cancelling one leaves the other catching it, and
+    /// cancelling the last gives the signal its earlier action back.
+    @Test func cancelGivesTheSignalBackOnlyWhenNoOneElseHandlesIt() async throws {
+        func currentHandler() -> UInt {
+            var action = sigaction()
+            sigaction(SIGUSR1, nil, &action)
+            return unsafeBitCast(action.__sigaction_handler.sa_handler, to: UInt.self)
+        }
+        let usr1 = ShutdownSignal(number: SIGUSR1, name: "SIGUSR1")
+        let before = currentHandler()
+        let first = ShutdownSignals([usr1])
+        let second = ShutdownSignals([usr1])
+        #expect(currentHandler() != before)
+        first.cancel()
+        kill(getpid(), SIGUSR1)
+        #expect(await eventually(timeout: .seconds(10)) { second.firstReceived == usr1 })
+        #expect(first.firstReceived == nil, "a cancelled helper hears nothing")
+        second.cancel()
+        #expect(currentHandler() == before)
+    }
 }

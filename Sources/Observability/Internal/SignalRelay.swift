@@ -11,8 +11,8 @@ import Glibc
 /// comes right after `resume()` is lost; and it installs its own handler once per signal for the life of the
 /// process, which a later "restore the default action" breaks. With `sigaction`, the signal is caught from the
 /// moment registration returns, on whatever thread the kernel picks, and the handler does nothing but one
-/// `write(2)` (async-signal-safe); everything else runs on the relay's thread, which also unblocks every signal
-/// for itself.
+/// `write(2)` (async-signal-safe); everything else runs on the relay's thread, which also unblocks the handled
+/// signals for itself.
 enum SignalRelay {
     private struct Listener {
         let signals: Set<Int32>
@@ -52,8 +52,21 @@ enum SignalRelay {
                 sigaction(number, &action, &previous)
                 state.previous[number] = previous
             }
+            // Byte 0 (no signal has number 0) asks the relay thread to unblock the signals handled now.
+            var nudge: UInt8 = 0
+            _ = write(writeEnd.load(ordering: .relaxed), &nudge, 1)
             return id
         }
+    }
+
+    /// A process can start with signals blocked (a blocked mask is inherited across exec, and threads inherit
+    /// their creator's): the relay thread unblocks the handled ones for itself, so each always has a thread to run
+    /// its handler on. One that came while all threads blocked it was pending, and is delivered now.
+    private static func unblockHandledSignals() {
+        var handled = sigset_t()
+        sigemptyset(&handled)
+        for number in state.withLock({ Array($0.previous.keys) }) { sigaddset(&handled, number) }
+        pthread_sigmask(SIG_UNBLOCK, &handled, nil)
     }
 
     /// Removes a listener; a signal no listener wants any more gets its earlier disposition back.
@@ -77,18 +90,17 @@ enum SignalRelay {
         writeEnd.store(ends[1], ordering: .releasing)
         let readEnd = ends[0]
         let thread = Thread {
-            // A process can start with signals blocked (a blocked mask is inherited across exec, and threads
-            // inherit their creator's): this thread takes them all, so a handled signal always has a thread to
-            // run its handler on. One that came before this line is pending, not lost.
-            var none = sigset_t()
-            sigemptyset(&none)
-            pthread_sigmask(SIG_SETMASK, &none, nil)
+            unblockHandledSignals()
             var numbers = [UInt8](repeating: 0, count: 64)
             while true {
                 let count = numbers.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
                 if count < 0 && errno == EINTR { continue }
                 guard count > 0 else { return }
                 for number in numbers[..<count].map(Int32.init) {
+                    if number == 0 {
+                        unblockHandledSignals()
+                        continue
+                    }
                     let listeners = state.withLock { $0.listeners.values.filter { $0.signals.contains(number) } }
                     for listener in listeners { listener.deliver(number) }
                 }
