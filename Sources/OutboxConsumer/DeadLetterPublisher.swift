@@ -6,10 +6,18 @@ import Synchronization
 /// Sends poison events to the dead-letter topic and waits for Kafka's acknowledgement, so that the inbox marks an
 /// event dead-lettered only once the record is safely in Kafka.
 final class DeadLetterPublisher: Sendable {
-    /// Delivery outcomes by token, shared with the producer's poll thread.
+    /// What each waiting publisher waits for, by token, shared with the producer's poll thread: a semaphore the
+    /// delivery report signals, and the report's outcome.
     private final class Outcomes: Sendable {
-        let results = Mutex<[UInt64: KafkaError?]>([:])
-        let signal = DispatchSemaphore(value: 0)
+        let waiting = Mutex<[UInt64: (signal: DispatchSemaphore, error: KafkaError??)]>([:])
+
+        func delivered(token: UInt64, error: KafkaError?) {
+            let signal = waiting.withLock { waiting -> DispatchSemaphore? in
+                waiting[token]?.error = .some(error)
+                return waiting[token]?.signal
+            }
+            signal?.signal()
+        }
     }
 
     private let producer: KafkaProducer
@@ -26,8 +34,7 @@ final class DeadLetterPublisher: Sendable {
         properties["client.id"] = clientID
         let outcomes = self.outcomes
         producer = try KafkaProducer(configuration: ProducerConfiguration(properties: properties), log: { _ in }) { report in
-            outcomes.results.withLock { $0[report.token] = .some(report.error) }
-            outcomes.signal.signal()
+            outcomes.delivered(token: report.token, error: report.error)
         }
     }
 
@@ -36,23 +43,16 @@ final class DeadLetterPublisher: Sendable {
     /// - Throws: ``KafkaError`` when it was refused, or of kind `timedOut` after `timeout`.
     func publishAndWait(_ record: KafkaRecord, timeout: Duration = .seconds(30)) throws(KafkaError) {
         let token = nextToken.add(1, ordering: .relaxed).newValue
-        while true {
-            do {
-                try producer.trySend(record, token: token)
-                break
-            } catch where error.kind == .queueFull {
-                usleep(1_000)
-            }
+        let signal = DispatchSemaphore(value: 0)
+        outcomes.waiting.withLock { $0[token] = (signal, nil) }
+        defer { outcomes.waiting.withLock { _ = $0.removeValue(forKey: token) } }
+        // Waits are events: a full queue waits for delivery reports to make room, the acknowledgement for its report.
+        try producer.sendBlocking(record, token: token)
+        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        if signal.wait(timeout: .now() + .nanoseconds(Int(clamping: nanoseconds))) == .timedOut {
+            throw KafkaError(kind: .timedOut, codeName: "_TIMED_OUT", message: "the dead-letter record was not acknowledged within \(timeout)")
         }
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let outcome = outcomes.results.withLock({ $0.removeValue(forKey: token) }) {
-                if let error = outcome { throw error }
-                return
-            }
-            _ = outcomes.signal.wait(timeout: .now() + .milliseconds(100))
-        }
-        throw KafkaError(kind: .timedOut, codeName: "_TIMED_OUT", message: "the dead-letter record was not acknowledged within \(timeout)")
+        if case .some(.some(let error)) = outcomes.waiting.withLock({ $0[token]?.error }) { throw error }
     }
 
     func close() async {
