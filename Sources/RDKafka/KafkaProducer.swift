@@ -116,17 +116,23 @@ public final class KafkaProducer: Sendable {
     /// - Throws: ``KafkaError`` when the record is refused (not for a full queue); of kind `cancelled` when the task
     ///   is cancelled while waiting, `closed` when the producer is closed.
     public func send(_ record: KafkaRecord, token: UInt64) async throws(KafkaError) {
-        while true {
-            let generation = roomWaiters.state.withLock { $0.generation }
-            do {
-                try trySend(record, token: token)
-                return
-            } catch where error.kind == .queueFull {
-                if Task.isCancelled {
-                    throw KafkaError(kind: .cancelled, codeName: "CANCELLED", message: "the task was cancelled while the producer's queue was full")
-                }
-                await waitForRoom(after: generation)
+        while let generation = try sendOrWakeUpGeneration(record, token: token) {
+            if Task.isCancelled {
+                throw KafkaError(kind: .cancelled, codeName: "CANCELLED", message: "the task was cancelled while the producer's queue was full")
             }
+            await waitForRoom(after: generation)
+        }
+    }
+
+    /// Enqueues `record`; returns `nil` when it was, or, when the queue is full, the poll thread's wake-up count to
+    /// wait past (read before trying, so that a wake-up between the try and the wait is not missed).
+    private func sendOrWakeUpGeneration(_ record: KafkaRecord, token: UInt64) throws(KafkaError) -> UInt64? {
+        let generation = roomWaiters.state.withLock { $0.generation }
+        do {
+            try trySend(record, token: token)
+            return nil
+        } catch where error.kind == .queueFull {
+            return generation
         }
     }
 
@@ -137,21 +143,15 @@ public final class KafkaProducer: Sendable {
     ///
     /// - Throws: ``KafkaError`` when the record is refused (not for a full queue), `closed` after ``close(timeout:)``.
     package func sendBlocking(_ record: KafkaRecord, token: UInt64) throws(KafkaError) {
-        while true {
-            let generation = roomWaiters.state.withLock { $0.generation }
-            do {
-                try trySend(record, token: token)
-                return
-            } catch where error.kind == .queueFull {
-                let semaphore = DispatchSemaphore(value: 0)
-                let registered = roomWaiters.state.withLock { state -> Bool in
-                    guard state.generation == generation, !closed.load(ordering: .acquiring) else { return false }
-                    state.nextID += 1
-                    state.waiting[state.nextID] = .thread(semaphore)
-                    return true
-                }
-                if registered { semaphore.wait() }
+        while let generation = try sendOrWakeUpGeneration(record, token: token) {
+            let semaphore = DispatchSemaphore(value: 0)
+            let registered = roomWaiters.state.withLock { state -> Bool in
+                guard state.generation == generation, !closed.load(ordering: .acquiring) else { return false }
+                state.nextID += 1
+                state.waiting[state.nextID] = .thread(semaphore)
+                return true
             }
+            if registered { semaphore.wait() }
         }
     }
 
