@@ -8,6 +8,11 @@ import RDKafka
 /// A failure that describes the database (or anything else outside the event, see ``FailureClassifier``) rolls the
 /// whole batch back and throws ``BatchRollback``; the loop retries the batch after a backoff. A handler failure is
 /// retried in a savepoint, and only when retrying cannot succeed is the event treated as poison.
+///
+/// Savepoints cost two round trips per event, so a batch first runs without them. Only when a handler fails is
+/// that attempt rolled back and the batch applied again at once with a savepoint per event, where the failing event
+/// can be retried and set aside alone (its handler then runs up to ``ConsumerConfiguration/handlerAttempts`` more
+/// times).
 struct BatchApplier {
     /// What a committed batch did.
     struct Outcome: Sendable {
@@ -32,7 +37,15 @@ struct BatchApplier {
     ///   stop cut a handler's retry delay short (the batch was rolled back).
     func apply(_ records: [ConsumerRecord], database: DatabaseLink) throws -> Outcome {
         do {
-            return try database.withSession { session in try applyInTransaction(records, session) }
+            return try database.withSession { session in
+                do {
+                    return try applyInTransaction(records, session, savepoints: false)
+                } catch let fallback as NeedsSavepoints {
+                    var outcome = try applyInTransaction(records, session, savepoints: true)
+                    outcome.counts.roundTrips += fallback.roundTrips
+                    return outcome
+                }
+            }
         } catch let stopped as StopInterrupted {
             throw stopped
         } catch let rollback as BatchRollback {
@@ -42,21 +55,24 @@ struct BatchApplier {
         }
     }
 
-    private func applyInTransaction(_ records: [ConsumerRecord], _ session: Session) throws -> Outcome {
+    private func applyInTransaction(_ records: [ConsumerRecord], _ session: Session, savepoints: Bool) throws -> Outcome {
         try session.query("BEGIN")
+        var counts = ConsumerMetrics.Snapshot()
+        counts.roundTrips = 1
         do {
-            var counts = ConsumerMetrics.Snapshot()
             let identified = records.map { record -> (record: ConsumerRecord, id: String, hasID: Bool) in
                 if let id = record.header("event_id")?.stringValue, !id.isEmpty { return (record, id, true) }
                 return (record, "\(record.topic)/\(record.partition)/\(record.offset)", false)
             }
             let fresh = try inbox.claim(session, identified.map { ($0.id, $0.record.topic, $0.record.partition, $0.record.offset) })
+            counts.roundTrips += 1
             var seen = Set<String>()
             // Dead letters go out once every event of the batch has run: a later event that rolls the batch back
             // (the database gone, say) then costs no duplicate in the dead-letter topic.
             var poison: [(record: ConsumerRecord, id: String, reason: String)] = []
             let parking = configuration.poisonPolicy == .parkKey
             var parkedKeys = parking ? try parked.parkedKeys(session, Set(records.map(\.topicPartition))) : []
+            if parking { counts.roundTrips += 1 }
             for (record, id, hasID) in identified {
                 guard fresh.contains(id), seen.insert(id).inserted else {
                     counts.duplicatesSkipped += 1
@@ -67,7 +83,9 @@ struct BatchApplier {
                     continue
                 }
                 guard parking else {
-                    if let reason = try applyEvent(record, id: id, session: session, counts: &counts) { poison.append((record, id, reason)) }
+                    if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts) {
+                        poison.append((record, id, reason))
+                    }
                     continue
                 }
                 let key = ParkedStore.key(of: record, eventID: id)
@@ -76,13 +94,15 @@ struct BatchApplier {
                     try parked.park(session, record, eventID: id, key: key, error: nil)
                     try inbox.markParked(session, id: id, error: nil)
                     counts.parked += 1
+                    counts.roundTrips += 2
                     emit("info", "parked_behind", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key)])
-                } else if let reason = try applyEvent(record, id: id, session: session, counts: &counts) {
+                } else if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts) {
                     try parked.park(session, record, eventID: id, key: key, error: reason)
                     try inbox.markParked(session, id: id, error: reason)
                     parkedKeys.insert(key)
                     counts.parked += 1
+                    counts.roundTrips += 2
                     emit("warning", "key_parked", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key), ("error", String(reason.prefix(200)))])
                 }
@@ -90,12 +110,18 @@ struct BatchApplier {
             for entry in poison {
                 try deadLetter(entry.record, reason: entry.reason, id: entry.id, session: session)
                 counts.deadLettered += 1
+                counts.roundTrips += 1
             }
             let next = OffsetStore.nextOffsets(after: records)
             try offsets.store(session, next)
             try session.query("COMMIT")
+            counts.roundTrips += 2
             counts.batches = 1
             return Outcome(nextOffsets: next, counts: counts)
+        } catch var fallback as NeedsSavepoints {
+            _ = try? session.query("ROLLBACK")
+            fallback.roundTrips = counts.roundTrips + 1
+            throw fallback
         } catch {
             _ = try? session.query("ROLLBACK")
             throw error
@@ -104,15 +130,30 @@ struct BatchApplier {
 
     /// Runs the handler for one event, in a savepoint, until it succeeds or the event is poison; returns why it is
     /// poison, or `nil` when it was applied.
-    private func applyEvent(_ record: ConsumerRecord, id: String, session: Session, counts: inout ConsumerMetrics.Snapshot) throws -> String? {
+    ///
+    /// With `savepoints: false` the handler runs once, straight in the transaction; a failure that is not the
+    /// database's throws ``NeedsSavepoints``.
+    private func applyEvent(_ record: ConsumerRecord, id: String, session: Session, savepoints: Bool = true,
+                            counts: inout ConsumerMetrics.Snapshot) throws -> String? {
         let event = OutboxEvent(
             id: id, type: record.header("event_type")?.stringValue, key: record.key.map { String(decoding: $0, as: UTF8.self) },
             payload: record.value ?? [], headers: record.headers, topic: record.topic, partition: record.partition,
             offset: record.offset, timestamp: record.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) })
+        guard savepoints else {
+            do {
+                try handler(event, session)
+                counts.applied += 1
+                return nil
+            } catch {
+                if case .retryBatch(let reason) = FailureClassifier.classify(error) { throw BatchRollback(reason: reason, cause: error) }
+                throw NeedsSavepoints()
+            }
+        }
         var attempt = 0
         var backoff = Backoff(initial: configuration.retryBackoff, maximum: configuration.maxBackoff)
         while true {
             do {
+                counts.roundTrips += 2 // SAVEPOINT, RELEASE (or ROLLBACK TO)
                 try session.savepoint("tailgate_event") { try handler(event, $0) }
                 counts.applied += 1
                 return nil
@@ -190,6 +231,12 @@ struct BatchRollback: Error, CustomStringConvertible {
     var reason: String
     var cause: any Error
     var description: String { "\(reason) (\(cause))" }
+}
+
+/// A handler failed in a batch run without savepoints: it was rolled back, to be applied again with them.
+struct NeedsSavepoints: Error {
+    /// Statements the rolled-back attempt cost.
+    var roundTrips = 0
 }
 
 /// A stop request cut a wait short inside a batch; the batch was rolled back.

@@ -173,6 +173,7 @@ final class ConsumerLoop {
                     metrics.handlerFailures += outcome.counts.handlerFailures
                     metrics.batches += outcome.counts.batches
                     metrics.parked += outcome.counts.parked
+                    metrics.roundTrips += outcome.counts.roundTrips
                     metrics.consecutiveBatchRetries = 0
                     metrics.lastRetryReason = nil
                 }

@@ -29,6 +29,9 @@ public final class ConsumerMetrics: Sendable {
         public var assignedPartitions = 0
         /// Assigned partitions paused while a batch waits for its retry.
         public var pausedPartitions = 0
+        /// Statements the consumer itself sent for committed and rolled-back batches (BEGIN, inbox, offsets,
+        /// savepoints, COMMIT; not the handler's): divided by ``batches``, the cost of exactly-once per batch.
+        public var roundTrips = 0
         /// Events parked (poison, or behind a parked key of theirs) by this instance.
         public var parked = 0
         /// Parked events applied by releases.
@@ -76,6 +79,8 @@ public final class ConsumerMetrics: Sendable {
                    labels: labels, s.secondsWithoutProgress)
         text.gauge("tailgate_consumer_waiting_records", help: "Records polled and waiting to be applied (a batch being retried).",
                    labels: labels, s.waitingRecords)
+        text.counter("tailgate_consumer_round_trips_total", help: "Statements the consumer itself sent for its batches (not the handler's).",
+                     labels: labels, s.roundTrips)
         text.counter("tailgate_consumer_parked_total", help: "Events parked (poison, or behind a parked key of theirs).", labels: labels, s.parked)
         text.counter("tailgate_consumer_released_total", help: "Parked events applied by releases.", labels: labels, s.released)
         text.gauge("tailgate_consumer_parked_keys", help: "Keys parked in the database, waiting for a release.", labels: labels, s.parkedKeys)

@@ -35,8 +35,12 @@ enum ConsumerBench {
             let batch = try arguments.int("batch")
             result.label("contender", "outbox-consumer-batch-\(batch)")
             result["batch"] = Double(batch)
-            seconds = try await exactlyOnce(conninfo: conninfo, bootstrap: bootstrap, topics: topics, group: group,
-                                            batch: batch, expected: expected)
+            let snapshot: ConsumerMetrics.Snapshot
+            (seconds, snapshot) = try await exactlyOnce(conninfo: conninfo, bootstrap: bootstrap, topics: topics, group: group,
+                                                        batch: batch, expected: expected)
+            // The consumer's own statements per batch, and the handler's (one upsert per applied event).
+            result["consumer_round_trips_per_batch"] = Double(snapshot.roundTrips) / Double(max(1, snapshot.batches))
+            result["handler_round_trips_per_batch"] = Double(snapshot.applied) / Double(max(1, snapshot.batches))
         case "plain":
             result.label("contender", "plain-consumer-auto-commit")
             seconds = try await plain(conninfo: conninfo, bootstrap: bootstrap, topics: topics, group: group, expected: expected)
@@ -51,7 +55,7 @@ enum ConsumerBench {
     }
 
     private static func exactlyOnce(conninfo: String, bootstrap: String, topics: [String], group: String, batch: Int,
-                                    expected: Int) async throws -> Double {
+                                    expected: Int) async throws -> (Double, ConsumerMetrics.Snapshot) {
         let consumer = try OutboxConsumer(configuration: .init(groupID: group, topics: topics,
                                                                kafka: ["bootstrap.servers": bootstrap],
                                                                postgres: conninfo, maxBatchSize: batch),
@@ -69,7 +73,7 @@ enum ConsumerBench {
         let end = ContinuousClock.now
         consumer.stop()
         try await running.value
-        return (end - (firstApplied.withLock { $0 } ?? end)).seconds
+        return ((end - (firstApplied.withLock { $0 } ?? end)).seconds, consumer.metrics.snapshot)
     }
 
     private static func plain(conninfo: String, bootstrap: String, topics: [String], group: String,
