@@ -35,13 +35,13 @@ public final class Connection: Sendable {
     /// Opens a connection, blocking the calling thread (for code that owns a thread; never from a task).
     ///
     /// - Throws: ``PostgresError`` with code `connectionFailed`.
-    public static func connectBlocking(_ conninfo: String) throws(PostgresError) -> Connection {
+    package static func connectBlocking(_ conninfo: String) throws(PostgresError) -> Connection {
         let connection = try PQConnection(conninfo: conninfo)
         return Connection(connection: connection, label: "tailgate.libpq.connection.\(connection.backendPID)")
     }
 
     /// Closes the connection, blocking the calling thread until queued work has run.
-    public func closeBlocking() {
+    package func closeBlocking() {
         let connection = self.connection
         queue.sync { connection.close() }
     }
@@ -87,7 +87,7 @@ public final class Connection: Sendable {
     /// task (it would block the pool) or from inside another session of the same connection (deadlock).
     ///
     /// - Throws: Whatever `body` throws.
-    public func withSessionBlocking<T>(_ body: (Session) throws -> T) rethrows -> T {
+    package func withSessionBlocking<T>(_ body: (Session) throws -> T) rethrows -> T {
         let connection = self.connection
         return try queue.sync { try body(Session(connection: connection)) }
     }

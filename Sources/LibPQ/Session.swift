@@ -2,9 +2,9 @@
 ///
 /// A `Session` is only valid inside the closure it was passed to (``Connection/withSession(_:)`` or
 /// ``Connection/transaction(_:)``); its calls block that queue, never the Swift concurrency pool.
-/// `@unchecked Sendable` so that closures running on that queue can hold it; using it elsewhere is a programming
-/// error, since libpq connections are not thread-safe.
-public struct Session: @unchecked Sendable {
+/// It is deliberately not `Sendable`: libpq connections are not thread-safe, so the compiler keeps a session from
+/// leaving the closure's queue (into a task, another thread, a stored property of a `Sendable` type).
+public struct Session {
     let connection: PQConnection
 
     init(connection: PQConnection) {
@@ -49,3 +49,7 @@ public struct Session: @unchecked Sendable {
     /// The server process id serving this session (for `pg_terminate_backend` in tests and operations).
     public var backendPID: Int32 { connection.backendPID }
 }
+
+/// A session must not leave its connection's queue.
+@available(*, unavailable)
+extension Session: Sendable {}

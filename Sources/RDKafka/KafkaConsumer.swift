@@ -103,7 +103,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// ``poll(maxRecords:timeout:)`` on the consumer's own serial queue, for async callers.
     ///
     /// - Throws: ``KafkaError``.
-    public func pollOnQueue(maxRecords: Int, timeout: Duration) async throws(KafkaError) -> [ConsumerRecord] {
+    package func pollOnQueue(maxRecords: Int, timeout: Duration) async throws(KafkaError) -> [ConsumerRecord] {
         try await onQueue { () throws(KafkaError) in try self.poll(maxRecords: maxRecords, timeout: timeout) }
     }
 
@@ -147,7 +147,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// ``commit(_:)`` on the consumer's own queue, for async callers.
     ///
     /// - Throws: ``KafkaError``.
-    public func commitOnQueue(_ nextOffsets: [TopicPartition: Int64]) async throws(KafkaError) {
+    package func commitOnQueue(_ nextOffsets: [TopicPartition: Int64]) async throws(KafkaError) {
         try await onQueue { () throws(KafkaError) in try self.commit(nextOffsets) }
     }
 
@@ -180,7 +180,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Blocks the calling thread while it leaves the group; from async code use ``close()``.
     ///
     /// - Throws: ``KafkaError`` when leaving the group failed; the handle is freed regardless.
-    public func closeBlocking() throws(KafkaError) {
+    package func closeBlocking() throws(KafkaError) {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let error = client.consumerClose()
         client.destroy()
