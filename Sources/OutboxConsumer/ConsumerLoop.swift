@@ -94,6 +94,7 @@ final class ConsumerLoop {
         var lastHousekeeping = ContinuousClock.now
         var progressed = false
         var lastFailure: String?
+        var kafkaUnreachableReported = false
         var lastParkedCheck = ContinuousClock.now - .seconds(60)
         var lastParkedLog = ContinuousClock.now
 
@@ -136,6 +137,14 @@ final class ConsumerLoop {
                 case nil: break
                 }
                 progressed = false
+                let unreachable = kafka.unreachableFor ?? .zero
+                if unreachable >= configuration.stallThreshold, !kafkaUnreachableReported {
+                    kafkaUnreachableReported = true
+                    emit("error", "kafka_unreachable", [("for", "\(unreachable)"), ("bootstrap", configuration.kafka["bootstrap.servers"] ?? "")])
+                } else if unreachable == .zero, kafkaUnreachableReported {
+                    kafkaUnreachableReported = false
+                    emit("info", "kafka_reachable")
+                }
                 let waited = stall.waited(now: .now)
                 consumer.metrics.update {
                     $0.stalled = stall.isStalled
@@ -143,6 +152,7 @@ final class ConsumerLoop {
                     $0.waitingRecords = pending.count
                     $0.assignedPartitions = rebalance.flow.partitions.count
                     $0.pausedPartitions = rebalance.flow.pausedCount
+                    $0.kafkaUnreachableSeconds = Double(unreachable.components.seconds) + Double(unreachable.components.attoseconds) / 1e18
                 }
                 if configuration.poisonPolicy == .parkKey, pending.isEmpty, !rebalance.flow.isWaiting {
                     releaseRequestedKeys(applier, partitions: rebalance.flow.assigned)

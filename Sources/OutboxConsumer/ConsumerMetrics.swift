@@ -29,6 +29,8 @@ public final class ConsumerMetrics: Sendable {
         public var assignedPartitions = 0
         /// Assigned partitions paused while a batch waits for its retry.
         public var pausedPartitions = 0
+        /// How long no Kafka broker has been reachable, in seconds (0 while one is).
+        public var kafkaUnreachableSeconds = 0.0
         /// Statements the consumer itself sent for committed and rolled-back batches (BEGIN, inbox, offsets,
         /// savepoints, COMMIT; not the handler's): divided by ``batches``, the cost of exactly-once per batch.
         public var roundTrips = 0
@@ -79,6 +81,8 @@ public final class ConsumerMetrics: Sendable {
                    labels: labels, s.secondsWithoutProgress)
         text.gauge("tailgate_consumer_waiting_records", help: "Records polled and waiting to be applied (a batch being retried).",
                    labels: labels, s.waitingRecords)
+        text.gauge("tailgate_consumer_kafka_unreachable_seconds", help: "How long no Kafka broker has been reachable (0 while one is).",
+                   labels: labels, s.kafkaUnreachableSeconds)
         text.counter("tailgate_consumer_round_trips_total", help: "Statements the consumer itself sent for its batches (not the handler's).",
                      labels: labels, s.roundTrips)
         text.counter("tailgate_consumer_parked_total", help: "Events parked (poison, or behind a parked key of theirs).", labels: labels, s.parked)

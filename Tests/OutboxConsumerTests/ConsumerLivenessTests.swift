@@ -169,4 +169,20 @@ import Testing
         #expect(lines.contains("event=partitions_revoked") && lines.contains("event=stopped"))
         #expect(try await fixture.ledgerTotal() == 20)
     }
+
+    @Test func kafkaOutOfReachIsShownInTheMetricsAndLogged() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        var configuration = fixture.configuration()
+        configuration.kafka["bootstrap.servers"] = "127.0.0.1:\(try TestPostgres.freePort())"
+        configuration.stallThreshold = .seconds(2)
+        let lines = LogLines()
+        let consumer = try OutboxConsumer(configuration: configuration, log: { lines.append($0) })
+        let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
+        #expect(await eventually(timeout: .seconds(20)) { consumer.metrics.snapshot.kafkaUnreachableSeconds >= 2 }, "\(consumer.metrics.snapshot)")
+        #expect(await eventually { lines.contains("event=kafka_unreachable") })
+        #expect(consumer.metrics.render(group: "svc").contains("tailgate_consumer_kafka_unreachable_seconds{group=\"svc\"}"))
+        consumer.stop()
+        try await running.value
+    }
 }
