@@ -19,19 +19,24 @@ extension ConnectorConfiguration {
     /// - Throws: ``ConfigurationError`` listing every problem.
     public static func parse(_ data: Data, environment: [String: String] = [:]) throws(ConfigurationError) -> ConnectorConfiguration {
         guard data.count <= 1_048_576 else { throw ConfigurationError(problems: ["the file is larger than 1 MiB; a connector file is a few lines of JSON"]) }
-        let root: Any
-        do {
-            root = try JSONSerialization.jsonObject(with: data)
-        } catch {
-            throw ConfigurationError(problems: ["not valid JSON: \((error as NSError).userInfo["NSDebugDescription"] ?? error)"])
-        }
         var reader = JSONReader(environment: environment)
+        let root: JSONValue
+        do {
+            root = try JSONParser.parse(data)
+        } catch {
+            if let path = error.path {
+                reader.problem(path, "\(error.message) (line \(error.line), column \(error.column))")
+            } else {
+                reader.problem("not valid JSON", error.description)
+            }
+            throw ConfigurationError(problems: reader.problems)
+        }
         guard let top = reader.object(root, at: "$") else { throw ConfigurationError(problems: reader.problems) }
         reader.allowOnly(["name", "postgres", "outbox", "kafka", "deadLetterTopic", "heartbeatIntervalSeconds", "metrics",
                           "maxInFlightRecords", "compatibility"], in: top, at: "$")
         let name = reader.string(top["name"], at: "$.name", required: true, pattern: .name) ?? ""
 
-        let postgres = reader.object(top["postgres"], at: "$.postgres", required: true) ?? [:]
+        let postgres = reader.object(top["postgres"], at: "$.postgres", required: true) ?? .object([])
         reader.allowOnly(["conninfo", "slot", "publication", "createSlot", "createPublication", "failover"], in: postgres, at: "$.postgres")
         let conninfo = reader.string(postgres["conninfo"], at: "$.postgres.conninfo", required: true,
                                      quote: EnvironmentSubstitution.conninfoQuote) ?? ""
@@ -42,7 +47,7 @@ extension ConnectorConfiguration {
         // Absent: on where the server supports it (17+), decided at connect time.
         let failover = reader.bool(postgres["failover"], at: "$.postgres.failover")
 
-        let outbox = reader.object(top["outbox"], at: "$.outbox", required: true) ?? [:]
+        let outbox = reader.object(top["outbox"], at: "$.outbox", required: true) ?? .object([])
         reader.allowOnly(["table", "eventIdColumn", "keyColumn", "payloadColumn", "topic", "allowedTopics", "headers",
                           "traceColumn", "traceStateColumn"], in: outbox, at: "$.outbox")
         let tableText = reader.string(outbox["table"], at: "$.outbox.table", required: true) ?? ""
@@ -82,26 +87,44 @@ extension ConnectorConfiguration {
             reader.problem("$.outbox.traceStateColumn", "needs \"traceColumn\" too: a tracestate travels only with its traceparent")
         }
         var headers: [(name: String, column: String)] = []
-        if let headerObject = reader.object(outbox["headers"], at: "$.outbox.headers") {
-            for (header, column) in headerObject.sorted(by: { $0.key < $1.key }) {
-                if ["event_id", "tailgate_lsn", "tailgate_xid", "tailgate_error", "id"].contains(header) {
-                    reader.problem("$.outbox.headers.\(header)", "'\(header)' is a header Tailgate sets itself; choose another name")
-                } else if traceColumn != nil, ["traceparent", "tracestate"].contains(header.lowercased()) {
-                    reader.problem("$.outbox.headers.\(header)", "'\(header)' comes from \"traceColumn\"/\"traceStateColumn\"; remove it from headers")
-                }
-                if let column = reader.string(column, at: "$.outbox.headers.\(header)", pattern: .column) {
-                    headers.append((header, column))
-                }
+        // Two forms, both in file order: {"header": "column", …} or [{"name": "header", "column": "column"}, …].
+        var entries: [(name: String?, namePath: String, column: String?)] = []
+        switch outbox["headers"] {
+        case nil: break
+        case .object(let members)?:
+            for member in members {
+                let path = "$.outbox.headers.\(member.key)"
+                entries.append((member.key, path, reader.string(member.value, at: path, pattern: .column)))
             }
-            // JSONSerialization loses key order; keep the file's order by position in the text.
-            let text = String(decoding: data, as: UTF8.self)
-            headers.sort { (text.range(of: "\"\($0.name)\"")?.lowerBound ?? text.endIndex) < (text.range(of: "\"\($1.name)\"")?.lowerBound ?? text.endIndex) }
+        case .array(let elements)?:
+            for (position, element) in elements.enumerated() {
+                let path = "$.outbox.headers[\(position)]"
+                guard let entry = reader.object(element, at: path) else { continue }
+                reader.allowOnly(["name", "column"], in: entry, at: path)
+                entries.append((reader.string(entry["name"], at: "\(path).name", required: true), "\(path).name",
+                                reader.string(entry["column"], at: "\(path).column", required: true, pattern: .column)))
+            }
+        case let other?:
+            reader.problem("$.outbox.headers", "must be an object ({ … }) or a list ([{\"name\": …, \"column\": …}]), not \(other.kind)")
+        }
+        var firstPath: [String: String] = [:]
+        for entry in entries {
+            guard let header = entry.name else { continue }
+            if let earlier = firstPath[header] {
+                reader.problem(entry.namePath, "'\(header)' is already a header (\(earlier)); each header appears once")
+            } else if ["event_id", "tailgate_lsn", "tailgate_xid", "tailgate_error", "id"].contains(header) {
+                reader.problem(entry.namePath, "'\(header)' is a header Tailgate sets itself; choose another name")
+            } else if traceColumn != nil, ["traceparent", "tracestate"].contains(header.lowercased()) {
+                reader.problem(entry.namePath, "'\(header)' comes from \"traceColumn\"/\"traceStateColumn\"; remove it from headers")
+            }
+            firstPath[header] = firstPath[header] ?? entry.namePath
+            if let column = entry.column { headers.append((header, column)) }
         }
 
         var kafka: [String: String] = [:]
         if let kafkaObject = reader.object(top["kafka"], at: "$.kafka", required: true) {
-            for (key, value) in kafkaObject {
-                if let text = reader.scalarString(value, at: "$.kafka.\(key)") { kafka[key] = text }
+            for member in kafkaObject.members {
+                if let text = reader.scalarString(member.value, at: "$.kafka.\(member.key)") { kafka[member.key] = text }
             }
             // The delivery guarantees cannot be weakened: say so now, naming the property, not when streaming starts.
             do {
@@ -119,7 +142,7 @@ extension ConnectorConfiguration {
         var metricsListen: String? = "127.0.0.1:9464"
         if let metrics = reader.object(top["metrics"], at: "$.metrics") {
             reader.allowOnly(["listen"], in: metrics, at: "$.metrics")
-            if metrics["listen"] is NSNull { metricsListen = nil } else if let listen = reader.string(metrics["listen"], at: "$.metrics.listen") {
+            if metrics["listen"] == .null { metricsListen = nil } else if let listen = reader.string(metrics["listen"], at: "$.metrics.listen") {
                 do throws(MetricsServerError) {
                     _ = try ListenAddress(parsing: listen)
                 } catch {
@@ -142,166 +165,5 @@ extension ConnectorConfiguration {
             traceColumn: traceColumn, traceStateColumn: traceStateColumn, kafka: kafka,
             deadLetterTopic: deadLetterTopic, heartbeatIntervalSeconds: heartbeat, maxInFlightRecords: maxInFlight,
             metricsListen: metricsListen, debeziumCompatible: debezium)
-    }
-}
-
-/// Walks a JSON value, collecting one problem per bad field.
-struct JSONReader {
-    enum Pattern {
-        /// Slot names: lower-case letters, digits, underscores (PostgreSQL's rule), at most 63.
-        case slot
-        /// Publication and connector names: letters, digits, `_`, `-`, `.`, at most 63.
-        case name
-        /// Column names: anything printable but quotes are handled by quoting; at most 63 bytes.
-        case column
-        /// Kafka topic names: letters, digits, `.`, `_`, `-`, at most 249.
-        case topic
-    }
-
-    let environment: [String: String]
-    var problems: [String] = []
-
-    init(environment: [String: String]) {
-        self.environment = environment
-    }
-
-    /// Records a problem. A huge key or value is quoted only in part, so one bad file cannot flood a log.
-    mutating func problem(_ path: String, _ message: String) {
-        problems.append("\(Self.clip(path, 120)): \(Self.clip(message, 400))")
-    }
-
-    static func clip(_ text: String, _ limit: Int) -> String {
-        text.count <= limit ? text : "\(text.prefix(limit))… (\(text.utf8.count) bytes)"
-    }
-
-    mutating func object(_ value: Any?, at path: String, required: Bool = false) -> [String: Any]? {
-        guard let value else {
-            if required { problem(path, "missing; see connectors/README.md for the fields") }
-            return nil
-        }
-        guard let object = value as? [String: Any] else {
-            problem(path, "must be an object ({ … }), not \(Self.kind(of: value))")
-            return nil
-        }
-        return object
-    }
-
-    mutating func allowOnly(_ keys: Set<String>, in object: [String: Any], at path: String) {
-        for key in object.keys.sorted() where !keys.contains(key) {
-            problem("\(path).\(key)", "unknown key; the keys here are \(keys.sorted().joined(separator: ", "))")
-        }
-    }
-
-    mutating func string(_ value: Any?, at path: String, required: Bool = false, pattern: Pattern? = nil,
-                         quote: (String) -> String = { $0 }) -> String? {
-        guard let value else {
-            if required { problem(path, "missing") }
-            return nil
-        }
-        guard let raw = value as? String, !(value is NSNumber) else {
-            problem(path, "must be a string, not \(Self.kind(of: value))")
-            return nil
-        }
-        let text: String
-        do {
-            text = try EnvironmentSubstitution.substitute(raw, environment: environment, quote: quote)
-        } catch {
-            problem(path, "environment variable \(error.name) is not set; set it or write ${env:\(error.name):-default}")
-            return nil
-        }
-        if text.isEmpty {
-            problem(path, "must not be empty")
-            return nil
-        }
-        if text.utf8.count > 4096 {
-            problem(path, "is \(text.utf8.count) bytes long; at most 4096")
-            return nil
-        }
-        if let pattern, let message = Self.check(text, pattern) {
-            problem(path, message)
-            return nil
-        }
-        return text
-    }
-
-    mutating func stringArray(_ value: Any, at path: String, pattern: Pattern?) -> [String] {
-        guard let array = value as? [Any] else {
-            problem(path, "must be a list of strings ([\"a\", \"b\"]), not \(Self.kind(of: value))")
-            return []
-        }
-        return array.enumerated().compactMap { string($1, at: "\(path)[\($0)]", pattern: pattern) }
-    }
-
-    mutating func scalarString(_ value: Any, at path: String) -> String? {
-        if let number = value as? NSNumber {
-            return Self.isBoolean(number) ? (number.boolValue ? "true" : "false") : number.stringValue
-        }
-        return string(value, at: path)
-    }
-
-    mutating func bool(_ value: Any?, at path: String) -> Bool? {
-        guard let value else { return nil }
-        guard let number = value as? NSNumber, Self.isBoolean(number) else {
-            problem(path, "must be true or false, not \(Self.kind(of: value))")
-            return nil
-        }
-        return number.boolValue
-    }
-
-    mutating func int(_ value: Any?, at path: String, range: ClosedRange<Int>) -> Int? {
-        guard let value else { return nil }
-        guard let number = value as? NSNumber, !Self.isBoolean(number), number.doubleValue == number.doubleValue.rounded() else {
-            problem(path, "must be a whole number, not \(Self.kind(of: value))")
-            return nil
-        }
-        guard let int = Int(exactly: number.doubleValue) else {
-            problem(path, "\(number) is out of range; write a number from \(range.lowerBound) to \(range.upperBound)")
-            return nil
-        }
-        guard range.contains(int) else {
-            problem(path, "\(int) is out of range; write a number from \(range.lowerBound) to \(range.upperBound)")
-            return nil
-        }
-        return int
-    }
-
-    static func check(_ text: String, _ pattern: Pattern) -> String? {
-        func allowed(_ characters: (Unicode.Scalar) -> Bool) -> Bool { text.unicodeScalars.allSatisfy(characters) }
-        switch pattern {
-        case .slot:
-            guard text.utf8.count <= 63, allowed({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }) else {
-                return "'\(text)' is not a valid slot name; use at most 63 lower-case letters, digits and underscores"
-            }
-        case .name:
-            guard text.utf8.count <= 63, allowed({ $0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0) }) else {
-                return "'\(text)' is not a valid name; use at most 63 letters, digits, '_', '-' and '.'"
-            }
-        case .column:
-            guard text.utf8.count <= 63, allowed({ !$0.properties.isWhitespace && $0.value >= 32 && $0 != "\"" }) else {
-                return "'\(text)' is not a valid column name; use the column's name as in the table (at most 63 bytes, no quotes or spaces)"
-            }
-        case .topic:
-            guard text.utf8.count <= 249, text != ".", text != "..",
-                  allowed({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0) }) else {
-                return "'\(text)' is not a valid Kafka topic name; use at most 249 letters, digits, '.', '_' and '-'"
-            }
-        }
-        return nil
-    }
-
-    /// JSONSerialization hands booleans over as a boolean-flavoured NSNumber (and `1 is Bool` is true on Linux).
-    static func isBoolean(_ value: Any) -> Bool {
-        String(describing: type(of: value)).contains("Boolean")
-    }
-
-    static func kind(of value: Any) -> String {
-        switch value {
-        case is NSNull: "null"
-        case let number as NSNumber: Self.isBoolean(number) ? "a boolean" : "a number"
-        case is String: "a string"
-        case is [Any]: "a list"
-        case is [String: Any]: "an object"
-        default: "\(type(of: value))"
-        }
     }
 }

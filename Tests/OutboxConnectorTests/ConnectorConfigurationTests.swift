@@ -106,6 +106,56 @@ import Testing
         #expect(problems.contains { $0.contains(expected) }, "expected “\(expected)” in \(problems)")
     }
 
+    static func withOutbox(_ fields: String) -> String {
+        Self.minimal.replacingOccurrences(of: #""topic": {"name": "events"}"#, with: #""topic": {"name": "events"}, "# + fields)
+    }
+
+    /// A header whose name also appears earlier in the file (`name`, `topic`, `postgres`) keeps its place in the file.
+    @Test func headersKeepTheFileOrderWhateverTheirNames() throws {
+        let text = Self.withOutbox(#""headers": {"event_type": "event_type", "topic": "t", "name": "n", "postgres": "p", "aggregate_type": "a"}"#)
+        let configuration = try ConnectorConfiguration.parse(Data(text.utf8))
+        #expect(configuration.headers.map(\.name) == ["event_type", "topic", "name", "postgres", "aggregate_type"])
+        #expect(configuration.headers.map(\.column) == ["event_type", "t", "n", "p", "a"])
+    }
+
+    @Test func headersMayBeAnOrderedList() throws {
+        let text = Self.withOutbox(#""headers": [{"name": "name", "column": "n"}, {"name": "event_type", "column": "event_type"}]"#)
+        let configuration = try ConnectorConfiguration.parse(Data(text.utf8))
+        #expect(configuration.headers.map(\.name) == ["name", "event_type"])
+        #expect(configuration.headers.map(\.column) == ["n", "event_type"])
+    }
+
+    @Test(arguments: [
+        (#"[{"name": "a", "column": "c"}, {"name": "a", "column": "d"}]"#, "$.outbox.headers[1].name: 'a' is already a header"),
+        (#"[{"name": "a"}]"#, "$.outbox.headers[0].column: missing"),
+        (#"[{"column": "c"}]"#, "$.outbox.headers[0].name: missing"),
+        (#"[{"name": "a", "column": "c", "value": "x"}]"#, "$.outbox.headers[0].value: unknown key"),
+        (#"["a"]"#, "$.outbox.headers[0]: must be an object"),
+        (#"[{"name": "event_id", "column": "c"}]"#, "$.outbox.headers[0].name: 'event_id' is a header Tailgate sets itself"),
+        (#"[{"name": "a", "column": "c d"}]"#, "$.outbox.headers[0].column: 'c d' is not a valid column name"),
+        (#"{"a": "c", "a": "d"}"#, "$.outbox.headers.a: duplicate key"),
+        (#""a""#, "$.outbox.headers: must be an object ({ … }) or a list ([{\"name\": …, \"column\": …}]), not a string"),
+    ])
+    func badHeadersNameTheEntry(headers: String, expected: String) {
+        let problems = Self.problems(Self.withOutbox(#""headers": "# + headers))
+        #expect(problems.contains { $0.contains(expected) }, "expected “\(expected)” in \(problems)")
+    }
+
+    /// A JSON `true` is a boolean and `1` is a number, whichever field reads them.
+    @Test func booleansAreTrueOrFalseNotNumbers() throws {
+        let one = Self.minimal.replacingOccurrences(of: #""slot": "s""#, with: #""slot": "s", "createSlot": 1"#)
+        #expect(Self.problems(one).contains { $0.contains("$.postgres.createSlot: must be true or false, not a number") }, "\(Self.problems(one))")
+        let no = Self.minimal.replacingOccurrences(of: #""slot": "s""#, with: #""slot": "s", "createSlot": false, "failover": true"#)
+        let configuration = try ConnectorConfiguration.parse(Data(no.utf8))
+        #expect(configuration.createSlot == false && configuration.failover == true)
+        let heartbeat = Self.minimal.replacingOccurrences(of: #""name": "n""#, with: #""name": "n", "heartbeatIntervalSeconds": true"#)
+        #expect(Self.problems(heartbeat).contains { $0.contains("$.heartbeatIntervalSeconds: must be a whole number, not a boolean") })
+        let kafka = Self.minimal.replacingOccurrences(of: #""bootstrap.servers": "k:9092""#,
+                                                      with: #""bootstrap.servers": "k:9092", "socket.nagle.disable": true, "linger.ms": 1"#)
+        let properties = try ConnectorConfiguration.parse(Data(kafka.utf8)).kafka
+        #expect(properties["socket.nagle.disable"] == "true" && properties["linger.ms"] == "1")
+    }
+
     @Test func everyProblemIsReportedAtOnce() {
         let problems = Self.problems(#"{"name": 1, "postgres": {"slot": "A"}, "outbox": {}, "kafka": [], "extra": true}"#)
         #expect(problems.count >= 6, "\(problems)")
