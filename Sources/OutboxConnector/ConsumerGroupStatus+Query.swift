@@ -9,15 +9,20 @@ extension ConsumerGroupStatus {
         public var offsets: QualifiedName
         /// The inbox table (`ConsumerConfiguration.inboxTable`).
         public var inbox: QualifiedName
+        /// The parked events table (`ConsumerConfiguration.parkedTable`); a database without it has no parked keys
+        /// to report (a consumer version or poison policy that does not park).
+        public var parked: QualifiedName
 
-        /// The `OutboxConsumer` defaults, `tailgate_offsets` and `tailgate_inbox`.
+        /// The `OutboxConsumer` defaults, `tailgate_offsets`, `tailgate_inbox` and `tailgate_parked`.
         public static let defaults = Tables(offsets: QualifiedName(schema: nil, name: "tailgate_offsets"),
-                                            inbox: QualifiedName(schema: nil, name: "tailgate_inbox"))
+                                            inbox: QualifiedName(schema: nil, name: "tailgate_inbox"),
+                                            parked: QualifiedName(schema: nil, name: "tailgate_parked"))
 
         /// Creates table names.
-        public init(offsets: QualifiedName, inbox: QualifiedName) {
+        public init(offsets: QualifiedName, inbox: QualifiedName, parked: QualifiedName = QualifiedName(schema: nil, name: "tailgate_parked")) {
             self.offsets = offsets
             self.inbox = inbox
+            self.parked = parked
         }
     }
 
@@ -38,6 +43,7 @@ extension ConsumerGroupStatus {
         let db = try await Connection.connect(conninfo)
         let offsets: QueryResult
         let deadLettered: QueryResult?
+        let parked: QueryResult?
         do {
             offsets = try await db.query("""
                 SELECT consumer_group, topic, partition::text AS partition, next_offset::text AS next_offset,
@@ -49,6 +55,13 @@ extension ConsumerGroupStatus {
             deadLettered = inboxExists ? try await db.query("""
                 SELECT consumer_group, count(*)::text AS dead_lettered FROM \(SQLIdentifier.quoteQualified(tables.inbox))
                 WHERE status = 'dead_lettered' GROUP BY consumer_group
+                """) : nil
+            // A parked key: one (topic, partition, key) with events waiting behind its first failure.
+            let parkedExists = try await db.query("SELECT to_regclass($1) IS NOT NULL AS present",
+                                                  [SQLIdentifier.quoteQualified(tables.parked)]).first?.bool("present") == true
+            parked = parkedExists ? try await db.query("""
+                SELECT consumer_group, count(DISTINCT (topic, partition, record_key))::text AS keys
+                FROM \(SQLIdentifier.quoteQualified(tables.parked)) GROUP BY consumer_group
                 """) : nil
         } catch {
             await db.close()
@@ -67,7 +80,11 @@ extension ConsumerGroupStatus {
         for row in deadLettered?.rows ?? [] {
             if let group = row["consumer_group"] { deadLetteredByGroup[group] = row.int("dead_lettered") ?? 0 }
         }
-        for group in deadLetteredByGroup.keys where groups[group] == nil { groups[group] = [] }
+        var parkedByGroup: [String: Int] = [:]
+        for row in parked?.rows ?? [] {
+            if let group = row["consumer_group"] { parkedByGroup[group] = row.int("keys") ?? 0 }
+        }
+        for group in Set(deadLetteredByGroup.keys).union(parkedByGroup.keys) where groups[group] == nil { groups[group] = [] }
 
         // Kafka's end of every partition of every topic a group stored an offset for, once per topic.
         let topics = Set(groups.values.flatMap { $0.map(\.topic) } + (groups.isEmpty ? [] : extraTopics)).sorted()
@@ -97,7 +114,8 @@ extension ConsumerGroupStatus {
             }
             partitions.sort { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
             return ConsumerGroupStatus(database: masked, group: group, partitions: partitions,
-                                       deadLettered: deadLetteredByGroup[group] ?? 0, parked: nil,
+                                       deadLettered: deadLetteredByGroup[group] ?? 0,
+                                       parked: parked == nil ? nil : parkedByGroup[group] ?? 0,
                                        kafkaError: kafkaError)
         }
     }

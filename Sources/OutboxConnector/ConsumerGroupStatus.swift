@@ -5,7 +5,8 @@ import Foundation
 ///
 /// The tables are read by their documented layout (README, "The consumer library"), so the status command needs no
 /// consumer code: `tailgate_offsets(consumer_group, topic, partition, next_offset, updated_at)` and
-/// `tailgate_inbox(consumer_group, event_id, …, status)`.
+/// `tailgate_inbox(consumer_group, event_id, …, status)` and, where the consumer parks keys,
+/// `tailgate_parked(consumer_group, topic, partition, "offset", record_key, …)`.
 public struct ConsumerGroupStatus: Sendable, Hashable, Codable {
     /// One partition the group reads.
     public struct Partition: Sendable, Hashable, Codable {
@@ -47,7 +48,8 @@ public struct ConsumerGroupStatus: Sendable, Hashable, Codable {
     public var partitions: [Partition]
     /// Events of the group marked `dead_lettered` in its inbox (within the inbox's retention).
     public var deadLettered: Int
-    /// Keys parked behind a poison event; `nil` where this consumer version keeps no parked keys.
+    /// Keys (topic, partition, key) parked behind a failing event (`tailgate_parked`); `nil` where the database has no
+    /// parked table.
     public var parked: Int?
     /// Why Kafka's end offsets are missing, if they are.
     public var kafkaError: String?

@@ -7,6 +7,7 @@ enum StatusCommand {
     static let usage = """
         tailgate status --config FILE [--consumer-postgres CONNINFO …] [--json]
                         [--bootstrap SERVERS] [--consumer-topics T,T] [--offsets-table NAME] [--inbox-table NAME]
+                        [--parked-table NAME]
                         [--standby CONNINFO] [--metrics HOST:PORT|none]
                         [--max-lag-bytes N] [--max-lag-seconds S] [--max-retained-bytes N]
                         [--max-consumer-lag N] [--max-stall-seconds S]
@@ -32,7 +33,8 @@ enum StatusCommand {
     static func run(_ words: [String]) async throws -> Int32 {
         let arguments = try CommandLineArguments(
             words,
-            options: ["config", "consumer-postgres", "consumer-topics", "bootstrap", "offsets-table", "inbox-table", "standby", "metrics",
+            options: ["config", "consumer-postgres", "consumer-topics", "bootstrap", "offsets-table", "inbox-table", "parked-table",
+                      "standby", "metrics",
                       "max-lag-bytes", "max-lag-seconds", "max-retained-bytes", "max-consumer-lag", "max-stall-seconds"],
             flags: ["json"], repeatable: ["consumer-postgres"])
         guard let path = arguments.options["config"] else { throw UsageError("--config FILE is required") }
@@ -46,7 +48,7 @@ enum StatusCommand {
         thresholds.consumerStallSeconds = try arguments.positiveDouble("max-stall-seconds", default: thresholds.consumerStallSeconds)
 
         var tables = ConsumerGroupStatus.Tables.defaults
-        for (option, keyPath) in [("offsets-table", \ConsumerGroupStatus.Tables.offsets), ("inbox-table", \.inbox)] {
+        for (option, keyPath) in [("offsets-table", \ConsumerGroupStatus.Tables.offsets), ("inbox-table", \.inbox), ("parked-table", \.parked)] {
             guard let text = arguments.options[option] else { continue }
             guard let name = QualifiedName(parsing: text) else { throw UsageError("--\(option) '\(text)' is not a table name; write e.g. tailgate_offsets or schema.table") }
             tables[keyPath: keyPath] = name
