@@ -123,7 +123,7 @@ extension StatusReport {
             found.append(Finding(.attention, "dead_letters", subject, "\(group.deadLettered) event(s) dead-lettered: `tailgate dead-letters list --topic \(group.group).dead-letter …`, fix the handler, then `tailgate dead-letters replay`"))
         }
         if let parked = group.parked, parked > 0 {
-            found.append(Finding(.attention, "parked_keys", subject, "\(parked) key(s) parked behind a failing event: their later events wait until it is fixed"))
+            found.append(Finding(.attention, "parked_keys", subject, "\(parked) key(s) parked behind a failing event, their later events waiting in order: `tailgate parked list --postgres …` shows why; fix the handler, then `tailgate parked release`"))
         }
         return found
     }

@@ -34,14 +34,15 @@ import Testing
         let consumer: OutboxConsumer
         let task: Task<Void, any Error>
 
-        static func start(_ fixture: OutboxFixture, group: String) async throws -> Service {
+        static func start(_ fixture: OutboxFixture, group: String,
+                          poisonPolicy: ConsumerConfiguration.PoisonPolicy = .parkKey) async throws -> Service {
             let database = try await fixture.postgres.createDatabase(prefix: "status_svc")
             let conninfo = fixture.postgres.conninfo(database: database)
             try fixture.kafka.createTopic("\(group).dead-letter", partitions: 1)
             let consumer = try OutboxConsumer(configuration: ConsumerConfiguration(
                 groupID: group, topics: ["order-events", "catalog-events"],
                 kafka: ["bootstrap.servers": fixture.kafka.bootstrapServers, "fetch.wait.max.ms": "50"],
-                postgres: conninfo, handlerAttempts: 1, retryBackoff: .milliseconds(10)), log: { _ in })
+                postgres: conninfo, handlerAttempts: 1, retryBackoff: .milliseconds(10), poisonPolicy: poisonPolicy), log: { _ in })
             let task = Task {
                 try await consumer.run { event, _ in
                     if event.type == "Poison" { throw PoisonError() }
@@ -226,11 +227,39 @@ import Testing
         try await primary.stop(mode: .immediate)
     }
 
+    @Test func aParkedKeyNeedsAttention() async throws {
+        let fixture = try await OutboxFixture.make()
+        defer { fixture.close() }
+        let running = try await fixture.start(try fixture.configuration())
+        let service = try await Service.start(fixture, group: "status-parked")
+        // order-3's first event fails; its second waits behind it; every other key flows.
+        try await fixture.db.execute("""
+            INSERT INTO outbox_event (topic, aggregate_id, event_type, payload)
+            SELECT 'order-events', 'order-' || g, CASE WHEN g = 3 THEN 'Poison' ELSE 'Paid' END, '{}' FROM generate_series(1, 10) g
+            """)
+        try await fixture.db.execute("INSERT INTO outbox_event (topic, aggregate_id, event_type, payload) VALUES ('order-events', 'order-3', 'Paid', '{}')")
+        #expect(await eventually(timeout: .seconds(60)) {
+            let s = service.consumer.metrics.snapshot
+            return s.applied == 9 && s.parked == 2
+        }, "\(service.consumer.metrics.snapshot)")
+
+        let (code, output) = try await Self.status(fixture, ["--consumer-postgres", service.conninfo, "--json"])
+        #expect(code == 2, "\(output)")
+        let report = try Self.report(output)
+        let group = try #require(report.consumerGroups.first { $0.group == "status-parked" })
+        #expect(group.parked == 1 && group.deadLettered == 0 && group.totalLag == 0, "the parked events' offsets are stored: \(group)")
+        #expect(report.findings.map(\.code).contains("parked_keys"), "\(report.findings)")
+        let table = try await Self.status(fixture, ["--consumer-postgres", service.conninfo])
+        #expect(table.output.contains("parked 1") && table.output.contains("attention parked_keys [group status-parked]: 1 key(s) parked"))
+        try await service.stop()
+        try await running.stop()
+    }
+
     @Test func aLaggingConsumerAndItsDeadLetters() async throws {
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
         let running = try await fixture.start(try fixture.configuration())
-        let service = try await Service.start(fixture, group: "status-lagging")
+        let service = try await Service.start(fixture, group: "status-lagging", poisonPolicy: .deadLetter)
         try await fixture.db.execute("""
             INSERT INTO outbox_event (topic, aggregate_id, event_type, payload)
             SELECT 'order-events', 'order-' || g, CASE WHEN g = 3 THEN 'Poison' ELSE 'Paid' END, '{}' FROM generate_series(1, 10) g
