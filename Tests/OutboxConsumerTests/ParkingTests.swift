@@ -1,6 +1,6 @@
 import Foundation
 import LibPQ
-import OutboxConsumer
+@testable import OutboxConsumer
 import RDKafka
 import Synchronization
 import TestSupport
@@ -82,5 +82,39 @@ import Testing
         #expect(try await fixture.ledger() == ["a": 1])
         consumer.stop()
         try await running.value
+    }
+}
+
+@Suite struct ParkedStoreTests {
+    @Test func byteaTextAndHeadersRoundTrip() {
+        #expect(ParkedStore.decodeBytea("\\x00ff10Ab") == [0x00, 0xFF, 0x10, 0xAB])
+        #expect(ParkedStore.decodeBytea("\\x0") == nil, "an odd number of digits")
+        #expect(ParkedStore.decodeBytea("\\xzz") == nil)
+        let headers = [KafkaHeader(name: "event_id", string: "e-1"), KafkaHeader(name: "raw", value: [0xC3, 0x28]), KafkaHeader(name: "none", value: nil)]
+        #expect(ParkedStore.decodeHeaders(ParkedStore.encodeHeaders(headers)) == headers)
+    }
+}
+
+@Suite struct InboxMigrationTests {
+    @Test func aVersionOneInboxLearnsTheParkedStatus() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        // The inbox as release 1 created it.
+        try await fixture.db.execute("""
+            CREATE TABLE tailgate_inbox (consumer_group text NOT NULL, event_id text NOT NULL, topic text NOT NULL, partition int NOT NULL,
+                "offset" bigint NOT NULL, status text NOT NULL DEFAULT 'applied' CHECK (status IN ('applied', 'dead_lettered')),
+                error text, processed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (consumer_group, event_id))
+            """)
+        try await fixture.db.execute("CREATE TABLE tailgate_schema_version (component text PRIMARY KEY, version int NOT NULL)")
+        try await fixture.db.execute("INSERT INTO tailgate_schema_version VALUES ('outbox_consumer', 1)")
+        try await fixture.produce(keyed: [(id: "m-0", key: "k", type: "Poison"), (id: "m-1", key: "k", type: "Fine"), (id: "m-2", key: "j", type: "Fine")])
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
+        #expect(await eventually { consumer.metrics.snapshot.parked == 2 && consumer.metrics.snapshot.applied == 1 }, "\(consumer.metrics.snapshot)")
+        consumer.stop()
+        try await running.value
+        let statuses = try await fixture.db.query("SELECT event_id, status FROM tailgate_inbox ORDER BY event_id").rows.map { "\($0["event_id"] ?? ""):\($0["status"] ?? "")" }
+        #expect(statuses == ["m-0:parked", "m-1:parked", "m-2:applied"])
+        #expect(try await fixture.db.query("SELECT version::text AS v FROM tailgate_schema_version").first?.int("v") == 2)
     }
 }
