@@ -97,6 +97,8 @@ final class ConsumerLoop {
         var kafkaUnreachableReported = false
         var lastParkedCheck = ContinuousClock.now - .seconds(60)
         var lastParkedLog = ContinuousClock.now
+        var mirror = MirrorSchedule(interval: .seconds(1), now: .now)
+        defer { mirrorOffsets(kafka, &mirror, stopping: true) }
 
         while !stop.isRequested {
             // The only waits: for records when idle, for the retry time when a batch is being retried. Both are
@@ -124,6 +126,7 @@ final class ConsumerLoop {
             }
             reconcile(kafka, &rebalance.flow)
 
+            if mirror.isDue(now: .now) { mirrorOffsets(kafka, &mirror, stopping: false) }
             if ContinuousClock.now - lastHousekeeping >= Self.tick {
                 lastHousekeeping = .now
                 let lag = recordLag(kafka, rebalance.flow.partitions)
@@ -192,8 +195,8 @@ final class ConsumerLoop {
                     emit("info", "resumed", [("partitions", "\(rebalance.flow.partitions.count)")])
                 }
                 reconcile(kafka, &rebalance.flow)
-                // The mirror for lag dashboards; the database's copy is the one that counts.
-                try? kafka.commitWithoutWaiting(outcome.nextOffsets)
+                // The mirror for lag dashboards and the assignment fallback; the database's copy is the one that counts.
+                mirror.committed(outcome.nextOffsets)
             } catch let rollback as BatchRollback {
                 let delay = backoff.next()
                 retryAt = .now + delay
@@ -258,6 +261,17 @@ final class ConsumerLoop {
             emit("warning", "parked_keys", [("keys", "\(summary.keys)"), ("events", "\(summary.events)"),
                                             ("oldest_age", "\(Int(summary.oldestSeconds))s"), ("table", configuration.parkedTable)])
         }
+    }
+
+    /// Mirrors the committed offsets to Kafka once a durability barrier has passed (see ``MirrorSchedule``).
+    private func mirrorOffsets(_ kafka: KafkaConsumer, _ mirror: inout MirrorSchedule, stopping: Bool) {
+        guard mirror.isDue(now: .now, stopping: stopping) else { return }
+        do {
+            try database.withSession { try consumer.offsets.durabilityBarrier($0) }
+        } catch {
+            return // the database is away: the mirror waits, it is never ahead
+        }
+        try? kafka.commitWithoutWaiting(mirror.barrierPassed(now: .now))
     }
 
     /// Tells librdkafka what ``PartitionFlow`` decided.

@@ -42,17 +42,6 @@ final class DatabaseLink {
     func open() throws -> Connection {
         if let connection { return connection }
         let opened = try Connection.connectBlocking(conninfo)
-        do {
-            // Kafka's mirror of the offsets is written after each commit and stands in for the database's offsets when
-            // the database is down during an assignment: it must never be ahead of what a crash keeps. With
-            // synchronous_commit=off a crash loses acknowledged commits, so this session raises it to on.
-            _ = try opened.withSessionBlocking { session in
-                try session.query("SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'")
-            }
-        } catch {
-            opened.closeBlocking()
-            throw error
-        }
         if !schemaReady {
             do {
                 _ = try opened.withSessionBlocking { session in

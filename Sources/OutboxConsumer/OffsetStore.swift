@@ -29,13 +29,20 @@ struct OffsetStore: Sendable {
     ///
     /// - Parameter stored: The database's next offsets, or `nil` when the database could not be read. Then every
     ///   partition starts at Kafka's committed copy, which mirrors the database's and is never ahead of it: at worst
-    ///   events are read again, and the inbox skips them. "Never ahead" holds because the mirror is written after
-    ///   each commit and the consumer's sessions commit with `synchronous_commit` at least `on`, so a crash keeps
-    ///   every commit Kafka has mirrored. A failover to an asynchronous standby can lose such commits: use
-    ///   synchronous replication for a service database that fails over.
+    ///   events are read again, and the inbox skips them. "Never ahead" holds because offsets are mirrored only
+    ///   after a ``durabilityBarrier(_:)`` (see ``MirrorSchedule``), so a crash keeps every commit Kafka has
+    ///   mirrored even under `synchronous_commit=off`. A failover to an asynchronous standby can lose such commits:
+    ///   use synchronous replication for a service database that fails over.
     func startOffsets(for partitions: [TopicPartition], stored: [TopicPartition: Int64]?) -> [TopicPartition: StartOffset] {
         guard let stored else { return Dictionary(uniqueKeysWithValues: partitions.map { ($0, StartOffset.committed) }) }
         return Dictionary(uniqueKeysWithValues: partitions.map { ($0, stored[$0].map { StartOffset.offset($0) } ?? defaultStart) })
+    }
+
+    /// Makes every commit before it durable, whatever the session's `synchronous_commit`: one transaction of its own
+    /// (it takes a transaction id, so it writes a commit record) that waits for the WAL flush, which covers every
+    /// earlier commit record. One round trip and one flush, however many batches it covers.
+    func durabilityBarrier(_ session: Session) throws {
+        try session.query("SELECT set_config('synchronous_commit', 'on', true), txid_current()")
     }
 
     /// The stored next offsets of `partitions` (absent when none is stored).
