@@ -7,7 +7,7 @@ import RDKafka
 /// key = the key column's text; value = the payload (jsonb/json/text as UTF-8, bytea as its bytes); headers:
 /// `event_id`, the configured headers in order (a NULL column omits its header), `traceparent` and `tracestate`
 /// (from `outbox.traceColumn`/`traceStateColumn`, when valid), `tailgate_lsn` (the transaction's commit LSN) and
-/// `tailgate_xid`; with Debezium compatibility also `id`.
+/// `tailgate_xid`, `tailgate_commit_time` (microseconds since the Unix epoch); with Debezium compatibility also `id`.
 public struct OutboxRouter: Sendable {
     /// Where a row goes.
     public enum Routing: Sendable, Equatable {
@@ -23,15 +23,20 @@ public struct OutboxRouter: Sendable {
         public let commitLSN: LSN
         /// The transaction id.
         public let xid: UInt32
-        /// The `tailgate_lsn` and `tailgate_xid` headers, formatted once for every row of the transaction.
+        /// The `tailgate_lsn`, `tailgate_xid` and `tailgate_commit_time` headers, formatted once for every row of the
+        /// transaction.
         let transactionHeaders: [KafkaHeader]
 
         /// Creates a context.
-        public init(commitLSN: LSN, xid: UInt32) {
+        ///
+        /// - Parameter commitTime: The transaction's commit time (`Begin.commitTime`); `nil` (a backfill) is
+        ///   written as `0`.
+        public init(commitLSN: LSN, xid: UInt32, commitTime: PostgresTimestamp? = nil) {
             self.commitLSN = commitLSN
             self.xid = xid
             transactionHeaders = [KafkaHeader(name: "tailgate_lsn", string: commitLSN.description),
-                                  KafkaHeader(name: "tailgate_xid", string: String(xid))]
+                                  KafkaHeader(name: "tailgate_xid", string: String(xid)),
+                                  KafkaHeader(name: "tailgate_commit_time", string: String(commitTime?.unixMicroseconds ?? 0))]
         }
     }
 

@@ -120,7 +120,7 @@ final class ReplicationSession: Sendable {
                     switch message {
                     case .begin(let begin):
                         try pipeline.begin(at: data.walStart)
-                        transaction = OutboxRouter.TransactionContext(commitLSN: begin.finalLSN, xid: begin.xid)
+                        transaction = OutboxRouter.TransactionContext(commitLSN: begin.finalLSN, xid: begin.xid, commitTime: begin.commitTime)
                         commitTime = begin.commitTime
                     case .relation(let relation) where setup.isOutbox(relation):
                         try connector.router.validate(relation)

@@ -20,6 +20,8 @@ struct BatchApplier {
         var nextOffsets: [TopicPartition: Int64]
         /// The batch's counters.
         var counts: ConsumerMetrics.Snapshot
+        /// The event type and source commit time of each event applied (for the freshness histogram).
+        var applied: [(eventType: String, commitTime: Date)] = []
     }
 
     let configuration: ConsumerConfiguration
@@ -59,6 +61,7 @@ struct BatchApplier {
         try session.query("BEGIN")
         var counts = ConsumerMetrics.Snapshot()
         counts.roundTrips = 1
+        var applied: [(eventType: String, commitTime: Date)] = []
         do {
             let identified = records.map { record -> (record: ConsumerRecord, id: String, hasID: Bool) in
                 if let id = record.header("event_id")?.stringValue, !id.isEmpty { return (record, id, true) }
@@ -83,7 +86,8 @@ struct BatchApplier {
                     continue
                 }
                 guard parking else {
-                    if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts) {
+                    if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
+                                                   applied: &applied) {
                         poison.append((record, id, reason))
                     }
                     continue
@@ -97,7 +101,8 @@ struct BatchApplier {
                     counts.roundTrips += 2
                     emit("info", "parked_behind", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key)])
-                } else if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts) {
+                } else if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
+                                                      applied: &applied) {
                     try parked.park(session, record, eventID: id, key: key, error: reason)
                     try inbox.markParked(session, id: id, error: reason)
                     parkedKeys.insert(key)
@@ -117,7 +122,7 @@ struct BatchApplier {
             try session.query("COMMIT")
             counts.roundTrips += 2
             counts.batches = 1
-            return Outcome(nextOffsets: next, counts: counts)
+            return Outcome(nextOffsets: next, counts: counts, applied: applied)
         } catch var fallback as NeedsSavepoints {
             _ = try? session.query("ROLLBACK")
             fallback.roundTrips = counts.roundTrips + 1
@@ -134,15 +139,20 @@ struct BatchApplier {
     /// With `savepoints: false` the handler runs once, straight in the transaction; a failure that is not the
     /// database's throws ``NeedsSavepoints``.
     private func applyEvent(_ record: ConsumerRecord, id: String, session: Session, savepoints: Bool = true,
-                            counts: inout ConsumerMetrics.Snapshot) throws -> String? {
+                            counts: inout ConsumerMetrics.Snapshot,
+                            applied: inout [(eventType: String, commitTime: Date)]) throws -> String? {
         let event = OutboxEvent(
             id: id, type: record.header("event_type")?.stringValue, key: record.key.map { String(decoding: $0, as: UTF8.self) },
             payload: record.value ?? [], headers: record.headers, topic: record.topic, partition: record.partition,
             offset: record.offset, timestamp: record.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) })
+        func succeeded() {
+            counts.applied += 1
+            if let committed = event.commitTime { applied.append((event.type ?? "", committed)) }
+        }
         guard savepoints else {
             do {
                 try handler(event, session)
-                counts.applied += 1
+                succeeded()
                 return nil
             } catch {
                 if case .retryBatch(let reason) = FailureClassifier.classify(error) { throw BatchRollback(reason: reason, cause: error) }
@@ -155,7 +165,7 @@ struct BatchApplier {
             do {
                 counts.roundTrips += 2 // SAVEPOINT, RELEASE (or ROLLBACK TO)
                 try session.savepoint("tailgate_event") { try handler(event, $0) }
-                counts.applied += 1
+                succeeded()
                 return nil
             } catch {
                 let verdict = FailureClassifier.classify(error)
@@ -184,7 +194,8 @@ struct BatchApplier {
                     var stoppedBy: String?
                     var counts = ConsumerMetrics.Snapshot()
                     for (record, id) in try parked.events(session, of: key) {
-                        if let reason = try applyEvent(record, id: id, session: session, counts: &counts) {
+                        var releasedNow: [(eventType: String, commitTime: Date)] = [] // parked long ago: not freshness
+                        if let reason = try applyEvent(record, id: id, session: session, counts: &counts, applied: &releasedNow) {
                             try parked.stopRelease(session, key, at: record.offset, error: reason)
                             try inbox.markParked(session, id: id, error: reason)
                             stoppedBy = reason

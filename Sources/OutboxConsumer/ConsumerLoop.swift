@@ -189,6 +189,11 @@ final class ConsumerLoop {
                     metrics.roundTrips += outcome.counts.roundTrips
                     metrics.consecutiveBatchRetries = 0
                     metrics.lastRetryReason = nil
+                    let committed = Date()
+                    for event in outcome.applied {
+                        metrics.commitToApplied[event.eventType, default: PrometheusHistogram(upperBounds: ConsumerMetrics.commitToAppliedBounds)]
+                            .observe(max(0, committed.timeIntervalSince(event.commitTime)))
+                    }
                 }
                 if rebalance.flow.isWaiting {
                     rebalance.flow.stopWaiting()

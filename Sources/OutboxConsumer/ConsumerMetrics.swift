@@ -48,7 +48,14 @@ public final class ConsumerMetrics: Sendable {
         public var handlerFailures = 0
         /// Records not yet consumed, per partition (from cached watermarks).
         public var lag: [String: Int64] = [:]
+        /// Per event type: from the source transaction's commit to this batch's commit (`tailgate_commit_time`),
+        /// the end-to-end freshness, not only Kafka lag.
+        public var commitToApplied: [String: PrometheusHistogram] = [:]
     }
+
+    /// Upper bounds (seconds) of the commit-to-applied histogram: milliseconds in a healthy pipeline, minutes in a
+    /// backlog.
+    public static let commitToAppliedBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 
     private let state = Mutex(Snapshot())
 
@@ -93,6 +100,11 @@ public final class ConsumerMetrics: Sendable {
         text.gauge("tailgate_consumer_assigned_partitions", help: "Partitions assigned to this member.", labels: labels, s.assignedPartitions)
         text.gauge("tailgate_consumer_paused_partitions", help: "Assigned partitions paused while a batch waits for its retry.",
                    labels: labels, s.pausedPartitions)
+        text.family("tailgate_consumer_commit_to_applied_seconds", .histogram,
+                    help: "From the source transaction's commit to the consumer's commit of the event, per event type.")
+        for (type, histogram) in s.commitToApplied.sorted(by: { $0.key < $1.key }) {
+            text.histogramSeries("tailgate_consumer_commit_to_applied_seconds", labels: labels + [("event_type", type)], histogram)
+        }
         text.family("tailgate_consumer_lag", .gauge, help: "Records not yet consumed, per partition (from cached watermarks).")
         for (partition, lag) in s.lag.sorted(by: { $0.key < $1.key }) {
             text.sample("tailgate_consumer_lag", labels: labels + [("partition", partition)], lag)

@@ -33,6 +33,13 @@ public struct OutboxEvent: Sendable {
     /// start the handler's span as its child. `nil` when the row had none.
     public var traceParent: String? { header("traceparent") }
 
+    /// When the transaction that wrote the event committed in the source database (the connector's
+    /// `tailgate_commit_time` header); `nil` for backfilled records and records from elsewhere.
+    public var commitTime: Date? {
+        guard let text = header("tailgate_commit_time"), let micros = Int64(text), micros > 0 else { return nil }
+        return Date(timeIntervalSince1970: Double(micros) / 1_000_000)
+    }
+
     /// The W3C `tracestate` that travelled with ``traceParent``, if any.
     public var traceState: String? { header("tracestate") }
 

@@ -29,6 +29,9 @@ public struct PostgresTimestamp: RawRepresentable, Hashable, Comparable, Sendabl
         Date(timeIntervalSince1970: Double(rawValue) / 1_000_000 + Double(Self.unixEpochOffsetSeconds))
     }
 
+    /// Microseconds since the Unix epoch (1970-01-01 00:00:00 UTC).
+    public var unixMicroseconds: Int64 { rawValue + Self.unixEpochOffsetSeconds * 1_000_000 }
+
     public var description: String { date.description }
 
     public static func < (lhs: PostgresTimestamp, rhs: PostgresTimestamp) -> Bool { lhs.rawValue < rhs.rawValue }

@@ -17,6 +17,7 @@ import Testing
         let connector = running.connector
 
         var lastInside = LSN.invalid
+        let loadStarted = Date()
         for transaction in 0..<2_000 {
             let inside = try await fixture.db.transaction { tx in
                 try tx.execute("""
@@ -43,9 +44,13 @@ import Testing
             let sequence = try #require(payload?["seq"])
             #expect(record.keyText == "key-\(sequence % 100)")
             #expect(record.topic == (sequence % 2 == 0 ? "order-events" : "catalog-events"))
-            #expect(record.headers.map(\.name) == ["event_id", "event_type", "aggregate_type", "tailgate_lsn", "tailgate_xid"])
+            #expect(record.headers.map(\.name) == ["event_id", "event_type", "aggregate_type", "tailgate_lsn", "tailgate_xid", "tailgate_commit_time"])
             #expect(record.headerText("event_type") == "ProductViewed")
             #expect(LSN(record.headerText("tailgate_lsn") ?? "") != nil)
+            // The transaction's commit time, in microseconds since the Unix epoch: during the load, on this machine.
+            let committed = Double(Int64(record.headerText("tailgate_commit_time") ?? "") ?? 0) / 1_000_000
+            #expect(committed >= loadStarted.timeIntervalSince1970 - 1 && committed <= Date().timeIntervalSince1970,
+                    "tailgate_commit_time \(committed) outside the load")
             if let previous = lastSequence[record.keyText] { #expect(previous < sequence, "per-key order") }
             lastSequence[record.keyText] = sequence
         }

@@ -27,6 +27,16 @@ import Testing
         Row(relation: relation, values: values.map { $0.map { TupleData.Value.text(Array($0.utf8)) } ?? .null })
     }
 
+    @Test func theCommitTimeHeaderIsMicrosecondsSinceTheUnixEpoch() throws {
+        let router = OutboxRouter(configuration: try Self.configuration(""))
+        // PostgreSQL's epoch (2000-01-01) plus 1.5 s.
+        let context = OutboxRouter.TransactionContext(commitLSN: LSN("0/16B3748")!, xid: 777, commitTime: PostgresTimestamp(rawValue: 1_500_000))
+        guard case .publish(let record) = router.route(Self.row(["e1", "orders", nil, "o-1", "Paid", "\\x00"]), in: context) else {
+            Issue.record("not published"); return
+        }
+        #expect(record.headers.first { $0.name == "tailgate_commit_time" }?.stringValue == "946684801500000")
+    }
+
     @Test func byteaPayloadsAreDecodedAndNullHeadersOmitted() throws {
         let router = OutboxRouter(configuration: try Self.configuration(#", "compatibility": "debezium""#))
         let routing = router.route(Self.row(["e1", "orders", nil, "o-1", "Paid", "\\x00ff7b"]), in: Self.context)
@@ -34,8 +44,8 @@ import Testing
         #expect(record.topic == "orders")
         #expect(record.key == Array("o-1".utf8))
         #expect(record.value == [0x00, 0xFF, 0x7B])
-        #expect(record.headers.map(\.name) == ["event_id", "event_type", "tailgate_lsn", "tailgate_xid", "id"])
-        #expect(record.headers.map(\.stringValue) == ["e1", "Paid", "0/16B3748", "777", "e1"])
+        #expect(record.headers.map(\.name) == ["event_id", "event_type", "tailgate_lsn", "tailgate_xid", "tailgate_commit_time", "id"])
+        #expect(record.headers.map(\.stringValue) == ["e1", "Paid", "0/16B3748", "777", "0", "e1"], "no commit time known here: 0")
     }
 
     @Test func templatesAndFixedTopicsRoute() throws {

@@ -80,13 +80,13 @@ import Testing
         guard case .publish(let record) = router.route(Self.row(["e1", "k", "{}", Self.valid, "rojo=1"]), in: Self.context) else {
             Issue.record("not published"); return
         }
-        #expect(record.headers.map(\.name) == ["event_id", "traceparent", "tracestate", "tailgate_lsn", "tailgate_xid"])
+        #expect(record.headers.map(\.name) == ["event_id", "traceparent", "tracestate", "tailgate_lsn", "tailgate_xid", "tailgate_commit_time"])
         #expect(record.header("traceparent")?.stringValue == Self.valid)
         #expect(record.header("tracestate")?.stringValue == "rojo=1")
         guard case .publish(let untraced) = router.route(Self.row(["e2", "k", "{}", nil, "rojo=1"]), in: Self.context) else {
             Issue.record("not published"); return
         }
-        #expect(untraced.headers.map(\.name) == ["event_id", "tailgate_lsn", "tailgate_xid"])
+        #expect(untraced.headers.map(\.name) == ["event_id", "tailgate_lsn", "tailgate_xid", "tailgate_commit_time"])
     }
 
     @Test func anInvalidTraceparentIsDroppedAndReportedButTheRowIsPublished() throws {

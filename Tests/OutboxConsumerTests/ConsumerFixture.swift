@@ -45,14 +45,15 @@ struct ConsumerFixture {
     struct PoisonError: Error, CustomStringConvertible { var description: String { "poison pill" } }
 
     /// Produces records with `event_id` headers; `ids` in order, keyed so each key keeps its order.
-    func produce(_ ids: [String], type: (String) -> String = { _ in "Tested" }) async throws {
+    func produce(_ ids: [String], type: (String) -> String = { _ in "Tested" }, extraHeaders: [KafkaHeader] = []) async throws {
         let failures = Mutex(0)
         let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": kafka.bootstrapServers]), log: { _ in }) { report in
             if report.error != nil { failures.withLock { $0 += 1 } }
         }
         for (index, id) in ids.enumerated() {
             try await producer.send(KafkaRecord(topic: "events", key: Array("key-\(index % 50)".utf8), value: Array("{\"n\":\(index)}".utf8),
-                                                headers: [KafkaHeader(name: "event_id", string: id), KafkaHeader(name: "event_type", string: type(id))]),
+                                                headers: [KafkaHeader(name: "event_id", string: id), KafkaHeader(name: "event_type", string: type(id))]
+                                                    + extraHeaders),
                                     token: UInt64(index))
         }
         let left = await producer.close(timeout: .seconds(30))

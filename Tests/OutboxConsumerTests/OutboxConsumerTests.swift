@@ -34,6 +34,29 @@ import Testing
         #expect(stored == 10_200)
     }
 
+    @Test func freshnessFromTheSourceCommitIsMeasuredPerEventType() async throws {
+        // The connector's tailgate_commit_time header says when the source transaction committed; the consumer
+        // measures from there to its own commit, per event type: end-to-end freshness, not only Kafka lag.
+        let fixture = try await ConsumerFixture.make()
+        defer { fixture.close() }
+        let committed = Int64((Date().timeIntervalSince1970 - 3) * 1_000_000)
+        try await fixture.produce((0..<40).map { "f-\($0)" }, type: { $0.hasSuffix("7") ? "OrderCancelled" : "OrderPlaced" },
+                                  extraHeaders: [KafkaHeader(name: "tailgate_commit_time", string: String(committed))])
+        try await fixture.produce(["backfilled"], extraHeaders: [KafkaHeader(name: "tailgate_commit_time", string: "0")])
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
+        #expect(await eventually { consumer.metrics.snapshot.applied == 41 })
+        let histograms = consumer.metrics.snapshot.commitToApplied
+        #expect(histograms["OrderPlaced"]?.count == 36 && histograms["OrderCancelled"]?.count == 4, "\(histograms.mapValues(\.count))")
+        #expect(histograms["Tested"] == nil, "a backfilled record (commit time 0) is not measured")
+        let placed = try #require(histograms["OrderPlaced"])
+        #expect(placed.sum / Double(placed.count) >= 3, "measured from the source commit three seconds ago, not from Kafka")
+        let text = consumer.metrics.render(group: "svc")
+        #expect(text.contains(#"tailgate_consumer_commit_to_applied_seconds_count{group="svc",event_type="OrderCancelled"} 4"#), "\(text)")
+        consumer.stop()
+        try await running.value
+    }
+
     @Test func aRestartResumesAtTheStoredOffsetsAndTheMirrorFollows() async throws {
         let fixture = try await ConsumerFixture.make()
         defer { fixture.close() }
