@@ -1,3 +1,4 @@
+import Foundation
 /// An in-memory Kafka cluster for tests and `tailgate dev-kafka`: librdkafka's mock cluster.
 ///
 /// It speaks the real Kafka protocol on random loopback ports and supports fault injection. It is for
@@ -42,8 +43,18 @@ public final class KafkaMockCluster: Sendable {
     ///
     /// - Throws: ``KafkaError``.
     public func setBrokerUp(_ id: Int32) throws(KafkaError) {
+        Self.listenerGate.lock()
+        defer { Self.listenerGate.unlock() }
         try handle.setBroker(id, up: true)
     }
+
+    /// Held while a broker binds its port again, and by whoever starts child processes in this process.
+    ///
+    /// librdkafka 2.0.2's mock re-binds a broker's old port when it comes back up and aborts the whole process if
+    /// it cannot. A child that is being spawned holds a copy of every descriptor (the broker's closed listener
+    /// included) until it closes them or execs, so a re-bind at that moment fails. `posix_spawn` returns only after
+    /// the child has exec'd: a spawner that holds this gate around it never overlaps a re-bind.
+    package static let listenerGate = NSLock()
 
     /// Moves a partition's leadership to `broker`.
     ///

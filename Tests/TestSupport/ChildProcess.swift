@@ -1,4 +1,5 @@
 import Foundation
+import RDKafka
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,7 +56,10 @@ public final class ChildProcess: @unchecked Sendable {
         let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0
+        // Never while a mock broker re-binds its port (see KafkaMockCluster.listenerGate).
+        KafkaMockCluster.listenerGate.lock()
         let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        KafkaMockCluster.listenerGate.unlock()
         guard status == 0 else { throw TestPostgresError(message: "cannot start \(executable): \(String(cString: strerror(status)))") }
         self.pid = pid
     }
