@@ -27,7 +27,18 @@ import Testing
         for text in expected {
             #expect(problems.contains { $0.contains(text) }, "validate: expected \"\(text)\" in \(problems)", sourceLocation: sourceLocation)
         }
-        let error = try await #require(throws: ConnectorError.self, sourceLocation: sourceLocation) { try await connector.run() }
+        // A connector that starts instead of refusing is stopped after a while, so the test fails rather than hangs.
+        let running = Task { try await connector.run() }
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(30))
+            connector.requestStop()
+        }
+        let result = await running.result
+        deadline.cancel()
+        guard case .failure(let failure) = result, let error = failure as? ConnectorError else {
+            Issue.record("the connector started instead of refusing: \(result)", sourceLocation: sourceLocation)
+            return
+        }
         #expect(error.code == .setup, sourceLocation: sourceLocation)
         for text in expected {
             #expect(error.message.contains(text), "run: expected \"\(text)\" in \(error.message)", sourceLocation: sourceLocation)
