@@ -57,10 +57,7 @@ struct NetworkPartitionTests {
                     "\(measurement.name): the pipeline stopped again after recovering: \(pipeline.connector.output.suffix(1500))")
         }
         let long = try #require(measurements.last)
-        // Not yet required for Kafka: a log line. With packets silently dropped, librdkafka keeps its brokers "up"
-        // for socket.timeout.ms (60 s), so nothing is logged although /healthz turns 503 (issue 11, item 2).
-        let required = peer == "pg" ? long.signals : long.signals.filter { $0 != "log" }
-        for signal in required {
+        for signal in long.signals {
             #expect(long.detected(signal, within: Self.detectionBound), "\(long): \(signal) must show within \(Self.detectionBound) of a silent cut")
         }
 
