@@ -120,6 +120,8 @@ public final class Connector: Sendable {
             metricsServer?.stop()
             boundMetricsPort.withLock { $0 = nil }
         }
+        let stallWatcher = KafkaStallWatcher(timeout: options.kafkaTimeout, metrics: metrics, logger: logger).start()
+        defer { stallWatcher.cancel() }
         var machine = ConnectorStateMachine(maxBackoff: options.maxBackoff)
         var setup: Setup?
         var producer: (any RecordSink)?
@@ -193,6 +195,9 @@ public final class Connector: Sendable {
         properties["client.id"] = properties["client.id"] ?? "tailgate-\(configuration.name)"
         // Broker states for /healthz and tailgate_kafka_reachable (librdkafka reports them only in statistics).
         properties["statistics.interval.ms"] = properties["statistics.interval.ms"] ?? "1000"
+        // After an outage, try a broker again at least every second (librdkafka's default backs off to 10 s, which
+        // delayed recovery from a healed network by up to that long).
+        properties["reconnect.backoff.max.ms"] = properties["reconnect.backoff.max.ms"] ?? "1000"
         let logger = self.logger, metrics = self.metrics
         let producer = try KafkaProducer(configuration: ProducerConfiguration(properties: properties),
                                  log: { event in

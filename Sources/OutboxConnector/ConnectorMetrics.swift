@@ -77,6 +77,8 @@ public final class ConnectorMetrics: Sendable {
 
     /// Events acknowledged by Kafka, all topics.
     public var deliveredTotal: Int { state.withLock { $0.delivered.values.reduce(0, +) } }
+    /// Records produced and not yet acknowledged.
+    public var inFlightRecords: Int { state.withLock { $0.inFlight } }
     /// Whether the connector is streaming now.
     public var isStreaming: Bool { state.withLock { $0.streaming } }
 

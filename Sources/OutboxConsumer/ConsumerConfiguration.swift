@@ -71,8 +71,11 @@ public struct ConsumerConfiguration: Sendable {
     /// default 45 s. 6000 ms is the brokers' default `group.min.session.timeout.ms`, the lowest a broker accepts
     /// unless reconfigured; the heartbeat is a third of it, as Kafka recommends, so two lost heartbeats are survived.
     /// Heartbeats come from librdkafka's own thread, so a long batch does not count against the session timeout
-    /// (only against `max.poll.interval.ms`, 300 s).
-    public static let kafkaDefaults: [String: String] = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "2000"]
+    /// (only against `max.poll.interval.ms`, 300 s). `reconnect.backoff.max.ms=1000`: after an outage a broker is
+    /// tried again at least every second (librdkafka backs off to 10 s by default, which delayed recovery from a
+    /// healed network by that long).
+    public static let kafkaDefaults: [String: String] = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "2000",
+                                                         "reconnect.backoff.max.ms": "1000"]
 
     /// Creates a configuration with defaults for everything but the essentials.
     public init(groupID: String, topics: [String], kafka: [String: String], postgres: String,

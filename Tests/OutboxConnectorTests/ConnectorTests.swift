@@ -506,6 +506,7 @@ import Testing
                 "/healthz turns 503 once Kafka has left records unacknowledged past --kafka-timeout")
         let metrics = httpGet(port: port, path: "/metrics")?.body ?? ""
         #expect(metrics.contains("tailgate_streaming{connector=\"proc-\(fixture.database)\"} 1"), "still streaming: Kafka is the problem")
+        #expect(await eventually { process.child.output.contains("event=kafka_stalled") }, "the stall is logged when /healthz turns 503")
         let stopped = ContinuousClock.now
         process.child.signal(SIGTERM)
         #expect(await process.child.exitStatus() == 1)

@@ -80,7 +80,13 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// The lines of output so far.
-    public var outputLines: [String] { output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+    /// The complete lines of output so far (the empty piece after the last newline is not a line: counting it made
+    /// "the lines after line N" skip the next line written).
+    public var outputLines: [String] {
+        var lines = output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        return lines
+    }
 
     /// Waits until a line of output satisfies `matching`, up to `timeout`; returns it.
     public func waitForLine(timeout: Duration = .seconds(30), _ matching: (String) -> Bool) async -> String? {

@@ -59,6 +59,10 @@ final class RDKafkaClient: @unchecked Sendable {
         }
     }
 
+    /// How long data sent to a broker may stay unacknowledged before the kernel ends the connection
+    /// (`TCP_USER_TIMEOUT`), like libpq's `tcp_user_timeout` default in ``LibPQ``.
+    static let brokerUserTimeoutMilliseconds: UInt32 = 15_000
+
     /// Handles created and not yet destroyed, process-wide (for leak checks).
     static let liveHandles = Atomic<Int>(0)
 
@@ -97,6 +101,19 @@ final class RDKafkaClient: @unchecked Sendable {
             if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue { callbacks.brokers(reachable: false) }
             let level: KafkaLogEvent.Level = error.isFatal ? .critical : .warning
             callbacks.log(KafkaLogEvent(level: level, facility: "ERROR", client: callbacks.clientName, message: error.description))
+        })
+        // Broker connections are not left hanging on a silently dropped network: the kernel ends a connection whose
+        // sent data stays unacknowledged for `brokerUserTimeout` (TCP_USER_TIMEOUT), librdkafka reconnects, and a
+        // healed network is used at the next reconnect instead of at TCP's next retransmission, which backs off to
+        // tens of seconds. librdkafka 2.0 has no property for it, so the socket is made here.
+        rd_kafka_conf_set_socket_cb(configuration, { domain, type, socketProtocol, _ in
+            let descriptor = Glibc.socket(domain, type | Int32(SOCK_CLOEXEC.rawValue), socketProtocol)
+            guard descriptor >= 0 else { return -1 }
+            if domain == AF_INET || domain == AF_INET6 {
+                var milliseconds = RDKafkaClient.brokerUserTimeoutMilliseconds
+                _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &milliseconds, socklen_t(MemoryLayout<UInt32>.size))
+            }
+            return descriptor
         })
         rd_kafka_conf_set_stats_cb(configuration, { _, json, length, opaque in
             guard let opaque, let json else { return 0 }
