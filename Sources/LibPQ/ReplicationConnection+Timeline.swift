@@ -41,24 +41,7 @@ extension ReplicationConnection {
 
     /// A `bytea` column in text form (`\x` and hex digits, PostgreSQL's default output) as UTF-8 text.
     static func textOfBytea(_ value: String) -> String {
-        guard value.hasPrefix("\\x") else { return value }
-        var bytes: [UInt8] = []
-        var high: UInt8?
-        for character in value.utf8.dropFirst(2) {
-            let nibble: UInt8
-            switch character {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = character - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = character - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = character - UInt8(ascii: "A") + 10
-            default: continue
-            }
-            if let first = high {
-                bytes.append(first << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
-            }
-        }
+        guard let bytes = ByteaText.decode(value.utf8) else { return value }
         return String(decoding: bytes, as: UTF8.self)
     }
 }

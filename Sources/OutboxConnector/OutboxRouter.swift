@@ -1,3 +1,4 @@
+import LibPQ
 import Observability
 import PGOutput
 import RDKafka
@@ -148,29 +149,7 @@ public struct OutboxRouter: Sendable {
         guard let index = row.relation.columnIndex(named: configuration.payloadColumn) else { return nil }
         guard case .text(let bytes) = row.values[index] else { return nil }
         if row.relation.columns[index].typeOID == Self.byteaOID {
-            return Self.decodeByteaHex(bytes)
-        }
-        return bytes
-    }
-
-    /// Decodes bytea's text output form, `\x` followed by hex digits.
-    static func decodeByteaHex(_ text: [UInt8]) -> [UInt8]? {
-        guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x"), text.count % 2 == 0 else { return nil }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-            default: nil
-            }
-        }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity((text.count - 2) / 2)
-        var index = 2
-        while index < text.count {
-            guard let high = nibble(text[index]), let low = nibble(text[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
+            return ByteaText.decode(bytes)
         }
         return bytes
     }

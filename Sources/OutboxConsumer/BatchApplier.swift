@@ -38,8 +38,8 @@ struct BatchApplier {
     /// - Throws: ``BatchRollback`` when the batch was rolled back and must be retried; ``StopInterrupted`` when a
     ///   stop cut a handler's retry delay short (the batch was rolled back).
     func apply(_ records: [ConsumerRecord], database: DatabaseLink) throws -> Outcome {
-        do {
-            return try database.withSession { session in
+        try Self.asRollback {
+            try database.withSession { session in
                 do {
                     return try applyInTransaction(records, session, savepoints: false)
                 } catch let fallback as NeedsSavepoints {
@@ -48,12 +48,6 @@ struct BatchApplier {
                     return outcome
                 }
             }
-        } catch let stopped as StopInterrupted {
-            throw stopped
-        } catch let rollback as BatchRollback {
-            throw rollback
-        } catch {
-            throw BatchRollback(reason: FailureClassifier.batchReason(error), cause: error)
         }
     }
 
@@ -186,8 +180,8 @@ struct BatchApplier {
     /// - Returns: How many events were applied, and the error that stopped the release early, if one did.
     /// - Throws: ``BatchRollback`` when the database (or a handler's ``HandlerFailure/Kind/retryLater``) rolled it back.
     func release(_ key: ParkedStore.Key, database: DatabaseLink) throws -> (released: Int, stoppedBy: String?) {
-        do {
-            return try database.withSession { session in
+        try Self.asRollback {
+            try database.withSession { session in
                 try session.query("BEGIN")
                 do {
                     var released = 0
@@ -212,12 +206,6 @@ struct BatchApplier {
                     throw error
                 }
             }
-        } catch let stopped as StopInterrupted {
-            throw stopped
-        } catch let rollback as BatchRollback {
-            throw rollback
-        } catch {
-            throw BatchRollback(reason: FailureClassifier.batchReason(error), cause: error)
         }
     }
 
@@ -252,3 +240,19 @@ struct NeedsSavepoints: Error {
 
 /// A stop request cut a wait short inside a batch; the batch was rolled back.
 struct StopInterrupted: Error {}
+
+extension BatchApplier {
+    /// Runs `body`; a stop or a rollback passes as it is, any other error becomes a ``BatchRollback`` with the reason
+    /// an operator needs.
+    static func asRollback<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let stopped as StopInterrupted {
+            throw stopped
+        } catch let rollback as BatchRollback {
+            throw rollback
+        } catch {
+            throw BatchRollback(reason: FailureClassifier.batchReason(error), cause: error)
+        }
+    }
+}

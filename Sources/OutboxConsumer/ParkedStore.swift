@@ -175,25 +175,6 @@ struct ParkedStore: Sendable {
 
     /// A bytea in PostgreSQL's text output (`\x0102…`).
     static func decodeBytea(_ text: String) -> [UInt8]? {
-        guard text.hasPrefix("\\x") else { return Array(text.utf8) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity((text.utf8.count - 2) / 2)
-        var high: UInt8?
-        for character in text.utf8.dropFirst(2) {
-            let nibble: UInt8
-            switch character {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = character - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = character - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = character - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-            if let value = high {
-                bytes.append(value << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
-            }
-        }
-        return high == nil ? bytes : nil
+        text.hasPrefix("\\x") ? ByteaText.decode(text.utf8) : Array(text.utf8)
     }
 }
