@@ -147,3 +147,24 @@ final class RebalanceLog: Sendable {
         try await consumer.close()
     }
 }
+
+/// A down broker's port stays out of the kernel's automatic choice until the broker is up again (scripts/test sets
+/// TAILGATE_RESERVE_MOCK_PORTS=1): otherwise any outgoing connection may take it and the mock aborts the process when
+/// it cannot bind it again.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["TAILGATE_RESERVE_MOCK_PORTS"] == "1" && getuid() == 0))
+struct MockBrokerPortReservationTests {
+    static func reserved() -> [String] {
+        ((try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_reserved_ports", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").map(String.init)
+    }
+
+    @Test func aDownBrokersPortIsReservedUntilItIsUp() throws {
+        let cluster = try KafkaMockCluster(brokers: 2, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        let second = try #require(cluster.bootstrapServers.split(separator: ",").last?.split(separator: ":").last.map(String.init))
+        try cluster.setBrokerDown(2)
+        #expect(Self.reserved().contains(second))
+        try cluster.setBrokerUp(2)
+        #expect(!Self.reserved().contains(second))
+    }
+}
