@@ -132,7 +132,7 @@ import Testing
         running.cancel()
         let finished = Atomic<Bool>(false)
         Task { _ = try? await running.value; finished.store(true, ordering: .releasing) }
-        #expect(await eventually(timeout: .seconds(5)) { finished.load(ordering: .acquiring) }, "cancelling the task stops run")
+        #expect(await eventually(timeout: .seconds(20)) { finished.load(ordering: .acquiring) }, "cancelling the task stops run")
         #expect(lines.contains("event=stopped"))
     }
 
@@ -150,7 +150,7 @@ import Testing
         running.cancel()
         let finished = Atomic<Bool>(false)
         Task { _ = try? await running.value; finished.store(true, ordering: .releasing) }
-        #expect(await eventually(timeout: .seconds(5)) { finished.load(ordering: .acquiring) }, "the 60 s backoff was cut short")
+        #expect(await eventually(timeout: .seconds(20)) { finished.load(ordering: .acquiring) }, "the 60 s backoff was cut short")
     }
 
     @Test func cancellationStopsAnIdleConsumerAndItLeavesTheGroup() async throws {
@@ -164,7 +164,7 @@ import Testing
         running.cancel()
         let finished = Atomic<Bool>(false)
         Task { _ = try? await running.value; finished.store(true, ordering: .releasing) }
-        #expect(await eventually(timeout: .seconds(5)) { finished.load(ordering: .acquiring) })
+        #expect(await eventually(timeout: .seconds(20)) { finished.load(ordering: .acquiring) })
         // Left the group cleanly: its partitions were revoked, not lost.
         #expect(lines.contains("event=partitions_revoked") && lines.contains("event=stopped"))
         #expect(try await fixture.ledgerTotal() == 20)
