@@ -37,7 +37,10 @@ public final class TestSocket {
             }
         }
         guard connected else {
-            _ = Glibc.close(descriptor)
+            // Through close(), so that deinit, which runs for a class whose failable init returns nil after every
+            // property is set, does not close the descriptor a second time: by then the number may belong to another
+            // thread's socket (a libpq connection failed with EBADF that way).
+            close()
             return nil
         }
     }
