@@ -26,47 +26,20 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ what: String,
                 outcome.resume(.failure(error))
             }
         }
-        let nanoseconds = limit.components.seconds * 1_000_000_000 + limit.components.attoseconds / 1_000_000_000
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: nanoseconds))) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + DispatchTimeInterval(limit)) {
             if outcome.resume(.failure(DeadlineExceeded(what: what, limit: limit))) { work.cancel() }
         }
     }
 }
 
-/// A throwing continuation resumed exactly once, by whichever outcome comes first.
-private final class ResumeOnce<T: Sendable>: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, early: Result<T, any Error>?, done: Bool)>(
-        (nil, nil, false))
-
-    func arm(_ continuation: CheckedContinuation<T, any Error>) {
-        let early = state.withLock { state -> Result<T, any Error>? in
-            guard let early = state.early else {
-                state.continuation = continuation
-                return nil
-            }
-            return early
+extension DispatchTimeInterval {
+    /// The same span, to the nanosecond.
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        guard seconds < Int64.max / 1_000_000_000 else {
+            self = .never
+            return
         }
-        if let early { continuation.resume(with: early) }
-    }
-
-    /// Resumes with `result` unless an earlier outcome did; returns whether this one won.
-    @discardableResult
-    func resume(_ result: Result<T, any Error>) -> Bool {
-        let continuation = state.withLock { state -> CheckedContinuation<T, any Error>?? in
-            guard !state.done else { return .none }
-            state.done = true
-            guard let continuation = state.continuation else {
-                state.early = result
-                return .some(nil)
-            }
-            state.continuation = nil
-            return .some(continuation)
-        }
-        switch continuation {
-        case .none: return false
-        case .some(let continuation):
-            continuation?.resume(with: result)
-            return true
-        }
+        self = .nanoseconds(Int(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)))
     }
 }

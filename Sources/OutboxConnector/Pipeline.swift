@@ -46,14 +46,14 @@ final class Pipeline: Sendable {
     ///
     /// - Throws: ``ConnectorError`` `invalidStream` for a Begin inside an open transaction.
     func begin(at position: LSN) throws(ConnectorError) {
-        try track(at: position) { tracker throws(AckTracker.ProtocolViolation) in try tracker.begin() }
+        try track(at: position) { state throws(AckTracker.ProtocolViolation) in try state.tracker.begin() }
     }
 
     /// The open transaction committed.
     ///
     /// - Throws: ``ConnectorError`` `invalidStream` for a Commit without a Begin.
     func commit(endLSN: LSN) throws(ConnectorError) {
-        let moved = try track(at: endLSN) { tracker throws(AckTracker.ProtocolViolation) in try tracker.commit(endLSN: endLSN) }
+        let moved = try track(at: endLSN) { state throws(AckTracker.ProtocolViolation) in try state.tracker.commit(endLSN: endLSN) }
         confirm(moved)
     }
 
@@ -66,28 +66,20 @@ final class Pipeline: Sendable {
     ///
     /// - Throws: ``ConnectorError`` `invalidStream` for a row outside a transaction.
     func recordProduced(commitTime: PostgresTimestamp, at position: LSN) throws(ConnectorError) -> UInt64 {
-        let produced = state.withLock { state -> Result<(UInt64, Int), AckTracker.ProtocolViolation> in
-            do throws(AckTracker.ProtocolViolation) {
-                let token = try state.tracker.recordProduced()
-                state.commitTimes[token] = commitTime
-                return .success((token, state.tracker.inFlightRecords))
-            } catch {
-                return .failure(error)
-            }
+        let (token, inFlight) = try track(at: position) { state throws(AckTracker.ProtocolViolation) in
+            let token = try state.tracker.recordProduced()
+            state.commitTimes[token] = commitTime
+            return (token, state.tracker.inFlightRecords)
         }
-        switch produced {
-        case .success(let (token, inFlight)):
-            metrics.setInFlight(inFlight)
-            return token
-        case .failure(let violation):
-            throw Self.invalidStream(violation, at: position)
-        }
+        metrics.setInFlight(inFlight)
+        return token
     }
 
-    private func track<T>(at position: LSN, _ body: (inout AckTracker) throws(AckTracker.ProtocolViolation) -> T) throws(ConnectorError) -> T {
+    /// Runs `body` on the state under the lock (one lock per call); a protocol violation becomes `invalidStream`.
+    private func track<T>(at position: LSN, _ body: (inout State) throws(AckTracker.ProtocolViolation) -> T) throws(ConnectorError) -> T {
         let result = state.withLock { state -> Result<T, AckTracker.ProtocolViolation> in
             do throws(AckTracker.ProtocolViolation) {
-                return .success(try body(&state.tracker))
+                return .success(try body(&state))
             } catch {
                 return .failure(error)
             }

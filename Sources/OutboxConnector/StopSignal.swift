@@ -50,36 +50,14 @@ final class StopSignal: Sendable {
 
     /// Waits `duration`, or less if a stop is requested meanwhile.
     func sleep(for duration: Duration) async {
-        let waiter = OneShot()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let waiter = ResumeOnce<Void>()
+        try? await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             waiter.arm(continuation)
-            let key = onStop { waiter.fire() }
-            let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: nanoseconds))) {
-                waiter.fire()
+            let key = onStop { waiter.resume(.success(())) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + DispatchTimeInterval(duration)) {
+                waiter.resume(.success(()))
                 self.remove(key)
             }
-        }
-    }
-}
-
-/// A continuation resumed exactly once, by whichever of several events comes first.
-final class OneShot: Sendable {
-    private let continuation = Mutex<CheckedContinuation<Void, Never>?>(nil)
-    private let fired = Atomic<Bool>(false)
-
-    func arm(_ continuation: CheckedContinuation<Void, Never>) {
-        self.continuation.withLock { $0 = continuation }
-        if fired.load(ordering: .acquiring) { fire(force: true) }
-    }
-
-    func fire() { fire(force: false) }
-
-    private func fire(force: Bool) {
-        if !force { guard !fired.exchange(true, ordering: .acquiringAndReleasing) else { return } }
-        continuation.withLock { continuation in
-            continuation?.resume()
-            continuation = nil
         }
     }
 }
