@@ -98,6 +98,14 @@ public final class ReplicationStream: @unchecked Sendable {
         try await Connection.run(on: queue) { () throws(PostgresError) in try self.receive(timeout: timeout) }
     }
 
+    /// ``next(timeout:)`` for a caller on a thread of its own: blocks that thread, never the concurrency pool's.
+    package func nextBlocking(timeout: Duration) throws(PostgresError) -> ReplicationFrame? {
+        let result: Result<ReplicationFrame?, PostgresError> = queue.sync {
+            do throws(PostgresError) { return .success(try self.receive(timeout: timeout)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
     /// Waits up to `timeout` for a frame, then also takes the frames already received, up to `maxFrames`.
     ///
     /// One hop to the connection's queue for many frames: the way to read a busy stream.

@@ -236,30 +236,42 @@ struct ReplicationFixture {
     }
 
     @Test func keepaliveRequestsAreAnsweredAtOnce() async throws {
-        // With a 60 s interval only the replies to the server's keepalive requests keep this stream alive.
+        // With a 60 s interval only the replies to the server's keepalive requests keep this stream alive. The server
+        // allows half of wal_sender_timeout for a reply, so the reading runs on a thread of its own: a concurrency
+        // pool kept busy by other tests under a full parallel run once held this reader back for over 5 s (the
+        // server then rightly dropped the stream) although the reply itself went out at once.
         let fixture = try await ReplicationFixture.make(on: try await TestPostgres.sharedWithShortSenderTimeout())
         let (connection, stream) = try await fixture.start(statusInterval: .seconds(60))
-        var requests = 0
-        let until = ContinuousClock.now + TestPostgres.shortSenderTimeout * 2.5
-        while ContinuousClock.now < until {
-            let sentBefore = stream.statusUpdatesSent
-            let frame: ReplicationFrame?
-            do {
-                frame = try await stream.next(timeout: .milliseconds(500))
-            } catch {
-                // Say why the server closed the stream (this failed once under a full parallel run).
-                Issue.record("\(error) after \(requests) keepalive request(s); server log:\n\(fixture.postgres.serverLogTail())")
-                return
+        let outcome = await Self.onThread { () -> (requests: Int, repliedAtOnce: Bool, error: String?) in
+            var requests = 0
+            var repliedAtOnce = true
+            let until = ContinuousClock.now + TestPostgres.shortSenderTimeout * 2.5
+            while ContinuousClock.now < until {
+                let sentBefore = stream.statusUpdatesSent
+                do {
+                    if case .primaryKeepalive(let keepalive)? = try stream.nextBlocking(timeout: .milliseconds(500)), keepalive.replyRequested {
+                        requests += 1
+                        repliedAtOnce = repliedAtOnce && stream.statusUpdatesSent == sentBefore + 1
+                    }
+                } catch {
+                    return (requests, repliedAtOnce, "\(error)")
+                }
             }
-            if case .primaryKeepalive(let keepalive)? = frame, keepalive.replyRequested {
-                requests += 1
-                #expect(stream.statusUpdatesSent == sentBefore + 1, "the reply went out before the frame was handed over")
-            }
+            return (requests, repliedAtOnce, nil)
         }
-        #expect(requests >= 2, "the server asked for replies (every wal_sender_timeout / 2) and kept the stream")
+        #expect(outcome.error == nil, "\(outcome.error ?? "") after \(outcome.requests) keepalive request(s); server log:\n\(fixture.postgres.serverLogTail())")
+        #expect(outcome.repliedAtOnce, "the reply went out before the frame was handed over")
+        #expect(outcome.requests >= 2, "the server asked for replies (every wal_sender_timeout / 2) and kept the stream")
         #expect(stream.serverWALEnd > .invalid)
         await stream.close()
         _ = connection
+    }
+
+    /// Runs `body` on a new thread and returns its result.
+    private static func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: body()) }.start()
+        }
     }
 
     @Test func protocolTwoStreamsLargeInProgressTransactions() async throws {
