@@ -49,6 +49,8 @@ let package = Package(
         .executableTarget(name: "LedgerConsumer", dependencies: ["OutboxConsumer", "Observability"], path: "Tests/LedgerConsumer"),
         // Reads topics back for scripts/chaos (event ids, duplicates included).
         .executableTarget(name: "KafkaDump", dependencies: ["RDKafka", "TestSupport"], path: "Tests/KafkaDump"),
+        // Takes a mock broker down and up while spawning children: the mock's abort, isolated in a process.
+        .executableTarget(name: "MockRebindProbe", dependencies: ["RDKafka", "TestSupport"], path: "Tests/MockRebindProbe"),
     ]
 )
 

@@ -43,6 +43,10 @@ public final class KafkaMockCluster: Sendable {
             ReservedPorts.reserve(port)
             reservedPorts.withLock { _ = $0.insert(port) }
         }
+        // Going down is when librdkafka 2.0.2 closes the listener and binds its port again at once (for the way
+        // back up): never while a child process is being spawned (see `listenerGate`).
+        Self.listenerGate.lock()
+        defer { Self.listenerGate.unlock() }
         try handle.setBroker(id, up: false)
     }
 
@@ -66,12 +70,15 @@ public final class KafkaMockCluster: Sendable {
         }
     }
 
-    /// Held while a broker binds its port again, and by whoever starts child processes in this process.
+    /// Held while a broker changes state, and by whoever starts child processes in this process.
     ///
-    /// librdkafka 2.0.2's mock re-binds a broker's old port when it comes back up and aborts the whole process if
-    /// it cannot. A child that is being spawned holds a copy of every descriptor (the broker's closed listener
-    /// included) until it closes them or execs, so a re-bind at that moment fails. `posix_spawn` returns only after
-    /// the child has exec'd: a spawner that holds this gate around it never overlaps a re-bind.
+    /// librdkafka 2.0.2's mock, taking a broker down, closes its listener and at once binds a new socket to the
+    /// same port (kept for the way back up, when it starts listening again), and aborts the whole process if that
+    /// bind fails (`rdkafka_mock.c:2100`, "Failed to create mock broker listener"; the log says EADDRINUSE). A child
+    /// that is being spawned holds a copy of every descriptor until it execs, the listener included, and a copy
+    /// keeps the port listening after the broker closed its own: a bind at that moment fails. `posix_spawn`
+    /// returns only after the child has exec'd (and the listener is close-on-exec): a spawner that holds this
+    /// gate around it never overlaps a broker going down.
     package static let listenerGate = NSLock()
 
     /// Moves a partition's leadership to `broker`.

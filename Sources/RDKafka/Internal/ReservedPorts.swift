@@ -2,13 +2,14 @@ import Foundation
 
 /// Keeps a mock broker's port out of the kernel's automatic port choice while the broker is down.
 ///
-/// librdkafka 2.0.2's mock closes a down broker's listener and, when it comes back up, binds the same port again;
-/// if anything took the port meanwhile it aborts the whole process (`rdkafka_mock.c`, "Failed to create mock broker
-/// listener"). Its ports come from the ephemeral range, so any outgoing connection of the machine can take a freed
-/// one as its local port, and a test suite that opens thousands of connections sometimes does. Listed in
-/// `net.ipv4.ip_local_reserved_ports`, a port is skipped by `connect()` and `bind(0)` but can still be bound by
-/// name, which is what the broker does. Only with `TAILGATE_RESERVE_MOCK_PORTS=1` (set by `scripts/test`) and as root:
-/// it changes a machine-wide setting.
+/// librdkafka 2.0.2's mock, taking a broker down, closes its listener and binds a new socket to the same port at once
+/// (kept for the way back up), and aborts the whole process if that bind fails (`rdkafka_mock.c:2100`). The main
+/// cause of such failures, a child process being spawned at that moment, is closed by
+/// `KafkaMockCluster.listenerGate`. What remains is the moment between the close and the bind: the port comes from
+/// the ephemeral range, and an outgoing connection made then can take it as its local port. Listed in
+/// `net.ipv4.ip_local_reserved_ports` before the broker goes down, a port is skipped by `connect()` and `bind(0)`
+/// but can still be bound by name, which is what the broker does. Only with `TAILGATE_RESERVE_MOCK_PORTS=1` (set by
+/// `scripts/test`) and as root: it changes a machine-wide setting.
 enum ReservedPorts {
     static let isEnabled = ProcessInfo.processInfo.environment["TAILGATE_RESERVE_MOCK_PORTS"] == "1" && getuid() == 0
     private static let path = "/proc/sys/net/ipv4/ip_local_reserved_ports"
