@@ -32,6 +32,8 @@ public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible 
     public var detail: String?
     /// The server's hint line.
     public var hint: String?
+    /// Which statement of a ``Session/pipeline(_:)`` failed (its index in the array), `nil` outside a pipeline.
+    public var statementIndex: Int?
 
     /// Creates an error.
     public init(code: Code, message: String, sqlState: SQLState? = nil, detail: String? = nil, hint: String? = nil) {
@@ -69,6 +71,7 @@ public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible 
         default: text = "PostgreSQL \(code): \(message)"
         }
         if let sqlState { text += " (SQLSTATE \(sqlState))" }
+        if let statementIndex { text += " in pipeline statement \(statementIndex)" }
         if let detail, !detail.isEmpty { text += "; detail: \(detail)" }
         if let hint, !hint.isEmpty { text += "; hint: \(hint)" }
         switch code {

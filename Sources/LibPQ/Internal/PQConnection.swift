@@ -8,6 +8,10 @@ import PGOutput
 /// `@unchecked Sendable` because it is handed to that queue's closures; the owners guarantee serial use.
 final class PQConnection: @unchecked Sendable {
     private var handle: OpaquePointer?
+    /// How many times this connection waited for the server: one per statement, one per pipeline.
+    var roundTrips = 0
+    /// The ``PreparedStatement``s this connection has prepared, by name (their SQL, to catch a name clash).
+    var preparedStatements: [String: String] = [:]
 
     /// Liveness defaults every connection gets unless its connection string says otherwise.
     ///
@@ -85,17 +89,26 @@ final class PQConnection: @unchecked Sendable {
     /// Runs one or more statements with the simple query protocol and returns the last result.
     func exec(_ sql: String) throws(PostgresError) -> QueryResult {
         let connection = try connection()
+        roundTrips += 1
         let result = PQexec(connection, sql)
         return try consume(result, connection: connection)
     }
 
     /// Runs one statement with parameters sent apart from the SQL text.
     func exec(_ sql: String, parameters: [PostgresParameter]) throws(PostgresError) -> QueryResult {
-        if parameters.isEmpty {
-            let connection = try connection()
-            return try consume(PQexecParams(connection, sql, 0, nil, nil, nil, nil, 0), connection: connection)
-        }
         let connection = try connection()
+        roundTrips += 1
+        let result = Self.withParameters(parameters) { count, types, values, lengths, formats in
+            PQexecParams(connection, sql, count, types, values, lengths, formats, 0)
+        }
+        return try consume(result, connection: connection)
+    }
+
+    /// Calls `body` with the C arrays libpq takes for `parameters` (count, types, values, lengths, formats): text
+    /// parameters as text with their type left to the server, bytes as binary `bytea`.
+    static func withParameters<R>(_ parameters: [PostgresParameter],
+                                  _ body: (Int32, [Oid]?, [UnsafePointer<CChar>?]?, [Int32]?, [Int32]?) -> R) -> R {
+        if parameters.isEmpty { return body(0, nil, nil, nil, nil) }
         var types: [Oid] = []
         var buffers: [[UInt8]?] = []
         var formats: [Int32] = []
@@ -110,10 +123,7 @@ final class PQConnection: @unchecked Sendable {
             }
         }
         let lengths = buffers.map { Int32($0?.count ?? 0) }
-        let result = Self.withBuffers(buffers) { pointers in
-            PQexecParams(connection, sql, Int32(parameters.count), types, pointers, lengths, formats, 0)
-        }
-        return try consume(result, connection: connection)
+        return withBuffers(buffers) { pointers in body(Int32(parameters.count), types, pointers, lengths, formats) }
     }
 
     /// Runs a statement that must switch the connection into CopyBoth mode (`START_REPLICATION`).
@@ -133,9 +143,14 @@ final class PQConnection: @unchecked Sendable {
         }
     }
 
-    private func consume(_ result: OpaquePointer?, connection: OpaquePointer) throws(PostgresError) -> QueryResult {
+    func consume(_ result: OpaquePointer?, connection: OpaquePointer) throws(PostgresError) -> QueryResult {
         guard let result else { throw lostOrFailed(connection) }
         defer { PQclear(result) }
+        return try Self.decode(result, connection: connection)
+    }
+
+    /// The rows of a finished statement's result, or its error (the caller clears the result).
+    static func decode(_ result: OpaquePointer, connection: OpaquePointer) throws(PostgresError) -> QueryResult {
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
             let columnCount = Int(PQnfields(result))

@@ -1,0 +1,43 @@
+extension Session {
+    /// Runs a prepared statement (preparing it first if this connection has not yet) and returns its rows.
+    ///
+    /// - Parameters:
+    ///   - statement: The statement.
+    ///   - parameters: The values of `$1`, `$2`, …, in order; `nil` is SQL NULL.
+    /// - Throws: ``PostgresError``.
+    @discardableResult
+    public func query(_ statement: PreparedStatement, _ parameters: [(any PostgresBindable)?] = []) throws(PostgresError) -> QueryResult {
+        try connection.execPrepared(statement, parameters: parameters.map { $0?.postgresParameter ?? .null })
+    }
+
+    /// Runs a prepared statement and returns the number of rows it affected.
+    ///
+    /// - Throws: ``PostgresError``.
+    @discardableResult
+    public func execute(_ statement: PreparedStatement, _ parameters: [(any PostgresBindable)?] = []) throws(PostgresError) -> Int {
+        try query(statement, parameters).affectedRows
+    }
+
+    /// Sends `statements` in libpq's pipeline mode and waits once for all their results: one round trip instead of
+    /// one per statement.
+    ///
+    /// The statements run in order. Outside a transaction block they form one implicit transaction; inside one
+    /// (a `BEGIN` earlier, or first in `statements`) they are part of it. When one fails, the statements after it
+    /// are not run, the transaction is aborted (an explicit one must then be rolled back), and the failure is thrown
+    /// with its SQLSTATE and ``PostgresError/statementIndex``.
+    ///
+    /// A statement whose result is large should come last: results are read only after everything is sent.
+    ///
+    /// - Parameter statements: The statements; ``PreparedStatement``s this connection has not prepared yet are
+    ///   prepared in the same pipeline.
+    /// - Returns: One result per statement, in order.
+    /// - Throws: ``PostgresError``.
+    @discardableResult
+    public func pipeline(_ statements: [PipelineStatement]) throws(PostgresError) -> [QueryResult] {
+        try connection.pipeline(statements)
+    }
+
+    /// How many times this connection has waited for the server (one per statement outside a pipeline, one per
+    /// pipeline): for benchmarks and tests that count round trips.
+    package var roundTrips: Int { connection.roundTrips }
+}
