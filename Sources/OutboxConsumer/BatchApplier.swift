@@ -9,7 +9,10 @@ import RDKafka
 /// whole batch back and throws ``BatchRollback``; the loop retries the batch after a backoff. A handler failure is
 /// retried in a savepoint, and only when retrying cannot succeed is the event treated as poison.
 ///
-/// Savepoints cost two round trips per event, so a batch first runs without them. Only when a handler fails is
+/// A batch costs the consumer two round trips of its own whatever its size: BEGIN, the inbox claim, the offsets and
+/// the parked keys go in one pipeline (prepared statements, so the server plans them once per connection), the
+/// handlers run in that transaction, then COMMIT. Savepoints cost two round trips per event, so a batch first runs
+/// without them. Only when a handler fails is
 /// that attempt rolled back and the batch applied again at once with a savepoint per event, where the failing event
 /// can be retried and set aside alone (its handler then runs up to ``ConsumerConfiguration/handlerAttempts`` more
 /// times).
@@ -52,24 +55,33 @@ struct BatchApplier {
     }
 
     private func applyInTransaction(_ records: [ConsumerRecord], _ session: Session, savepoints: Bool) throws -> Outcome {
-        try session.query("BEGIN")
         var counts = ConsumerMetrics.Snapshot()
-        counts.roundTrips = 1
+        let roundTripsBefore = session.roundTrips
+        var handlerRoundTrips = 0
+        // Everything but the handlers' statements: the consumer's own cost of exactly-once.
+        func ownRoundTrips() -> Int { session.roundTrips - roundTripsBefore - handlerRoundTrips }
         var applied: [(eventType: String, commitTime: Date)] = []
         do {
             let identified = records.map { record -> (record: ConsumerRecord, id: String, hasID: Bool) in
                 if let id = record.header("event_id")?.stringValue, !id.isEmpty { return (record, id, true) }
                 return (record, "\(record.topic)/\(record.partition)/\(record.offset)", false)
             }
-            let fresh = try inbox.claim(session, identified.map { ($0.id, $0.record.topic, $0.record.partition, $0.record.offset) })
-            counts.roundTrips += 1
+            let parking = configuration.poisonPolicy == .parkKey
+            let next = OffsetStore.nextOffsets(after: records)
+            // One round trip opens the batch: BEGIN, the inbox claim, the offsets (they follow from the records alone
+            // and commit or roll back with the rest, so they need not wait for the handlers) and the parked keys.
+            // The handlers then run in the same transaction and see the claim; COMMIT is the second round trip.
+            var opening = [PipelineStatement("BEGIN"),
+                           inbox.claim(identified.map { ($0.id, $0.record.topic, $0.record.partition, $0.record.offset) })]
+            if let store = offsets.store(next) { opening.append(store) }
+            if parking { opening.append(parked.parkedKeys(Set(records.map(\.topicPartition)))) }
+            let opened = try session.pipeline(opening)
+            let fresh = Inbox.claimed(opened[1])
+            var parkedKeys = parking ? ParkedStore.parkedKeys(opened[opened.count - 1]) : []
             var seen = Set<String>()
             // Dead letters go out once every event of the batch has run: a later event that rolls the batch back
             // (the database gone, say) then costs no duplicate in the dead-letter topic.
             var poison: [(record: ConsumerRecord, id: String, reason: String)] = []
-            let parking = configuration.poisonPolicy == .parkKey
-            var parkedKeys = parking ? try parked.parkedKeys(session, Set(records.map(\.topicPartition))) : []
-            if parking { counts.roundTrips += 1 }
             for (record, id, hasID) in identified {
                 guard fresh.contains(id), seen.insert(id).inserted else {
                     counts.duplicatesSkipped += 1
@@ -81,7 +93,7 @@ struct BatchApplier {
                 }
                 guard parking else {
                     if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
-                                                   applied: &applied) {
+                                                   applied: &applied, handlerRoundTrips: &handlerRoundTrips) {
                         poison.append((record, id, reason))
                     }
                     continue
@@ -92,16 +104,14 @@ struct BatchApplier {
                     try parked.park(session, record, eventID: id, key: key, error: nil)
                     try inbox.markParked(session, id: id, error: nil)
                     counts.parked += 1
-                    counts.roundTrips += 2
                     emit("info", "parked_behind", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key)])
                 } else if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
-                                                      applied: &applied) {
+                                                      applied: &applied, handlerRoundTrips: &handlerRoundTrips) {
                     try parked.park(session, record, eventID: id, key: key, error: reason)
                     try inbox.markParked(session, id: id, error: reason)
                     parkedKeys.insert(key)
                     counts.parked += 1
-                    counts.roundTrips += 2
                     emit("warning", "key_parked", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key), ("error", String(reason.prefix(200)))])
                 }
@@ -109,17 +119,14 @@ struct BatchApplier {
             for entry in poison {
                 try deadLetter(entry.record, reason: entry.reason, id: entry.id, session: session)
                 counts.deadLettered += 1
-                counts.roundTrips += 1
             }
-            let next = OffsetStore.nextOffsets(after: records)
-            try offsets.store(session, next)
             try session.query("COMMIT")
-            counts.roundTrips += 2
+            counts.roundTrips = ownRoundTrips()
             counts.batches = 1
             return Outcome(nextOffsets: next, counts: counts, applied: applied)
         } catch var fallback as NeedsSavepoints {
             _ = try? session.query("ROLLBACK")
-            fallback.roundTrips = counts.roundTrips + 1
+            fallback.roundTrips = ownRoundTrips()
             throw fallback
         } catch {
             _ = try? session.query("ROLLBACK")
@@ -134,7 +141,7 @@ struct BatchApplier {
     /// database's throws ``NeedsSavepoints``.
     private func applyEvent(_ record: ConsumerRecord, id: String, session: Session, savepoints: Bool = true,
                             counts: inout ConsumerMetrics.Snapshot,
-                            applied: inout [(eventType: String, commitTime: Date)]) throws -> String? {
+                            applied: inout [(eventType: String, commitTime: Date)], handlerRoundTrips: inout Int) throws -> String? {
         let event = OutboxEvent(
             id: id, type: record.header("event_type")?.stringValue, key: record.key.map { String(decoding: $0, as: UTF8.self) },
             payload: record.value ?? [], headers: record.headers, topic: record.topic, partition: record.partition,
@@ -143,9 +150,14 @@ struct BatchApplier {
             counts.applied += 1
             if let committed = event.commitTime { applied.append((event.type ?? "", committed)) }
         }
+        func runHandler(_ session: Session) throws {
+            let before = session.roundTrips
+            defer { handlerRoundTrips += session.roundTrips - before }
+            try handler(event, session)
+        }
         guard savepoints else {
             do {
-                try handler(event, session)
+                try runHandler(session)
                 succeeded()
                 return nil
             } catch {
@@ -157,8 +169,7 @@ struct BatchApplier {
         var backoff = Backoff(initial: configuration.retryBackoff, maximum: configuration.maxBackoff)
         while true {
             do {
-                counts.roundTrips += 2 // SAVEPOINT, RELEASE (or ROLLBACK TO)
-                try session.savepoint("tailgate_event") { try handler(event, $0) }
+                try session.savepoint("tailgate_event") { try runHandler($0) }
                 succeeded()
                 return nil
             } catch {
@@ -189,7 +200,9 @@ struct BatchApplier {
                     var counts = ConsumerMetrics.Snapshot()
                     for (record, id) in try parked.events(session, of: key) {
                         var releasedNow: [(eventType: String, commitTime: Date)] = [] // parked long ago: not freshness
-                        if let reason = try applyEvent(record, id: id, session: session, counts: &counts, applied: &releasedNow) {
+                        var handlerRoundTrips = 0
+                        if let reason = try applyEvent(record, id: id, session: session, counts: &counts, applied: &releasedNow,
+                                                       handlerRoundTrips: &handlerRoundTrips) {
                             try parked.stopRelease(session, key, at: record.offset, error: reason)
                             try inbox.markParked(session, id: id, error: reason)
                             stoppedBy = reason

@@ -31,8 +31,10 @@ public final class ConsumerMetrics: Sendable {
         public var pausedPartitions = 0
         /// How long no Kafka broker has been reachable, in seconds (0 while one is).
         public var kafkaUnreachableSeconds = 0.0
-        /// Statements the consumer itself sent for committed and rolled-back batches (BEGIN, inbox, offsets,
-        /// savepoints, COMMIT; not the handler's): divided by ``batches``, the cost of exactly-once per batch.
+        /// Round trips (waits for the database) the consumer itself made for its committed batches and the attempts
+        /// they replaced: one for BEGIN + inbox claim + offsets + parked keys (a pipeline), one for COMMIT, two per
+        /// savepoint after a handler failure; not the handler's own. Divided by ``batches``, the cost of exactly-once
+        /// per batch.
         public var roundTrips = 0
         /// Events parked (poison, or behind a parked key of theirs) by this instance.
         public var parked = 0
@@ -90,7 +92,7 @@ public final class ConsumerMetrics: Sendable {
                    labels: labels, s.waitingRecords)
         text.gauge("tailgate_consumer_kafka_unreachable_seconds", help: "How long no Kafka broker has been reachable (0 while one is).",
                    labels: labels, s.kafkaUnreachableSeconds)
-        text.counter("tailgate_consumer_round_trips_total", help: "Statements the consumer itself sent for its batches (not the handler's).",
+        text.counter("tailgate_consumer_round_trips_total", help: "Round trips to the database the consumer itself made for its batches (not the handler's).",
                      labels: labels, s.roundTrips)
         text.counter("tailgate_consumer_parked_total", help: "Events parked (poison, or behind a parked key of theirs).", labels: labels, s.parked)
         text.counter("tailgate_consumer_released_total", help: "Parked events applied by releases.", labels: labels, s.released)

@@ -10,11 +10,20 @@ struct Inbox: Sendable {
     let table: String
     let group: String
     private let name: QualifiedName
+    /// Inserts the batch's event ids and returns the ones that were new; prepared once per connection.
+    private let claimStatement: PreparedStatement
 
     init(table: QualifiedName, group: String) {
         self.table = SQLIdentifier.quoteQualified(table)
         self.group = group
         self.name = table
+        self.claimStatement = PreparedStatement("""
+            INSERT INTO \(self.table) (consumer_group, event_id, topic, partition, "offset")
+            SELECT $1, e.event_id, e.topic, e.partition, e.off
+            FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS e(event_id, topic, partition, off)
+            ON CONFLICT (consumer_group, event_id) DO NOTHING
+            RETURNING event_id
+            """)
     }
 
     func createStatements(offsets: OffsetStore, parked: ParkedStore) -> [String] {
@@ -72,18 +81,16 @@ struct Inbox: Sendable {
         String((table.replacingOccurrences(of: "\"", with: "").replacingOccurrences(of: ".", with: "_") + "_processed_at").prefix(63))
     }
 
-    /// Records the batch's events; returns the ids that were not there yet (the ones to apply).
-    func claim(_ session: Session, _ entries: [(id: String, topic: String, partition: Int32, offset: Int64)]) throws -> Set<String> {
-        guard !entries.isEmpty else { return [] }
-        let result = try session.query("""
-            INSERT INTO \(table) (consumer_group, event_id, topic, partition, "offset")
-            SELECT $1, e.event_id, e.topic, e.partition, e.off
-            FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS e(event_id, topic, partition, off)
-            ON CONFLICT (consumer_group, event_id) DO NOTHING
-            RETURNING event_id
-            """, [group, PostgresArray.literal(entries.map(\.id)), PostgresArray.literal(entries.map(\.topic)),
-                  PostgresArray.literal(entries.map { Int64($0.partition) }), PostgresArray.literal(entries.map(\.offset))])
-        return Set(result.rows.compactMap { $0[0] })
+    /// The statement that records the batch's events (for a pipeline); ``claimed(_:)`` reads its result: the ids
+    /// that were not there yet, the ones to apply.
+    func claim(_ entries: [(id: String, topic: String, partition: Int32, offset: Int64)]) -> PipelineStatement {
+        PipelineStatement(claimStatement, [group, PostgresArray.literal(entries.map(\.id)), PostgresArray.literal(entries.map(\.topic)),
+                                           PostgresArray.literal(entries.map { Int64($0.partition) }), PostgresArray.literal(entries.map(\.offset))])
+    }
+
+    /// The ids a ``claim(_:)`` inserted: the events that are new.
+    static func claimed(_ result: QueryResult) -> Set<String> {
+        Set(result.rows.compactMap { $0[0] })
     }
 
     /// Marks an event as dead-lettered, with why.

@@ -11,11 +11,19 @@ struct OffsetStore: Sendable {
     let group: String
     /// Where a partition with no stored offset starts.
     let defaultStart: StartOffset
+    /// Stores next offsets, never moving one backwards; prepared once per connection.
+    private let storeStatement: PreparedStatement
 
     init(table: QualifiedName, group: String, defaultStart: StartOffset) {
         self.table = SQLIdentifier.quoteQualified(table)
         self.group = group
         self.defaultStart = defaultStart
+        self.storeStatement = PreparedStatement("""
+            INSERT INTO \(self.table) AS o (consumer_group, topic, partition, next_offset)
+            SELECT $1, e.topic, e.partition, e.next_offset FROM unnest($2::text[], $3::int[], $4::bigint[]) AS e(topic, partition, next_offset)
+            ON CONFLICT (consumer_group, topic, partition)
+            DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now() WHERE o.next_offset < EXCLUDED.next_offset
+            """)
     }
 
     /// Each partition's next offset once `records` are applied: one past the highest offset seen.
@@ -62,17 +70,17 @@ struct OffsetStore: Sendable {
         return offsets
     }
 
-    /// Stores each partition's next offset, never moving one backwards: an instance that lost a partition cannot
-    /// overwrite the position of its newer owner.
-    func store(_ session: Session, _ nextOffsets: [TopicPartition: Int64]) throws {
-        guard !nextOffsets.isEmpty else { return }
+    /// The statement that stores each partition's next offset (for a pipeline, in the batch's transaction), never
+    /// moving one backwards: an instance that lost a partition cannot overwrite the position of its newer owner.
+    /// `nil` when there is nothing to store.
+    ///
+    /// The batch's transaction may run it before its handlers: the offsets follow from the records alone, and they
+    /// commit or roll back with everything else.
+    func store(_ nextOffsets: [TopicPartition: Int64]) -> PipelineStatement? {
+        guard !nextOffsets.isEmpty else { return nil }
         let entries = nextOffsets.sorted { $0.key < $1.key }
-        try session.execute("""
-            INSERT INTO \(table) AS o (consumer_group, topic, partition, next_offset)
-            SELECT $1, e.topic, e.partition, e.next_offset FROM unnest($2::text[], $3::int[], $4::bigint[]) AS e(topic, partition, next_offset)
-            ON CONFLICT (consumer_group, topic, partition)
-            DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now() WHERE o.next_offset < EXCLUDED.next_offset
-            """, [group, PostgresArray.literal(entries.map(\.key.topic)), PostgresArray.literal(entries.map { Int64($0.key.partition) }),
-                  PostgresArray.literal(entries.map(\.value))])
+        return PipelineStatement(storeStatement, [group, PostgresArray.literal(entries.map(\.key.topic)),
+                                                  PostgresArray.literal(entries.map { Int64($0.key.partition) }),
+                                                  PostgresArray.literal(entries.map(\.value))])
     }
 }

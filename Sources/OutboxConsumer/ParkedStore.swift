@@ -38,9 +38,17 @@ struct ParkedStore: Sendable {
     let table: String
     let group: String
 
+    /// The parked keys of some partitions; prepared once per connection.
+    private let parkedKeysStatement: PreparedStatement
+
     init(table: QualifiedName, group: String) {
         self.table = SQLIdentifier.quoteQualified(table)
         self.group = group
+        self.parkedKeysStatement = PreparedStatement("""
+            SELECT DISTINCT p.topic, p.partition::text AS partition, p.record_key
+            FROM \(self.table) p JOIN unnest($2::text[], $3::int[]) AS a(topic, partition) USING (topic, partition)
+            WHERE p.consumer_group = $1
+            """)
     }
 
     /// The parked key of a record: its key as text, or one of its own when it has none (nothing queues behind it).
@@ -72,16 +80,17 @@ struct ParkedStore: Sendable {
         ]
     }
 
-    /// The parked keys among `partitions`.
-    func parkedKeys(_ session: Session, _ partitions: Set<TopicPartition>) throws -> Set<Key> {
-        guard !partitions.isEmpty else { return [] }
+    /// The statement that reads the parked keys among `partitions` (for a pipeline); the static `parkedKeys(_:)`
+    /// reads its result.
+    func parkedKeys(_ partitions: Set<TopicPartition>) -> PipelineStatement {
         let sorted = partitions.sorted()
-        let rows = try session.query("""
-            SELECT DISTINCT p.topic, p.partition::text AS partition, p.record_key
-            FROM \(table) p JOIN unnest($2::text[], $3::int[]) AS a(topic, partition) USING (topic, partition)
-            WHERE p.consumer_group = $1
-            """, [group, PostgresArray.literal(sorted.map(\.topic)), PostgresArray.literal(sorted.map { Int64($0.partition) })]).rows
-        return Set(rows.compactMap { row in
+        return PipelineStatement(parkedKeysStatement, [group, PostgresArray.literal(sorted.map(\.topic)),
+                                                       PostgresArray.literal(sorted.map { Int64($0.partition) })])
+    }
+
+    /// The keys a ``parkedKeys(_:)`` statement returned.
+    static func parkedKeys(_ result: QueryResult) -> Set<Key> {
+        Set(result.rows.compactMap { row in
             guard let topic = row["topic"], let partition = row["partition"].flatMap({ Int32($0) }), let key = row["record_key"] else { return nil }
             return Key(topic: topic, partition: partition, key: key)
         })
