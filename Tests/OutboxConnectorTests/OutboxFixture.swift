@@ -76,8 +76,27 @@ struct OutboxFixture {
         let connector = self.connector(configuration, log: log)
         let task = Task { try await connector.run() }
         let streaming = await eventually { connector.metrics.isStreaming }
-        #expect(streaming, "the connector never started streaming: \(log?.all.suffix(5) ?? [])")
+        if !streaming {
+            Issue.record("the connector never started streaming: \(log?.all.suffix(5) ?? []); the server: \(await serverActivity())")
+        }
         return RunningConnector(connector: connector, task: task)
+    }
+
+    /// What the server is busy with: replication connections and open transactions (a logical slot is created only
+    /// once every transaction that holds an xid has ended), for a failure message.
+    func serverActivity() async -> String {
+        guard let admin = try? await Connection.connect(postgres.conninfo(database: database)) else { return "unreachable" }
+        defer { Task { await admin.close() } }
+        let rows = try? await admin.query("""
+            SELECT pid || ' ' || backend_type || ' ' || coalesce(datname, '-') || ' ' || coalesce(state, '-')
+                   || ' wait=' || coalesce(wait_event_type || ':' || wait_event, '-') || ' xid=' || coalesce(backend_xid::text, '-')
+                   || ' for=' || coalesce(round(extract(epoch FROM now() - xact_start))::text || 's', '-')
+                   || ' ' || left(regexp_replace(coalesce(query, ''), '\\s+', ' ', 'g'), 100) AS line
+            FROM pg_stat_activity
+            WHERE backend_type = 'walsender' OR backend_xid IS NOT NULL OR now() - xact_start > interval '5 seconds'
+            ORDER BY xact_start NULLS LAST
+            """)
+        return rows.map { $0.rows.compactMap { $0["line"] }.joined(separator: " | ") } ?? "no answer"
     }
 
     /// Reads `topics` back from the beginning until `expected` records arrived.
