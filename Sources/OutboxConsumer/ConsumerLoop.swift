@@ -19,6 +19,9 @@ final class ConsumerLoop {
     private let handler: OutboxConsumer.Handler
     private let stop: StopSignal
     private let database: DatabaseLink
+    /// The database connection (``DatabaseLink/connectionsOpened``) on which the stored offsets were last compared
+    /// with what this member knows; the first one, which the assignments read, needs no comparison.
+    private var offsetsCheckedOn = 1
 
     init(consumer: OutboxConsumer, handler: @escaping OutboxConsumer.Handler) {
         self.consumer = consumer
@@ -140,6 +143,10 @@ final class ConsumerLoop {
                 case nil: break
                 }
                 progressed = false
+                if pending.isEmpty, database.isConnected, database.connectionsOpened != offsetsCheckedOn,
+                   let rewound = try? rewindWhereTheDatabaseLostCommits(kafka, rebalance) {
+                    mirror.rewound(rewound.storedNext)
+                }
                 let unreachable = kafka.unreachableFor ?? .zero
                 if unreachable >= configuration.stallThreshold, !kafkaUnreachableReported {
                     kafkaUnreachableReported = true
@@ -173,6 +180,22 @@ final class ConsumerLoop {
             if let due = retryAt, ContinuousClock.now < due { continue }
 
             do {
+                if !database.isConnected || database.connectionsOpened != offsetsCheckedOn {
+                    // Before a batch commits on a new connection: a database that lost commits must not have the
+                    // batch store offsets past the records those commits applied.
+                    let rewound = try BatchApplier.asRollback { try rewindWhereTheDatabaseLostCommits(kafka, rebalance) }
+                    mirror.rewound(rewound.storedNext)
+                    if !rewound.partitions.isEmpty {
+                        pending.removeAll { rewound.partitions.contains($0.topicPartition) }
+                        if pending.isEmpty {
+                            // Every waiting record was of a rewound partition: they are fetched again from there.
+                            retryAt = nil
+                            if rebalance.flow.isWaiting { rebalance.flow.stopWaiting() }
+                            reconcile(kafka, &rebalance.flow)
+                            continue
+                        }
+                    }
+                }
                 let outcome = try applier.apply(pending, database: database)
                 pending = []
                 retryAt = nil
@@ -200,6 +223,7 @@ final class ConsumerLoop {
                     emit("info", "resumed", [("partitions", "\(rebalance.flow.partitions.count)")])
                 }
                 reconcile(kafka, &rebalance.flow)
+                rebalance.knownOffsets.merge(outcome.nextOffsets.filter { rebalance.flow.assigned.contains($0.key) }) { max($0, $1) }
                 // The mirror for lag dashboards and the assignment fallback; the database's copy is the one that counts.
                 mirror.committed(outcome.nextOffsets)
             } catch let rollback as BatchRollback {
@@ -219,6 +243,39 @@ final class ConsumerLoop {
                 break
             }
         }
+    }
+
+    /// Compares the stored offsets with what this member knows the database held, on a connection that replaced the
+    /// one last compared on (connecting if none is open). Where the database lost commits (a failover to a standby
+    /// that had not received them, a crash under `synchronous_commit=off`), the partition is sought back to what the
+    /// database holds, so the batches those commits applied are applied again (see
+    /// ``OffsetStore/rewinds(known:stored:)``).
+    ///
+    /// - Returns: The partitions sought back, and the stored next offset of each that went back to one (not of a
+    ///   partition that went back to the default start).
+    /// - Throws: ``PostgresError`` when the offsets could not be read, ``KafkaError`` when a seek failed; the
+    ///   comparison is then made again on the next try.
+    private func rewindWhereTheDatabaseLostCommits(_ kafka: KafkaConsumer, _ rebalance: RebalanceHandler) throws
+        -> (partitions: Set<TopicPartition>, storedNext: [TopicPartition: Int64]) {
+        let partitions = rebalance.flow.partitions
+        let stored = try database.withSession { try consumer.offsets.load($0, partitions) }
+        let connection = database.connectionsOpened
+        let rewinds = consumer.offsets.rewinds(known: rebalance.knownOffsets.filter { partitions.contains($0.key) }, stored: stored)
+        if !rewinds.isEmpty {
+            try kafka.seek(rewinds)
+            var lost: [String] = []
+            for partition in rewinds.keys.sorted() {
+                lost.append("\(partition):\(stored[partition].map(String.init) ?? "none")<\(rebalance.knownOffsets[partition] ?? 0)")
+                rebalance.knownOffsets[partition] = stored[partition]
+            }
+            emit("warning", "offsets_rewound", [
+                ("partitions", lost.joined(separator: ",")),
+                ("reason", "the database holds older offsets than this consumer committed: it lost commits (a failover to a standby "
+                    + "that had not received them, or a crash under synchronous_commit=off); those events are applied again"),
+            ])
+        }
+        offsetsCheckedOn = connection
+        return (Set(rewinds.keys), stored.filter { rewinds.keys.contains($0.key) })
     }
 
     /// Carries out the release requests for parked keys of `partitions` (only the partition's owner applies them).

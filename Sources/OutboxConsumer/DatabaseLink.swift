@@ -9,6 +9,9 @@ final class DatabaseLink {
     private let schema: [String]
     private var connection: Connection?
     private var schemaReady = false
+    /// How many connections have been opened so far: a new number means the previous connection was replaced, and
+    /// the server may be another one (a promoted standby) or have lost commits (a crash).
+    private(set) var connectionsOpened = 0
 
     /// - Parameters:
     ///   - conninfo: The service's connection string.
@@ -61,6 +64,7 @@ final class DatabaseLink {
             schemaReady = true
         }
         connection = opened
+        connectionsOpened += 1
         return opened
     }
 

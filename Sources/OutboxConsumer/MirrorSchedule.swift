@@ -24,6 +24,12 @@ struct MirrorSchedule: Sendable {
         unmirrored.merge(nextOffsets) { max($0, $1) }
     }
 
+    /// The database lost commits and these partitions went back to these offsets: they are mirrored next, so that
+    /// Kafka's copy is not left ahead of the database's.
+    mutating func rewound(_ nextOffsets: [TopicPartition: Int64]) {
+        unmirrored.merge(nextOffsets) { $1 }
+    }
+
     /// Whether a barrier and a mirror are due (`stopping`: whatever is left, now).
     func isDue(now: ContinuousClock.Instant, stopping: Bool = false) -> Bool {
         !unmirrored.isEmpty && (stopping || now - lastMirror >= interval)

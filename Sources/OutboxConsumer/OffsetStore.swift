@@ -39,11 +39,31 @@ struct OffsetStore: Sendable {
     ///   partition starts at Kafka's committed copy, which mirrors the database's and is never ahead of it: at worst
     ///   events are read again, and the inbox skips them. "Never ahead" holds because offsets are mirrored only
     ///   after a ``durabilityBarrier(_:)`` (see ``MirrorSchedule``), so a crash keeps every commit Kafka has
-    ///   mirrored even under `synchronous_commit=off`. A failover to an asynchronous standby can lose such commits:
-    ///   use synchronous replication for a service database that fails over.
+    ///   mirrored even under `synchronous_commit=off`. A failover to an asynchronous standby can lose such commits;
+    ///   a member that keeps its partitions goes back by itself (``rewinds(known:stored:)``), but one assigned a
+    ///   partition while the database cannot be read starts at Kafka's copy, past them: use synchronous replication
+    ///   for a service database that fails over and must never miss an event.
     func startOffsets(for partitions: [TopicPartition], stored: [TopicPartition: Int64]?) -> [TopicPartition: StartOffset] {
         guard let stored else { return Dictionary(uniqueKeysWithValues: partitions.map { ($0, StartOffset.committed) }) }
         return Dictionary(uniqueKeysWithValues: partitions.map { ($0, stored[$0].map { StartOffset.offset($0) } ?? defaultStart) })
+    }
+
+    /// Where partitions must go back to because the database lost commits: each partition whose stored next offset
+    /// (`stored`, read from a new connection) is below what this member knows the database held (`known`: loaded
+    /// at assignment, raised by every committed batch) starts again at the stored offset, or at ``defaultStart``
+    /// when none is stored any more. The records in between were applied in transactions the database no longer
+    /// has (a failover to a standby that had not received them, a crash under `synchronous_commit=off`); applying
+    /// them again is exactly once, since their inbox rows went with those transactions.
+    func rewinds(known: [TopicPartition: Int64], stored: [TopicPartition: Int64]) -> [TopicPartition: StartOffset] {
+        var rewinds: [TopicPartition: StartOffset] = [:]
+        for (partition, held) in known {
+            if let now = stored[partition] {
+                if now < held { rewinds[partition] = .offset(now) }
+            } else {
+                rewinds[partition] = defaultStart
+            }
+        }
+        return rewinds
     }
 
     /// Makes every commit before it durable, whatever the session's `synchronous_commit`: one transaction of its own

@@ -10,6 +10,10 @@ final class RebalanceHandler {
     var flow = PartitionFlow()
     /// Whether partitions were revoked or lost since the loop last looked.
     var revokedSinceLastLook = false
+    /// The next offset the database holds for each assigned partition as far as this member knows: what it loaded
+    /// at the assignment, raised by each batch the loop commits. A database that holds less after a reconnect lost
+    /// commits (see ``OffsetStore/rewinds(known:stored:)``).
+    var knownOffsets: [TopicPartition: Int64] = [:]
 
     private let offsets: OffsetStore
     private let database: DatabaseLink
@@ -35,11 +39,13 @@ final class RebalanceHandler {
             flow.assign(partitions)
             let stored = loadStoredOffsets(partitions)
             let starts = offsets.startOffsets(for: partitions, stored: stored)
+            for partition in partitions { knownOffsets[partition] = stored?[partition] }
             emit("info", "partitions_assigned", [("partitions", partitions.map(\.description).joined(separator: ",")),
                                                  ("start", stored == nil ? "kafka_committed" : "database")])
             return starts
         case .revoked(let partitions, let lost):
             flow.revoke(partitions)
+            for partition in partitions { knownOffsets[partition] = nil }
             revokedSinceLastLook = true
             emit(lost ? "warning" : "info", lost ? "partitions_lost" : "partitions_revoked",
                  [("partitions", partitions.map(\.description).joined(separator: ","))])

@@ -161,6 +161,15 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
+    /// Moves assigned partitions to new positions: the next poll returns their records from there, and none fetched
+    /// from the old position. Blocks the calling thread up to `timeout` while the fetcher takes the new positions.
+    ///
+    /// - Throws: ``KafkaError``, naming the partition when one could not be sought (not assigned, say).
+    public func seek(_ starts: [TopicPartition: StartOffset], timeout: Duration = .seconds(10)) throws(KafkaError) {
+        guard !starts.isEmpty else { return }
+        try client.seek(starts, milliseconds: KafkaProducer.milliseconds(timeout))
+    }
+
     /// Stops fetching from `partitions` while staying in the group.
     ///
     /// - Throws: ``KafkaError``.

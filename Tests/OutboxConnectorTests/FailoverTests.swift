@@ -1,6 +1,8 @@
 import Foundation
 import LibPQ
+import Observability
 import OutboxConnector
+import OutboxConsumer
 import Synchronization
 import TestSupport
 import Testing
@@ -18,6 +20,9 @@ import Testing
         static func make(syncSlots: Bool) async throws -> Pair {
             let primary = try await TestPostgres.start(settings: ["wal_sender_timeout = 10s"])
             let fixture = try await OutboxFixture.make(postgres: primary)
+            // The consumer's ledger (one row per application, no unique constraint: a loss and a duplicate cannot
+            // cancel out) lives in the same database, so it fails over with the outbox.
+            try await fixture.db.execute("CREATE TABLE ledger (event_id text NOT NULL, applied_at timestamptz DEFAULT clock_timestamp())")
             let standby = try await TestPostgres.startStandby(
                 of: primary, slot: "standby1", database: fixture.database,
                 settings: syncSlots ? ["sync_replication_slots = on"] : [])
@@ -48,6 +53,20 @@ import Testing
             defer { Task { await connection.close() } }
             return try await connection.query(ReplicationConnection.SlotState.parameterizedQuery, [fixture.slot])
                 .first.flatMap(ReplicationConnection.SlotState.init(row:))
+        }
+
+        /// A consumer of `order-events` whose inbox, offsets and ledger are in the outbox database, reached through
+        /// the same multi-host conninfo as the connector, so it must follow the promotion too.
+        func consumer(log: LogLines) throws -> OutboxConsumer {
+            try OutboxConsumer(configuration: ConsumerConfiguration(
+                groupID: "svc", topics: ["order-events"],
+                kafka: ["bootstrap.servers": fixture.kafka.bootstrapServers, "fetch.wait.max.ms": "50"],
+                postgres: conninfo(), maxBatchSize: 100, retryBackoff: .milliseconds(20), maxBackoff: .milliseconds(500)),
+                logger: EventLogger(write: { log.append($0) }))
+        }
+
+        static let ledgerHandler: OutboxConsumer.Handler = { event, db in
+            try db.execute("INSERT INTO ledger (event_id) VALUES ($1)", [event.id])
         }
 
         func stopAll() async {
@@ -105,10 +124,14 @@ import Testing
         let running = try await pair.fixture.start(try pair.configuration(), log: log)
         let connector = running.connector
         #expect(try await pair.fixture.slotState()?.isFailover == true, "the slot was created with FAILOVER")
+        let consumerLog = LogLines()
+        let consumer = try pair.consumer(log: consumerLog)
+        let consuming = Task { try await consumer.run(Pair.ledgerHandler) }
 
         let writer = Writer()
         let writing = Task { await writer.run(conninfo: pair.conninfo(attributes: "read-write")) }
         #expect(await eventually { connector.metrics.deliveredTotal >= 100 }, "events flow before the failover")
+        #expect(await eventually { consumer.metrics.snapshot.applied >= 100 }, "the consumer applies before the failover: \(consumerLog.all.suffix(5))")
         // The standby's slot sync worker copies a new failover slot within a few of its cycles, as a temporary slot
         // until the primary's has moved past what the standby reserved; only then does a promotion keep it.
         let synced = try await eventually(timeout: .seconds(90), every: .milliseconds(500)) {
@@ -121,13 +144,18 @@ import Testing
         try await Task.sleep(for: .seconds(1))
 
         let streamingBefore = log.all.filter { $0.contains("event=streaming") }.count
-        let crashed = ContinuousClock.now
         try await pair.primary.stop(mode: .immediate)
+        // The primary is down: any batch the consumer commits from now on commits on the promoted standby.
+        let crashed = ContinuousClock.now
+        let consumerBatchesAtCrash = consumer.metrics.snapshot.batches
         try await pair.standby.promote()
         let promoted = ContinuousClock.now
         #expect(await eventually(timeout: .seconds(60)) { log.all.filter { $0.contains("event=streaming") }.count > streamingBefore },
                 "the connector streams from the promoted standby: \(log.all.suffix(8))")
         let followed = ContinuousClock.now
+        #expect(await eventually(timeout: .seconds(60)) { consumer.metrics.snapshot.batches > consumerBatchesAtCrash },
+                "the consumer commits on the promoted standby: \(consumerLog.all.suffix(8))")
+        let consumerFollowed = ContinuousClock.now
         let deliveredAtFollow = connector.metrics.deliveredTotal
         #expect(await eventually(timeout: .seconds(60)) { connector.metrics.deliveredTotal > deliveredAtFollow + 50 },
                 "events written on the new primary are published")
@@ -150,10 +178,34 @@ import Testing
         #expect(committed.intersection(onNewPrimary).subtracting(published).isEmpty, "every committed event the new primary has is in Kafka")
         #expect(log.all.filter { $0.contains("event=slot_created") }.count == 1, "the slot was never re-created")
         #expect(log.contains("event=failover_followed"))
+
+        // The consumer's ledger on the new primary: every published event applied exactly once, nothing else. Its
+        // commits the old primary never replicated are gone with it; those events must be applied again.
+        let ledger = { () async throws -> [String: Int] in
+            var counts: [String: Int] = [:]
+            for row in try await newPrimary.query("SELECT event_id, count(*)::text AS n FROM ledger GROUP BY event_id").rows {
+                counts[row["event_id"] ?? ""] = Int(row["n"] ?? "")
+            }
+            return counts
+        }
+        let caughtUp = try await eventually(timeout: .seconds(90), every: .milliseconds(200)) {
+            published.isSubset(of: Set(try await ledger().keys))
+        }
+        consumer.stop()
+        try await consuming.value
+        let applied = try await ledger()
+        let unapplied = published.subtracting(applied.keys).count
+        #expect(caughtUp && unapplied == 0, "\(unapplied) published event(s) never applied on the new primary: \(consumerLog.all.suffix(8))")
+        let twice = applied.filter { $0.value > 1 }
+        #expect(twice.isEmpty, "\(twice.count) event(s) applied more than once on the new primary")
+        let foreign = Set(applied.keys).subtracting(onNewPrimary).count
+        #expect(foreign == 0, "\(foreign) event(s) applied whose transaction the new primary lacks")
+
         let lostByReplication = committed.subtracting(onNewPrimary).count
-        print("failover: connector streaming again \(followed - crashed) after the crash (\(followed - promoted) after promotion); "
+        print("failover: connector streaming again \(followed - crashed) after the crash (\(followed - promoted) after promotion), "
+              + "consumer committing again \(consumerFollowed - crashed) after the crash (\(consumerFollowed - promoted) after promotion); "
               + "\(onNewPrimary.count) events on the new primary, \(published.count) distinct in Kafka (\(records.count) records), "
-              + "\(lostByReplication) committed on the old primary but never replicated (asynchronous standby)")
+              + "\(applied.count) applied once (the consumer rewound \(consumerLog.all.filter { $0.contains("event=offsets_rewound") }.count) time(s)); \(lostByReplication) committed on the old primary but never replicated (asynchronous standby)")
         try await running.stop()
     }
 

@@ -30,4 +30,18 @@ import Testing
         // Even a partition the default would start at the beginning: the mirror is never ahead of the database.
         #expect(store.startOffsets(for: [p0, p1], stored: nil) == [p0: .committed, p1: .committed])
     }
+
+    @Test func aPartitionGoesBackOnlyWhereTheDatabaseHoldsLessThanThisMemberKnew() {
+        // p0 lost commits (40 < 50), p1 holds what was known, p2 holds more (another member moved it on), and a
+        // partition the member knew nothing about is left alone.
+        let p3 = TopicPartition(topic: "other", partition: 1)
+        #expect(store.rewinds(known: [p0: 50, p1: 30, p2: 10], stored: [p0: 40, p1: 30, p2: 12, p3: 5]) == [p0: .offset(40)])
+        #expect(store.rewinds(known: [:], stored: [p0: 1]).isEmpty)
+    }
+
+    @Test func aPartitionWhoseStoredOffsetIsGoneGoesBackToTheDefaultStart() {
+        #expect(store.rewinds(known: [p0: 50], stored: [:]) == [p0: .beginning])
+        let fromEnd = OffsetStore(table: QualifiedName(parsing: "o")!, group: "g", defaultStart: .end)
+        #expect(fromEnd.rewinds(known: [p0: 50], stored: [:]) == [p0: .end])
+    }
 }

@@ -83,6 +83,27 @@ extension RDKafkaClient {
         if result != RD_KAFKA_RESP_ERR_NO_ERROR { throw Self.error(result, client: handle) }
     }
 
+    /// Moves the fetch position of assigned partitions, waiting up to `milliseconds` for the fetcher to take it (so
+    /// that no record fetched from the old position is returned afterwards).
+    func seek(_ starts: [TopicPartition: StartOffset], milliseconds: Int32) throws(KafkaError) {
+        var failed: (partition: TopicPartition, code: rd_kafka_resp_err_t)?
+        let entries = starts.sorted { $0.key < $1.key }.map { ($0.key, Optional(Self.rawOffset($0.value))) }
+        let error = Self.withList(entries) { list -> OpaquePointer? in
+            let error = rd_kafka_seek_partitions(handle, list, milliseconds)
+            for index in 0..<Int(list.pointee.cnt) where list.pointee.elems[index].err != RD_KAFKA_RESP_ERR_NO_ERROR && failed == nil {
+                let element = list.pointee.elems[index]
+                failed = (TopicPartition(topic: String(cString: element.topic), partition: element.partition), element.err)
+            }
+            return error
+        }
+        if let error { throw Self.consume(error, client: handle) }
+        if let failed {
+            var error = Self.error(failed.code, client: handle)
+            error.message = "seeking \(failed.partition): \(error.message)"
+            throw error
+        }
+    }
+
     func assignment() throws(KafkaError) -> [TopicPartition] {
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
         let result = rd_kafka_assignment(handle, &list)
