@@ -9,13 +9,17 @@ tg_docker_build_check() {
     eval "${command//swift build/swift build --scratch-path .build-docker}" >/dev/null
     local bin
     bin=$(swift build --scratch-path .build-docker -c release --show-bin-path)
+    local libraries
     for binary in tailgate commerce-example; do
-        if ldd "$bin/$binary" | grep -q 'libswift'; then
+        # Into a variable first: `ldd | grep -q` under pipefail fails whenever grep stops reading early and ldd
+        # dies of SIGPIPE (a clean-clone run reported "does not link libpq" for a binary that does).
+        libraries=$(ldd "$bin/$binary")
+        if grep -q 'libswift' <<<"$libraries"; then
             echo "docker build check: $binary links Swift runtime libraries dynamically:" >&2
-            ldd "$bin/$binary" | grep libswift >&2
+            grep libswift <<<"$libraries" >&2
             return 1
         fi
-        ldd "$bin/$binary" | grep -Eq 'libpq\.so|librdkafka\.so' || { echo "docker build check: $binary does not link libpq/librdkafka" >&2; return 1; }
+        grep -Eq 'libpq\.so|librdkafka\.so' <<<"$libraries" || { echo "docker build check: $binary does not link libpq/librdkafka" >&2; return 1; }
     done
     echo "docker build check: tailgate and commerce-example link no libswift* (libpq and librdkafka only, from the runtime image)"
 }
