@@ -67,8 +67,11 @@ enum ConsumerBench {
                 _ = try session.execute(upsert, [try event.decode(ProductViewed.self).productId])
             }
         }
+        // Checked every 10 ms: the end is at most 10 ms late (under 0.5% of a run), while a 1 ms loop cost this
+        // process a quarter of its CPU in timer wake-ups and snapshot copies (perf), which the plain consumer
+        // does not pay.
         while consumer.metrics.snapshot.applied < expected {
-            try await Task.sleep(for: .milliseconds(1))
+            try await Task.sleep(for: .milliseconds(10))
         }
         let end = ContinuousClock.now
         consumer.stop()
