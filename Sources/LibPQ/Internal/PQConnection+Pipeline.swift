@@ -28,12 +28,16 @@ extension PQConnection {
     func pipeline(_ statements: [PipelineStatement]) throws(PostgresError) -> [QueryResult] {
         let connection = try connection()
         guard !statements.isEmpty else { return [] }
+        // Decided before anything is sent (a name clash throws here, not halfway through the pipeline).
+        var preparing = Set<String>()
+        for statement in statements {
+            if case .prepared(let prepared) = statement.kind, try !isPrepared(prepared) { preparing.insert(prepared.name) }
+        }
         guard PQenterPipelineMode(connection) == 1 else { throw lostOrFailed(connection) }
         roundTrips += 1
         // What each result read back belongs to: a preparation (of the statement at that index) or a statement.
         enum Expected { case preparation(Int), statement(Int) }
         var expected: [Expected] = []
-        var preparing = Set<String>()
         for (index, statement) in statements.enumerated() {
             let sent: Int32
             switch statement.kind {
@@ -42,7 +46,7 @@ extension PQConnection {
                     PQsendQueryParams(connection, sql, count, types, values, lengths, formats, 0)
                 }
             case .prepared(let prepared):
-                if try !isPrepared(prepared), preparing.insert(prepared.name).inserted {
+                if preparing.remove(prepared.name) != nil {
                     let queued = Self.withParameters(statement.parameters) { count, types, _, _, _ in
                         PQsendPrepare(connection, prepared.name, prepared.sql, count, types)
                     }
@@ -92,6 +96,9 @@ extension PQConnection {
         PQclear(sync)
         guard synced, PQexitPipelineMode(connection) == 1 else { throw abandonPipeline(connection, failure) }
         if let failure { throw failure }
+        guard results.count == statements.count else {
+            throw PostgresError(code: .protocolViolation, message: "a pipeline of \(statements.count) statements returned \(results.count) results")
+        }
         return results
     }
 
