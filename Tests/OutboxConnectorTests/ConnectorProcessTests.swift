@@ -95,8 +95,15 @@ import Testing
     /// A 100,000-row transaction with ~2 KB payloads (about 200 MB) passes through a connector limited to 1,000
     /// records in flight: its peak RSS stays far below what buffering the transaction would need.
     @Test func aHugeTransactionStreamsWithBoundedMemory() async throws {
-        let fixture = try await OutboxFixture.make(partitions: 12)
-        defer { fixture.close() }
+        // A cluster of its own: on the shared one, every other test's walsender had to read this transaction's
+        // ~300 MB of WAL, and no logical slot could be created while it ran (a slot waits for every transaction with
+        // an xid to end), so connectors of unrelated tests did not stream for 45 s under a full parallel run.
+        let postgres = try await TestPostgres.start()
+        let fixture = try await OutboxFixture.make(postgres: postgres, partitions: 12)
+        defer {
+            fixture.close()
+            Task { try? await postgres.stop(mode: .immediate) }
+        }
         let port = try TestPostgres.freePort()
         let process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port, extra: #", "maxInFlightRecords": 1000"#),
                                            metricsPort: port)
