@@ -6,6 +6,13 @@ through its stdin), the connector is `tailgate run` and the consumer is two Ledg
 whose handler appends one ledger row per application, with no unique constraint, so a loss and a duplicate cannot
 cancel out). Every process's output goes to a log; the secrets the run used are searched for in all of it.
 
+On PostgreSQL 17+ the server has a physical standby (pg_basebackup, `sync_replication_slots`, the primary's
+`synchronized_standby_slots`), every process reaches the database through a multi-host conninfo, and the last fault
+is a failover: the primary crashes (`pg_ctl stop -m immediate`) and the standby is promoted. It is the last one
+because it leaves no standby: the PostgreSQL faults before it all act on the same primary-and-standby pair, and the
+harness's own SQL afterwards (the drain, the comparison, the dropped slot) goes to the new primary (PRIMARY). On 15
+and 16 the failover row is skipped with the reason.
+
 With --netns (root only), PostgreSQL, Kafka, the connector and the consumers run in network namespaces of their own
 (pg, kafka, app, svc) joined through a router namespace (scripts/lib/netlab.py), and silent cuts are added to the
 faults: packets between two hosts dropped without any answer, as a pulled cable does, each held 10 s and then until
@@ -31,6 +38,10 @@ import netlab  # noqa: E402
 
 PG_BIN = os.environ["TG_PG_BIN"]
 PGHOST, PGPORT, PG_DIR = os.environ["PGHOST"], os.environ["PGPORT"], os.environ["TG_PG_DIR"]
+# The server the harness's own SQL goes to: the primary, and after a failover the promoted standby.
+PRIMARY = {"dir": PG_DIR, "port": PGPORT}
+STANDBY = None  # {"dir", "port"} of the physical standby on 17+ (see start_standby)
+STANDBY_SLOT = "standby1"
 BIN, WORK = os.environ["BIN"], os.environ["WORK"]
 LOGS = os.path.join(WORK, "logs")
 AS_PG = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
@@ -55,7 +66,8 @@ def log(message):
 
 def psql(sql, db="commerce", check=True, timeout=30):
     """Runs SQL as the superuser; returns stdout lines. With check=False returns None on failure."""
-    result = subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
+    result = subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", PRIMARY["dir"],
+                             "-p", str(PRIMARY["port"]), "-d", db, "-c", sql],
                             capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         if check:
@@ -73,6 +85,83 @@ def psql_retry(sql, db="commerce", deadline=60):
         if time.monotonic() > end:
             return psql(sql, db)
         time.sleep(0.2)
+
+
+def server_major():
+    """The server binaries' major version (15, 18, ...)."""
+    output = subprocess.run([f"{PG_BIN}/postgres", "--version"], capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"\) (\d+)", output).group(1))
+
+
+def conninfo(db, user, tcp, attributes="primary"):
+    """A conninfo for `db` as `user`: over TCP (the lab address with --netns) or the socket directory; with a standby,
+    both servers and `target_session_attrs`, so libpq picks whichever is the primary now."""
+    hosts = [pg_address() if tcp else PG_DIR]
+    ports = [str(PGPORT)]
+    if STANDBY:
+        hosts.append(pg_address() if tcp else STANDBY["dir"])
+        ports.append(str(STANDBY["port"]))
+    text = f"host={','.join(hosts)} port={','.join(ports)} dbname={db} user={user}"
+    return text + (f" target_session_attrs={attributes} connect_timeout=5" if STANDBY else "")
+
+
+def free_port():
+    """A TCP port below the kernel's ephemeral range that nothing is bound to now (as tg_free_port)."""
+    import socket
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+        start = int(handle.read().split()[0])
+    for _ in range(200):
+        port = random.randrange(12000, max(13000, min(start, 32768)))
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            probe.close()
+    raise RuntimeError("no free TCP port below the ephemeral range")
+
+
+def start_standby():
+    """PostgreSQL 17+: a physical standby of the primary, ready for a failover that keeps the connector's slot.
+
+    pg_basebackup -R through the physical slot STANDBY_SLOT; on the standby `sync_replication_slots`,
+    `hot_standby_feedback`, `primary_slot_name` and a `dbname` in `primary_conninfo` (slot synchronization needs
+    them); on the primary `synchronized_standby_slots`, so the connector never receives what the standby lacks.
+    The wheel's server tools run with its own libpq (AS_PG): pg_basebackup -R from 18 writes `sslnegotiation`,
+    which an older libpq would reject."""
+    global STANDBY
+    directory = os.path.join(WORK, "standby")
+    os.makedirs(directory)
+    if os.getuid() == 0:
+        subprocess.run(["chown", "postgres:", directory], check=True)
+    subprocess.run(AS_PG + [f"{PG_BIN}/pg_basebackup", "-D", os.path.join(directory, "data"), "-h", PG_DIR, "-p", str(PGPORT),
+                            "-U", "postgres", "-X", "stream", "-C", "-S", STANDBY_SLOT, "-R", "--no-sync", "-c", "fast"],
+                   stdout=subprocess.DEVNULL, check=True)
+    port = free_port()
+    settings = [f"port = {port}", f"unix_socket_directories = '{directory}'",
+                f"listen_addresses = '{pg_address()}'", "hot_standby_feedback = on", "sync_replication_slots = on",
+                f"primary_slot_name = '{STANDBY_SLOT}'", "wal_retrieve_retry_interval = 1s",
+                f"primary_conninfo = 'host={PG_DIR} port={PGPORT} user=postgres dbname=commerce application_name={STANDBY_SLOT}'"]
+    # postgresql.auto.conf is read last: this overrides what pg_basebackup -R wrote there.
+    subprocess.run(AS_PG + ["tee", "-a", os.path.join(directory, "data", "postgresql.auto.conf")],
+                   input=("\n" + "\n".join(settings) + "\n").encode(), stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(in_host("pg") + AS_PG + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(directory, "data"), "-w",
+                                            "-l", os.path.join(directory, "server.log"), "start"],
+                   stdout=subprocess.DEVNULL, check=True)
+    STANDBY = {"dir": directory, "port": port}
+    psql(f"ALTER SYSTEM SET synchronized_standby_slots = '{STANDBY_SLOT}'", "postgres")
+    psql("SELECT pg_reload_conf()", "postgres")
+    log(f"PostgreSQL {server_major()}: physical standby on port {port} (slot {STANDBY_SLOT}, sync_replication_slots on); "
+        "the connector, the consumers and the writer use multi-host conninfos")
+
+
+def standby_psql(sql):
+    """SQL on the standby (None when it does not answer)."""
+    result = subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-At", "-h", STANDBY["dir"], "-p", str(STANDBY["port"]),
+                             "-d", "commerce", "-c", sql], capture_output=True, text=True, timeout=30)
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 class Child:
@@ -163,7 +252,8 @@ class Writer(threading.Thread):
                 if session is not None:
                     self.restarts += 1
                     time.sleep(0.3)
-                session = subprocess.Popen([f"{PG_BIN}/psql", "-X", "-q", "-d", "commerce"], stdin=subprocess.PIPE,
+                session = subprocess.Popen([f"{PG_BIN}/psql", "-X", "-q", "-d", conninfo("commerce", "postgres", False, "read-write")],
+                                           stdin=subprocess.PIPE,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.sequence += 1
             statement = (
@@ -196,7 +286,7 @@ class Pipeline:
         self.generation = 0
         config = {
             "name": "chaos",
-            "postgres": {"conninfo": f"host={pg_address()} port={PGPORT} dbname=commerce user=tailgate",
+            "postgres": {"conninfo": conninfo("commerce", "tailgate", True),
                          "slot": "chaos", "publication": "chaos", "createSlot": True, "createPublication": False},
             "outbox": {"table": "public.outbox_event", "topic": {"name": "events"},
                        "headers": {"event_type": "event_type", "phase": "phase"}},
@@ -225,7 +315,7 @@ class Pipeline:
         self.generation += 1
         self.consumers[slot] = Child(f"consumer-{slot}-{self.generation}", [f"{BIN}/LedgerConsumer"], env={
             "TG_BOOTSTRAP": self.kafka.bootstrap,
-            "TG_POSTGRES": f"host={pg_address() if LAB else PGHOST} port={PGPORT} dbname=service user=postgres",
+            "TG_POSTGRES": conninfo("service", "postgres", LAB is not None),
             "TG_GROUP": "metrics", "TG_TOPICS": "events", "TG_BATCH": "50", "TG_SESSION_TIMEOUT_MS": "6000"}, host="svc")
 
     def start(self):
@@ -251,6 +341,16 @@ def wait_streaming(child, timeout=60):
             return False
         time.sleep(0.05)
     return False
+
+
+def wait_streaming_again(child, since_line, timeout):
+    """The monotonic time at which `child` logged event=streaming after line `since_line`, or None."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if any("event=streaming" in line for line in child.text().splitlines()[since_line:]):
+            return time.monotonic()
+        time.sleep(0.05)
+    return None
 
 
 def flowing_since(moment_sql_time, start, timeout=90):
@@ -282,8 +382,9 @@ def start_lab():
     data = os.path.join(PG_DIR, "data")
 
     def close_lab():
-        subprocess.run(AS_PG + [f"{PG_BIN}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for cluster in [data] + ([os.path.join(STANDBY["dir"], "data")] if STANDBY else []):
+            subprocess.run(AS_PG + [f"{PG_BIN}/pg_ctl", "-D", cluster, "-m", "immediate", "stop"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         LAB.close()
     atexit.register(close_lab)
     subprocess.run(AS_PG + [f"{PG_BIN}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], stdout=subprocess.DEVNULL, check=True)
@@ -344,6 +445,9 @@ def main():
     subprocess.run(AS_PG + ["tee", os.path.join(PG_DIR, "data", "pg_hba.conf")], input=hba.encode(),
                    stdout=subprocess.DEVNULL, check=True)
     psql("SELECT pg_reload_conf()")
+    major = server_major()
+    if major >= 17:
+        start_standby()
 
     kafka = DevKafka()
     pipeline = Pipeline(kafka, secret)
@@ -388,8 +492,8 @@ def main():
         time.sleep(1)
 
     def pg_restart():
-        subprocess.run(in_host("pg") + AS_PG + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(PG_DIR, "data"), "-m", "immediate", "-w",
-                                "restart", "-l", os.path.join(PG_DIR, "server.log")],
+        subprocess.run(in_host("pg") + AS_PG + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(PRIMARY["dir"], "data"), "-m", "immediate",
+                                                "-w", "restart", "-l", os.path.join(PRIMARY["dir"], "server.log")],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
 
     def walsender_cut():
@@ -410,6 +514,42 @@ def main():
             failures.append("the second connector did not take over after the first was killed:\n" + second.text()[-2000:])
         pipeline.connector = second
         return killed_at  # recovery counts from the first connector's death: the takeover is the recovery
+
+    failover_notes = []
+
+    def failover():
+        """The primary crashes and the standby is promoted; the connector, the consumers and the writer follow."""
+        global PRIMARY
+        # A promotion keeps only a synchronized, permanent copy of the slot (the first copy is temporary until the
+        # connector confirms past the standby's position; 15-30 s after the slot was created).
+        waited = time.monotonic()
+        query = ("SELECT synced AND NOT temporary AND invalidation_reason IS NULL FROM pg_replication_slots "
+                 "WHERE slot_name = 'chaos'")
+        while standby_psql(query) != "t" and time.monotonic() - waited < 120:
+            time.sleep(0.5)
+        if standby_psql(query) != "t":
+            failures.append("failover: the slot was not synchronized to the standby within 120 s; not injected")
+            return None
+        lag = standby_psql("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())")
+        connector_lines = len(pipeline.connector.text().splitlines())
+        subprocess.run(AS_PG + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(PRIMARY["dir"], "data"), "-m", "immediate", "-w", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        crashed = time.monotonic()
+        subprocess.run(AS_PG + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(STANDBY["dir"], "data"), "-w", "promote"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        PRIMARY = dict(STANDBY)
+        promoted = time.monotonic() - crashed
+        followed = wait_streaming_again(pipeline.connector, connector_lines, timeout=90)
+        if followed is None:
+            failures.append("failover: the connector did not stream from the promoted standby within 90 s:\n"
+                            + "\n".join(pipeline.connector.text().splitlines()[-8:]))
+        elif "event=failover_followed" not in "\n".join(pipeline.connector.text().splitlines()[connector_lines:]):
+            failures.append("failover: the connector streams again but did not log event=failover_followed")
+        failover_notes.append(f"promoted {promoted:.1f} s after the crash; the connector streamed again "
+                              f"{'%.1f s' % (followed - crashed) if followed is not None else 'never'} after it; "
+                              f"the standby's replay lag at the crash: {lag or '?'} bytes")
+        # Recovery counts from the crash; an event committed after the promotion must reach the ledger.
+        return now_sql(), crashed
 
     faults = [
         ("connector SIGKILL", lambda: restart_connector_after(signal.SIGKILL)),
@@ -464,11 +604,21 @@ def main():
                 name = f"silent cut {label}, {'10 s' if hold else 'until detected'}"
                 faults.append((name, lambda name=name, a=a, b=b, watch=watch, hold=hold: silent_cut(name, a, b, watch, hold)))
 
+    # Last: it leaves no standby (see the module's doc comment).
+    failover_name = "PostgreSQL failover (primary crashed, standby promoted)"
+    if STANDBY:
+        faults.append((failover_name, failover))
+    else:
+        failover_notes.append(f"skipped: PostgreSQL {major} does not synchronize logical slots to standbys (17+ does), so a "
+                              "promotion loses the connector's slot; the connector then stops with the recovery steps "
+                              "(FailoverTests covers that)")
+        log(f"skip: {failover_name}: {failover_notes[-1]}")
+
     for name, inject in faults:
         writer.phase = name
         recoveries = []
-        # A cut is held for up to 45 s: once each is enough.
-        injections = 1 if name.startswith("silent cut") else args.injections
+        # A cut is held for up to 45 s: once each is enough. There is one standby to promote.
+        injections = 1 if name.startswith("silent cut") or name == failover_name else args.injections
         for _ in range(injections):
             time.sleep(rng.uniform(0.5, 3.0))
             log(f"inject: {name}")
@@ -500,8 +650,10 @@ def main():
     in_kafka = Counter(line for line in dump.stdout.splitlines() if line)
     applied_counts = Counter(psql_retry("SELECT event_id FROM ledger", "service"))
     by_phase = {}
+    in_database = set()
     for row in psql_retry("SELECT id, phase FROM outbox_event"):
         event_id, phase = row.split("|", 1)
+        in_database.add(event_id)
         stats = by_phase.setdefault(phase, [0] * 7)
         copies, applications = in_kafka[event_id], applied_counts[event_id]
         stats[0] += 1
@@ -511,6 +663,13 @@ def main():
         stats[4] += applications
         stats[5] += applications == 0
         stats[6] += applications > 1
+
+    # Nothing published or applied that the database lacks (after a failover: the promoted standby).
+    published_not_in_database = len(set(in_kafka) - in_database)
+    applied_not_in_database = len(set(applied_counts) - in_database)
+    if published_not_in_database or applied_not_in_database:
+        failures.append(f"{published_not_in_database} event(s) in Kafka and {applied_not_in_database} applied that the database "
+                        "does not have (a transaction a failover lost, published anyway?)")
 
     # The last fault ends the run: an administrator drops the slot. The connector must stop loudly, not re-create it.
     log("inject: slot dropped by an administrator")
@@ -536,8 +695,10 @@ def main():
         with open(os.path.join(LOGS, name), "rb") as handle:
             if secret.encode() in handle.read():
                 leaked.append(name)
-    with open(os.path.join(PG_DIR, "server.log"), "rb") as handle:
-        server_log_has_secret = secret.encode() in handle.read()
+    server_log_has_secret = False
+    for server in [PG_DIR] + ([STANDBY["dir"]] if STANDBY else []):
+        with open(os.path.join(server, "server.log"), "rb") as handle:
+            server_log_has_secret = server_log_has_secret or secret.encode() in handle.read()
     if leaked:
         failures.append(f"the password appears in: {', '.join(leaked)}")
 
@@ -546,7 +707,7 @@ def main():
     print(f"Chaos run, seed {args.seed}: {args.rate} events/s in transactions of 5, {args.injections} injection(s) per fault; "
           "Kafka = librdkafka mock cluster (tailgate dev-kafka, 3 brokers)")
     print("Recovery: from the end of the fault (process restarted, broker up, server back, walsender killed, first connector"
-          " killed) until an event committed after it is in the consumer's ledger.")
+          " killed; for the failover, from the primary's crash) until an event committed after it is in the consumer's ledger.")
     print()
     print("| fault | injected | events produced | in Kafka (unique / total) | applied | lost | applied twice | recovery (median / max) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -561,6 +722,13 @@ def main():
           f"{lost} | {twice} | |")
     print(f"| slot dropped by an administrator | 1 | | | | | | connector stopped: "
           f"{'yes, exit ' + str(status) + ', slot not re-created' if slot_ok else 'NO'} |")
+    if STANDBY:
+        rewound = sum(open(os.path.join(LOGS, name), errors="replace").read().count("event=offsets_rewound")
+                      for name in os.listdir(LOGS) if name.startswith("consumer-"))
+        failover_notes.append(f"the consumers went back over batches the promoted standby had not received {rewound} time(s)")
+    print()
+    print(f"Failover: {'; '.join(failover_notes) or 'not injected'}. In Kafka but not in the database: "
+          f"{published_not_in_database}; applied but not in the database: {applied_not_in_database}.")
     if cut_details:
         print()
         print("Silent network cuts (--netns): packets between two hosts dropped in the router without an answer. Detected: "
