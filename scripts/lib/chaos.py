@@ -530,6 +530,7 @@ def main():
         if standby_psql(query) != "t":
             failures.append("failover: the slot was not synchronized to the standby within 120 s; not injected")
             return None
+        sync_wait = time.monotonic() - waited
         lag = standby_psql("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())")
         connector_lines = len(pipeline.connector.text().splitlines())
         subprocess.run(AS_PG + [f"{PG_BIN}/pg_ctl", "-D", os.path.join(PRIMARY["dir"], "data"), "-m", "immediate", "-w", "stop"],
@@ -545,7 +546,8 @@ def main():
                             + "\n".join(pipeline.connector.text().splitlines()[-8:]))
         elif "event=failover_followed" not in "\n".join(pipeline.connector.text().splitlines()[connector_lines:]):
             failures.append("failover: the connector streams again but did not log event=failover_followed")
-        failover_notes.append(f"promoted {promoted:.1f} s after the crash; the connector streamed again "
+        failover_notes.append(f"injected once the slot was synchronized on the standby (waited {sync_wait:.1f} s); "
+                              f"promoted {promoted:.1f} s after the crash; the connector streamed again "
                               f"{'%.1f s' % (followed - crashed) if followed is not None else 'never'} after it; "
                               f"the standby's replay lag at the crash: {lag or '?'} bytes")
         # Recovery counts from the crash; an event committed after the promotion must reach the ledger.
@@ -609,10 +611,10 @@ def main():
     if STANDBY:
         faults.append((failover_name, failover))
     else:
-        failover_notes.append(f"skipped: PostgreSQL {major} does not synchronize logical slots to standbys (17+ does), so a "
-                              "promotion loses the connector's slot; the connector then stops with the recovery steps "
-                              "(FailoverTests covers that)")
-        log(f"skip: {failover_name}: {failover_notes[-1]}")
+        reason = (f"PostgreSQL {major} does not synchronize logical slots to standbys (17+ does), so a promotion loses the "
+                  "connector's slot; the connector then stops with the recovery steps (FailoverTests covers that)")
+        failover_notes.append(f"skipped: {reason}")
+        log(f"skip: {failover_name}: {reason}")
 
     for name, inject in faults:
         writer.phase = name
