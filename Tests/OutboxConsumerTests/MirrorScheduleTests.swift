@@ -21,4 +21,16 @@ import Testing
         #expect(!schedule.isDue(now: start + .milliseconds(1500)))
         #expect(schedule.isDue(now: start + .seconds(2)))
     }
+
+    @Test func aRewoundPartitionIsMirroredAtItsLowerOffset() {
+        // The database lost commits: Kafka's copy must come back down with it, not stay at the higher offset.
+        let start = ContinuousClock.now
+        var schedule = MirrorSchedule(interval: .seconds(1), now: start)
+        schedule.committed([p0: 40, p1: 5])
+        schedule.rewound([p0: 25])
+        #expect(schedule.barrierPassed(now: start + .seconds(1)) == [p0: 25, p1: 5])
+        schedule.rewound([p1: 2])
+        #expect(schedule.isDue(now: start + .seconds(2)))
+        #expect(schedule.barrierPassed(now: start + .seconds(2)) == [p1: 2])
+    }
 }

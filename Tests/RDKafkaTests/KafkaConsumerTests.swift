@@ -123,6 +123,39 @@ final class RebalanceLog: Sendable {
         #expect(closed?.kind == .closed)
     }
 
+    @Test func aSeekBackReturnsTheRecordsAgainFromThereAndNothingFetchedBefore() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        try cluster.createTopic("rewind", partitions: 1)
+        try await Self.produce(50, topic: "rewind", partitions: 1, to: cluster)
+        let consumer = try KafkaConsumer(properties: ["bootstrap.servers": cluster.bootstrapServers, "group.id": "r",
+                                                      "fetch.wait.max.ms": "50"], log: KafkaTestHelpers.quiet)
+        let partition = TopicPartition(topic: "rewind", partition: 0)
+        try consumer.assign([partition: .offset(0)])
+        var records: [ConsumerRecord] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while records.count < 30, ContinuousClock.now < deadline {
+            records += try await consumer.pollOnQueue(maxRecords: 30 - records.count, timeout: .milliseconds(200))
+        }
+        #expect(records.map(\.offset) == Array(0..<30))
+        // The seek waits for the fetcher, so it runs off the concurrency pool; records 30..<50 may be prefetched.
+        let sought: Result<Void, KafkaError> = await withCheckedContinuation { continuation in
+            DispatchQueue(label: "seek").async { continuation.resume(returning: Result { () throws(KafkaError) in try consumer.seek([partition: .offset(12)]) }) }
+        }
+        try sought.get()
+        records = []
+        while records.count < 38, ContinuousClock.now < deadline {
+            records += try await consumer.pollOnQueue(maxRecords: 100, timeout: .milliseconds(200))
+        }
+        #expect(records.map(\.offset) == Array(12..<50), "from the sought offset on, nothing fetched before it")
+        let unassigned = TopicPartition(topic: "rewind", partition: 7)
+        let refused: Result<Void, KafkaError> = await withCheckedContinuation { continuation in
+            DispatchQueue(label: "seek").async { continuation.resume(returning: Result { () throws(KafkaError) in try consumer.seek([unassigned: .offset(0)]) }) }
+        }
+        #expect(throws: KafkaError.self) { try refused.get() }
+        try await consumer.close()
+    }
+
     /// Polls every consumer (so group protocol and rebalance callbacks make progress) until `condition` holds.
     func eventuallyPolling(_ consumers: [KafkaConsumer], timeout: Duration, _ condition: () throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
