@@ -68,10 +68,10 @@ public struct SQLState: Hashable, Sendable, ExpressibleByStringLiteral, CustomSt
     public static let uniqueViolation: SQLState = "23505"
     /// `25006`: a write in a read-only transaction (a standby, or a primary during failover).
     public static let readOnlySQLTransaction: SQLState = "25006"
-    /// `40001`: serialization failure; retry the transaction.
-    public static let serializationFailure: SQLState = "40001"
     /// `26000`: the prepared statement does not exist (deallocated, or never prepared on this connection).
     public static let invalidSQLStatementName: SQLState = "26000"
+    /// `40001`: serialization failure; retry the transaction.
+    public static let serializationFailure: SQLState = "40001"
     /// `40P01`: deadlock detected; retry the transaction.
     public static let deadlockDetected: SQLState = "40P01"
     /// `42501`: the role lacks a privilege.
