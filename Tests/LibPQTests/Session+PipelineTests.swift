@@ -1,4 +1,6 @@
+import Dispatch
 import LibPQ
+import Synchronization
 import TestSupport
 import Testing
 
@@ -151,5 +153,27 @@ private func thrown(_ body: () throws -> Void) -> PostgresError? {
         }
         #expect(failure?.code == .connectionLost)
         await admin.close()
+    }
+
+    @Test func aLargeResultBeforeALargeParameterDoesNotDeadlockThePipeline() async throws {
+        let db = try await connect()
+        // The server writes the first result (8 MB) while the client is still sending the second statement's
+        // parameter (8 MB): both socket buffers fill, and only a client that reads while it writes gets through.
+        let big = String(repeating: "y", count: 8 << 20)
+        let finished = DispatchSemaphore(value: 0)
+        let lengths = Mutex<[Int?]>([])
+        Task {
+            let measured = try? await db.withSession { session in
+                try session.pipeline([
+                    PipelineStatement("SELECT repeat('x', 8 << 20) AS x"),
+                    PipelineStatement("SELECT length($1::text) AS n", [big]),
+                ]).map { $0.first?["x"].map(\.count) ?? $0.first?.int("n") }
+            }
+            lengths.withLock { $0 = measured ?? [] }
+            finished.signal()
+        }
+        // Bounded, not timed: a deadlock never finishes.
+        #expect(finished.wait(timeout: .now() + 120) == .success, "the pipeline deadlocked")
+        #expect(lengths.withLock { $0 } == [8 << 20, 8 << 20])
     }
 }
