@@ -104,6 +104,7 @@ public final class Connection: Sendable {
                 try session.query("COMMIT")
                 return value
             } catch {
+                session.discardDeferred()
                 if connectionIsOpen(session) { _ = try? session.query("ROLLBACK") }
                 throw error
             }

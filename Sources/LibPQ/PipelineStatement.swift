@@ -23,6 +23,12 @@ public struct PipelineStatement: Sendable {
         self.parameters = parameters.map { $0?.postgresParameter ?? .null }
     }
 
+    /// A statement with parameters already in their sent form.
+    init(kind: Kind, parameters: [PostgresParameter]) {
+        self.kind = kind
+        self.parameters = parameters
+    }
+
     /// A prepared statement.
     ///
     /// - Parameters:

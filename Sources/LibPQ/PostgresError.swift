@@ -32,8 +32,12 @@ public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible 
     public var detail: String?
     /// The server's hint line.
     public var hint: String?
-    /// Which statement of a ``Session/pipeline(_:)`` failed (its index in the array), `nil` outside a pipeline.
+    /// Which statement of a ``Session/pipeline(_:)`` failed (its index in the array), `nil` outside a pipeline; for
+    /// a deferred statement (``isDeferred``), its place among the deferred statements sent together.
     public var statementIndex: Int?
+    /// The failing statement was queued with ``Session/executeDeferred(_:_:)`` and sent ahead of the
+    /// statement whose call threw: the failure is the deferred statement's, not that call's.
+    public var isDeferred = false
 
     /// Creates an error.
     public init(code: Code, message: String, sqlState: SQLState? = nil, detail: String? = nil, hint: String? = nil) {
@@ -71,7 +75,7 @@ public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible 
         default: text = "PostgreSQL \(code): \(message)"
         }
         if let sqlState { text += " (SQLSTATE \(sqlState))" }
-        if let statementIndex { text += " in pipeline statement \(statementIndex)" }
+        if let statementIndex { text += isDeferred ? " in deferred statement \(statementIndex)" : " in pipeline statement \(statementIndex)" }
         if let detail, !detail.isEmpty { text += "; detail: \(detail)" }
         if let hint, !hint.isEmpty { text += "; hint: \(hint)" }
         switch code {

@@ -37,6 +37,45 @@ extension Session {
         try connection.pipeline(statements)
     }
 
+    /// Queues a statement whose result is not needed: it is sent ahead of the next statement this session waits for
+    /// (a query, `COMMIT`, a pipeline, ``flushDeferred()``), in the same round trip.
+    ///
+    /// Statements run in the order they were queued, before that next statement, so a later read sees their
+    /// writes. When one fails, the call that sent it throws its error with ``PostgresError/isDeferred`` set (the
+    /// statements after it, that call's own included, did not run); inside a transaction the transaction is then
+    /// aborted. ``savepoint(_:_:)`` sends its body's deferred statements before releasing the savepoint, so their
+    /// failures roll back to it like the body's own; a savepoint or ``Connection/transaction(_:)`` that rolls back
+    /// drops statements still queued.
+    ///
+    /// - Parameters:
+    ///   - sql: One statement; `$1`, `$2`, … refer to `parameters`.
+    ///   - parameters: The values, in order; `nil` is SQL NULL.
+    public func executeDeferred(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) {
+        connection.deferred.append(PipelineStatement(sql, parameters))
+    }
+
+    /// Queues a prepared statement whose result is not needed (see ``executeDeferred(_:_:)``).
+    ///
+    /// - Parameters:
+    ///   - statement: The statement; prepared in the same pipeline if this connection has not prepared it yet.
+    ///   - parameters: The values, in order; `nil` is SQL NULL.
+    public func executeDeferred(_ statement: PreparedStatement, _ parameters: [(any PostgresBindable)?] = []) {
+        connection.deferred.append(PipelineStatement(statement, parameters))
+    }
+
+    /// Sends the statements queued by ``executeDeferred(_:_:)`` now, in one round trip (nothing when
+    /// none is queued).
+    ///
+    /// - Throws: ``PostgresError`` of the first that failed, with ``PostgresError/isDeferred`` set.
+    public func flushDeferred() throws(PostgresError) {
+        try connection.flushDeferred()
+    }
+
+    /// Drops the queued deferred statements unsent (before a rollback).
+    package func discardDeferred() {
+        connection.deferred = []
+    }
+
     /// How many times this connection has waited for the server (one per statement outside a pipeline, one per
     /// pipeline): for benchmarks and tests that count round trips.
     package var roundTrips: Int { connection.roundTrips }

@@ -38,9 +38,12 @@ public struct Session {
         try query("SAVEPOINT \(quoted)")
         do {
             let value = try body(self)
+            // RELEASE carries the body's deferred statements, still inside the savepoint: a failure among them rolls
+            // back to it like the body's own.
             try query("RELEASE SAVEPOINT \(quoted)")
             return value
         } catch {
+            discardDeferred()
             try query("ROLLBACK TO SAVEPOINT \(quoted)")
             throw error
         }

@@ -11,7 +11,9 @@ import RDKafka
 ///
 /// A batch costs the consumer two round trips of its own whatever its size: BEGIN, the inbox claim, the offsets and
 /// the parked keys go in one pipeline (prepared statements, so the server plans them once per connection), the
-/// handlers run in that transaction, then COMMIT. Savepoints cost two round trips per event, so a batch first runs
+/// handlers run in that transaction, then COMMIT. Statements a handler defers (``Session/executeDeferred(_:_:)``)
+/// travel with COMMIT; when one fails, the batch is applied again with savepoints, where each event's deferred
+/// statements are sent inside its own savepoint. Savepoints cost two round trips per event, so a batch first runs
 /// without them. Only when a handler fails is
 /// that attempt rolled back and the batch applied again at once with a savepoint per event, where the failing event
 /// can be retried and set aside alone (its handler then runs up to ``ConsumerConfiguration/handlerAttempts`` more
@@ -61,6 +63,7 @@ struct BatchApplier {
         // Everything but the handlers' statements: the consumer's own cost of exactly-once.
         func ownRoundTrips() -> Int { session.roundTrips - roundTripsBefore - handlerRoundTrips }
         var applied: [(eventType: String, commitTime: Date)] = []
+        session.discardDeferred()
         do {
             let identified = records.map { record -> (record: ConsumerRecord, id: String, hasID: Bool) in
                 if let id = record.header("event_id")?.stringValue, !id.isEmpty { return (record, id, true) }
@@ -125,10 +128,20 @@ struct BatchApplier {
             counts.batches = 1
             return Outcome(nextOffsets: next, counts: counts, applied: applied)
         } catch var fallback as NeedsSavepoints {
+            session.discardDeferred()
             _ = try? session.query("ROLLBACK")
             fallback.roundTrips = ownRoundTrips()
             throw fallback
+        } catch let failure as PostgresError where failure.isDeferred && !savepoints {
+            // A handler's deferred statement failed where a later statement sent it (COMMIT, a later event's query):
+            // which event it belongs to is found by applying the batch again with a savepoint per event, where each
+            // event's deferred statements are sent inside its own savepoint.
+            session.discardDeferred()
+            _ = try? session.query("ROLLBACK")
+            if case .retryBatch(let reason) = FailureClassifier.classify(failure) { throw BatchRollback(reason: reason, cause: failure) }
+            throw NeedsSavepoints(roundTrips: ownRoundTrips())
         } catch {
+            session.discardDeferred()
             _ = try? session.query("ROLLBACK")
             throw error
         }
@@ -215,6 +228,7 @@ struct BatchApplier {
                     try session.query("COMMIT")
                     return (released, stoppedBy)
                 } catch {
+                    session.discardDeferred()
                     _ = try? session.query("ROLLBACK")
                     throw error
                 }

@@ -177,3 +177,83 @@ private func thrown(_ body: () throws -> Void) -> PostgresError? {
         #expect(lengths.withLock { $0 } == [8 << 20, 8 << 20])
     }
 }
+
+@Suite struct SessionDeferredTests {
+    func connect() async throws -> Connection {
+        let postgres = try await TestPostgres.shared()
+        return try await Connection.connect(postgres.conninfo(database: try await postgres.createDatabase(prefix: "deferred")))
+    }
+
+    @Test func deferredStatementsTravelWithTheNextStatementThatWaits() async throws {
+        let db = try await connect()
+        try await db.execute("CREATE TABLE d (id int PRIMARY KEY)")
+        let insert = PreparedStatement("INSERT INTO d VALUES ($1)")
+        let (count, roundTrips) = try await db.withSession { session in
+            try session.query("BEGIN")
+            let before = session.roundTrips
+            session.executeDeferred(insert, [1])
+            session.executeDeferred(insert, [2])
+            session.executeDeferred("INSERT INTO d VALUES ($1)", [3])
+            let count = try session.query("SELECT count(*)::int AS n FROM d").first?.int("n")
+            let roundTrips = session.roundTrips - before
+            session.executeDeferred(insert, [4])
+            try session.query("COMMIT")
+            return (count, roundTrips)
+        }
+        #expect(count == 3, "a later read sees the deferred writes")
+        #expect(roundTrips == 1)
+        #expect(try await db.query("SELECT count(*)::int AS n FROM d").first?.int("n") == 4, "COMMIT sent the last one")
+    }
+
+    @Test func aFailingDeferredStatementIsReportedAsDeferredByTheCallThatSentIt() async throws {
+        let db = try await connect()
+        try await db.execute("CREATE TABLE e (id int PRIMARY KEY)")
+        let (failure, afterwards) = await db.withSession { session in
+            session.executeDeferred("INSERT INTO e VALUES (1)")
+            session.executeDeferred("INSERT INTO e VALUES (1)")
+            let failure = thrown { _ = try session.query("INSERT INTO e VALUES (3)") }
+            // Nothing stays queued: the next statement runs alone.
+            let afterwards = thrown { _ = try session.query("SELECT 1") }
+            return (failure, afterwards)
+        }
+        #expect(failure?.isDeferred == true && failure?.statementIndex == 1 && failure?.sqlState == .uniqueViolation)
+        #expect(failure?.description.contains("deferred statement 1") == true)
+        #expect(afterwards == nil)
+        // Outside a transaction block the pipeline was one implicit transaction: none of it stayed.
+        #expect(try await db.query("SELECT count(*)::int AS n FROM e").first?.int("n") == 0)
+    }
+
+    @Test func aSavepointSendsItsBodysDeferredStatementsInsideIt() async throws {
+        let db = try await connect()
+        try await db.execute("CREATE TABLE f (id int PRIMARY KEY CHECK (id < 100))")
+        let outcome = try await db.withSession { session in
+            try session.query("BEGIN")
+            session.executeDeferred("INSERT INTO f VALUES (1)")
+            let failure = thrown {
+                try session.savepoint { inner in
+                    inner.executeDeferred("INSERT INTO f VALUES (2)")
+                    inner.executeDeferred("INSERT INTO f VALUES (200)")
+                }
+            }
+            try session.savepoint { $0.executeDeferred("INSERT INTO f VALUES (3)") }
+            try session.query("COMMIT")
+            return failure
+        }
+        #expect(outcome?.isDeferred == true && outcome?.sqlState == "23514")
+        let ids = try await db.query("SELECT id FROM f ORDER BY id").rows.compactMap { $0.int("id") }
+        #expect(ids == [1, 3], "the failing savepoint's statements rolled back, the rest committed")
+    }
+
+    @Test func aTransactionThatRollsBackDropsItsQueuedStatements() async throws {
+        let db = try await connect()
+        try await db.execute("CREATE TABLE g (id int)")
+        struct Planned: Error {}
+        await #expect(throws: Planned.self) {
+            try await db.transaction { tx in
+                tx.executeDeferred("INSERT INTO g VALUES (1)")
+                throw Planned()
+            }
+        }
+        #expect(try await db.query("SELECT count(*)::int AS n FROM g").first?.int("n") == 0)
+    }
+}

@@ -58,4 +58,44 @@ import Testing
         // At most the batch that met the dead connection was rolled back; none failed on a missing statement.
         #expect(consumer.metrics.snapshot.batchRetries <= 1, "\(consumer.metrics.snapshot.batchRetries) rollbacks")
     }
+
+    /// The ledger handler with its insert deferred: sent with the batch's COMMIT.
+    static let deferredLedgerHandler: OutboxConsumer.Handler = { event, db in
+        db.executeDeferred("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
+                           [event.id, event.topic, Int(event.partition), event.offset])
+    }
+
+    @Test func aHandlerThatDefersItsStatementsAddsNoRoundTrip() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        try await fixture.produce((0..<300).map { "d-\($0)" })
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(batch: 100), log: { _ in })
+        let running = Task { try await consumer.run(Self.deferredLedgerHandler) }
+        #expect(await eventually { consumer.metrics.snapshot.applied == 300 })
+        consumer.stop()
+        try await running.value
+        let snapshot = consumer.metrics.snapshot
+        #expect(snapshot.roundTrips == 2 * snapshot.batches, "\(snapshot.roundTrips) round trips for \(snapshot.batches) batches")
+        let ledger = try await fixture.ledger()
+        #expect(ledger.count == 300 && ledger.values.allSatisfy { $0 == 1 })
+    }
+
+    @Test func aFailingDeferredStatementIsPinnedToItsEventBySavepoints() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        // h-7's insert fails only when COMMIT sends it; the other events' inserts are fine.
+        try await fixture.db.execute("ALTER TABLE ledger ADD CONSTRAINT ledger_no_h7 CHECK (event_id <> 'h-7')")
+        try await fixture.produce((0..<20).map { "h-\($0)" })
+        var configuration = fixture.configuration(batch: 20)
+        configuration.poisonPolicy = .deadLetter
+        let consumer = try OutboxConsumer(configuration: configuration, log: { _ in })
+        let running = Task { try await consumer.run(Self.deferredLedgerHandler) }
+        #expect(await eventually { consumer.metrics.snapshot.applied == 19 && consumer.metrics.snapshot.deadLettered == 1 })
+        consumer.stop()
+        try await running.value
+        let ledger = try await fixture.ledger()
+        #expect(ledger.count == 19 && ledger.values.allSatisfy { $0 == 1 } && ledger["h-7"] == nil)
+        #expect(consumer.metrics.snapshot.handlerFailures == 3, "the savepoint pass tries h-7 handlerAttempts times")
+        #expect(consumer.metrics.snapshot.batchRetries == 0, "a handler's failure, not the database's")
+    }
 }

@@ -3,6 +3,7 @@ import CLibPQ
 extension PQConnection {
     /// Runs a prepared statement, preparing it first (one more round trip, once per connection) if needed.
     func execPrepared(_ statement: PreparedStatement, parameters: [PostgresParameter]) throws(PostgresError) -> QueryResult {
+        if !deferred.isEmpty { return try afterDeferred(PipelineStatement(kind: .prepared(statement), parameters: parameters)) }
         let connection = try connection()
         if try !isPrepared(statement) {
             roundTrips += 1
@@ -24,8 +25,42 @@ extension PQConnection {
         }
     }
 
-    /// Sends `statements` in pipeline mode, syncs once, and reads every result (see ``Session/pipeline(_:)``).
+    /// Sends `statements` in pipeline mode after the deferred ones, syncs once, and reads every result (see
+    /// ``Session/pipeline(_:)``).
     func pipeline(_ statements: [PipelineStatement]) throws(PostgresError) -> [QueryResult] {
+        guard !deferred.isEmpty else { return try runPipeline(statements) }
+        let queued = deferred
+        deferred = []
+        do {
+            return Array(try runPipeline(queued + statements).dropFirst(queued.count))
+        } catch {
+            var failure = error
+            if let index = failure.statementIndex {
+                if index < queued.count { failure.isDeferred = true } else { failure.statementIndex = index - queued.count }
+            }
+            throw failure
+        }
+    }
+
+    /// Sends the deferred statements now, in one round trip.
+    func flushDeferred() throws(PostgresError) {
+        guard !deferred.isEmpty else { return }
+        _ = try pipeline([])
+    }
+
+    /// Runs one statement after the deferred ones, in one pipeline; the statement's own failure is reported as if it
+    /// had run alone.
+    func afterDeferred(_ statement: PipelineStatement) throws(PostgresError) -> QueryResult {
+        do {
+            return try pipeline([statement])[0]
+        } catch {
+            var failure = error
+            if !failure.isDeferred { failure.statementIndex = nil }
+            throw failure
+        }
+    }
+
+    private func runPipeline(_ statements: [PipelineStatement]) throws(PostgresError) -> [QueryResult] {
         let connection = try connection()
         guard !statements.isEmpty else { return [] }
         // Decided before anything is sent (a name clash throws here, not halfway through the pipeline).

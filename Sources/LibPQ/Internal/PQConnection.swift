@@ -12,6 +12,8 @@ final class PQConnection: @unchecked Sendable {
     var roundTrips = 0
     /// The ``PreparedStatement``s this connection has prepared, by name (their SQL, to catch a name clash).
     var preparedStatements: [String: String] = [:]
+    /// Statements queued by ``Session/executeDeferred(_:_:)``, sent ahead of the next one that waits.
+    var deferred: [PipelineStatement] = []
 
     /// Liveness defaults every connection gets unless its connection string says otherwise.
     ///
@@ -96,6 +98,7 @@ final class PQConnection: @unchecked Sendable {
 
     /// Runs one statement with parameters sent apart from the SQL text.
     func exec(_ sql: String, parameters: [PostgresParameter]) throws(PostgresError) -> QueryResult {
+        if !deferred.isEmpty { return try afterDeferred(PipelineStatement(kind: .text(sql), parameters: parameters)) }
         let connection = try connection()
         roundTrips += 1
         let result = Self.withParameters(parameters) { count, types, values, lengths, formats in
