@@ -29,7 +29,12 @@ final class ConsumerLoop {
         self.handler = handler
         self.stop = consumer.stopSignal
         self.database = DatabaseLink(conninfo: consumer.configuration.postgres,
-                                     schema: consumer.inbox.createStatements(offsets: consumer.offsets, parked: consumer.parked))
+                                     schema: consumer.inbox.createStatements(offsets: consumer.offsets, parked: consumer.parked),
+                                     onLost: { [consumer] error in
+                                         consumer.emit("warning", "database_connection_lost", [
+                                             ("error", "\(error)"), ("then", "the next use reconnects; the batch in progress, if any, is retried"),
+                                         ])
+                                     })
     }
 
     private func emit(_ level: String, _ event: String, _ fields: [(String, String)] = []) {

@@ -12,13 +12,17 @@ final class DatabaseLink {
     /// How many connections have been opened so far: a new number means the previous connection was replaced, and
     /// the server may be another one (a promoted standby) or have lost commits (a crash).
     private(set) var connectionsOpened = 0
+    private let onLost: (PostgresError) -> Void
 
     /// - Parameters:
     ///   - conninfo: The service's connection string.
     ///   - schema: Statements that create the consumer's tables, run once in a transaction on the first connection.
-    init(conninfo: String, schema: [String]) {
+    ///   - onLost: Told once per connection that an error left unusable, whichever use met it (a batch, an idle
+    ///     check): the one place a lost connection is reported.
+    init(conninfo: String, schema: [String], onLost: @escaping (PostgresError) -> Void) {
         self.conninfo = conninfo
         self.schema = schema
+        self.onLost = onLost
     }
 
     /// Whether a connection is open (it may still have broken since its last use).
@@ -34,6 +38,7 @@ final class DatabaseLink {
             return try connection.withSessionBlocking(body)
         } catch let error as PostgresError where FailureClassifier.dropsConnection(error) {
             close()
+            onLost(error)
             throw error
         }
     }
