@@ -119,6 +119,9 @@ struct BatchApplier {
                                                    ("offset", "\(record.offset)"), ("key", key.key), ("error", String(reason.prefix(200)))])
                 }
             }
+            // A dead letter cannot be taken back: the handlers' deferred statements must have succeeded before one
+            // goes out, or a failure among them would send it again when the batch is applied with savepoints.
+            if !poison.isEmpty { try session.flushDeferred() }
             for entry in poison {
                 try deadLetter(entry.record, reason: entry.reason, id: entry.id, session: session)
                 counts.deadLettered += 1

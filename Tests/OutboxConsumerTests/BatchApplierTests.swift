@@ -1,6 +1,7 @@
 import Foundation
 import LibPQ
 import OutboxConsumer
+import RDKafka
 import TestSupport
 import Testing
 
@@ -97,5 +98,42 @@ import Testing
         #expect(ledger.count == 19 && ledger.values.allSatisfy { $0 == 1 } && ledger["h-7"] == nil)
         #expect(consumer.metrics.snapshot.handlerFailures == 3, "the savepoint pass tries h-7 handlerAttempts times")
         #expect(consumer.metrics.snapshot.batchRetries == 0, "a handler's failure, not the database's")
+    }
+
+    @Test func aDeferredFailureNeverSendsADeadLetterTwice() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        try await fixture.db.execute("ALTER TABLE ledger ADD CONSTRAINT ledger_no_m3 CHECK (event_id <> 'm-3')")
+        // m-0 … m-5, and a record without an event_id (dead-lettered at once) after m-3, all in one batch.
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": fixture.kafka.bootstrapServers]), log: { _ in }) { _ in }
+        for index in 0..<7 {
+            let headers = index == 4 ? [] : [KafkaHeader(name: "event_id", string: "m-\(index < 4 ? index : index - 1)")]
+            try await producer.send(KafkaRecord(topic: "events", key: Array("k".utf8), value: Array("{}".utf8), headers: headers),
+                                    token: UInt64(index))
+        }
+        #expect(await producer.close(timeout: .seconds(30)) == 0)
+        var configuration = fixture.configuration(batch: 20)
+        configuration.poisonPolicy = .deadLetter
+        configuration.missingEventID = .deadLetter
+        let consumer = try OutboxConsumer(configuration: configuration, log: { _ in })
+        let running = Task { try await consumer.run(Self.deferredLedgerHandler) }
+        #expect(await eventually { consumer.metrics.snapshot.applied == 5 && consumer.metrics.snapshot.deadLettered == 2 })
+        consumer.stop()
+        try await running.value
+        #expect(Set(try await fixture.ledger().keys) == ["m-0", "m-1", "m-2", "m-4", "m-5"])
+
+        // The dead-letter topic holds each of the two once (read until nothing more arrives for 3 s).
+        let reader = try KafkaConsumer(properties: ["bootstrap.servers": fixture.kafka.bootstrapServers, "group.id": "dlq-reader",
+                                                    "auto.offset.reset": "earliest"], log: { _ in })
+        try reader.subscribe(["svc.dead-letter"])
+        var letters: [String] = []
+        var quiet = 0
+        for _ in 0..<600 where quiet < 30 { // at most 60 s; done after 3 s without records once two arrived
+            let records = try await reader.pollOnQueue(maxRecords: 100, timeout: .milliseconds(100))
+            quiet = records.isEmpty ? quiet + (letters.count >= 2 ? 1 : 0) : 0
+            letters += records.map { $0.header("event_id")?.stringValue ?? "none" }
+        }
+        try await reader.close()
+        #expect(letters.sorted() == ["m-3", "none"], "\(letters)")
     }
 }
