@@ -45,7 +45,7 @@ extension Session {
     /// statements after it, that call's own included, did not run); inside a transaction the transaction is then
     /// aborted. ``savepoint(_:_:)`` sends its body's deferred statements before releasing the savepoint, so their
     /// failures roll back to it like the body's own; a savepoint or ``Connection/transaction(_:)`` that rolls back
-    /// drops statements still queued.
+    /// drops statements still queued, and so does closing the connection: queue only what a later wait will send.
     ///
     /// - Parameters:
     ///   - sql: One statement; `$1`, `$2`, … refer to `parameters`.
