@@ -128,7 +128,7 @@ public final class ConnectorMetrics: Sendable {
         let waited = s.unacknowledgedSince.map { ContinuousClock.now - $0 } ?? .zero
         text.gauge("tailgate_kafka_unacknowledged_seconds",
                    help: "How long records have waited without an acknowledgement from Kafka (0 when none waits).", labels: connector,
-                   Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18)
+                   waited.seconds)
         text.family("tailgate_slot_wal_status", .gauge, help: "The slot's wal_status (1 for the current value).")
         if !s.walStatus.isEmpty { text.sample("tailgate_slot_wal_status", labels: connector + [("wal_status", s.walStatus)], 1) }
         text.family("tailgate_slot_safe_wal_size_bytes", .gauge, help: "WAL that can still be written before the slot is at risk.")

@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import Observability
 import RDKafka
 
 /// The consumer's thread: polls Kafka, hands batches to the ``BatchApplier``, retries rolled-back batches with
@@ -163,11 +164,11 @@ final class ConsumerLoop {
                 let waited = stall.waited(now: .now)
                 consumer.metrics.update {
                     $0.stalled = stall.isStalled
-                    $0.secondsWithoutProgress = Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
+                    $0.secondsWithoutProgress = waited.seconds
                     $0.waitingRecords = pending.count
                     $0.assignedPartitions = rebalance.flow.partitions.count
                     $0.pausedPartitions = rebalance.flow.pausedCount
-                    $0.kafkaUnreachableSeconds = Double(unreachable.components.seconds) + Double(unreachable.components.attoseconds) / 1e18
+                    $0.kafkaUnreachableSeconds = unreachable.seconds
                 }
                 if configuration.poisonPolicy == .parkKey, pending.isEmpty, !rebalance.flow.isWaiting {
                     releaseRequestedKeys(applier, partitions: rebalance.flow.assigned)

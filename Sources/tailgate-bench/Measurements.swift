@@ -65,7 +65,3 @@ final class SampleLog: Sendable {
     var first: ContinuousClock.Instant? { state.withLock { $0.first } }
     var last: ContinuousClock.Instant? { state.withLock { $0.last } }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
