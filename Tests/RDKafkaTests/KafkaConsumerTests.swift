@@ -113,10 +113,7 @@ final class RebalanceLog: Sendable {
         var records = try await consumer.pollOnQueue(maxRecords: 100, timeout: .seconds(2))
         #expect(records.isEmpty)
         try consumer.resume([partition])
-        let deadline = ContinuousClock.now + .seconds(30)
-        while records.count < 40, ContinuousClock.now < deadline {
-            records += try await consumer.pollOnQueue(maxRecords: 100, timeout: .milliseconds(200))
-        }
+        records += try await Self.poll(consumer, until: 40, by: .now + .seconds(30))
         #expect(records.map(\.offset) == Array(10..<50))
         try await consumer.close()
         let closed = #expect(throws: KafkaError.self) { try consumer.poll(maxRecords: 1, timeout: .zero) }
@@ -132,28 +129,27 @@ final class RebalanceLog: Sendable {
                                                       "fetch.wait.max.ms": "50"], log: KafkaTestHelpers.quiet)
         let partition = TopicPartition(topic: "rewind", partition: 0)
         try consumer.assign([partition: .offset(0)])
-        var records: [ConsumerRecord] = []
         let deadline = ContinuousClock.now + .seconds(30)
-        while records.count < 30, ContinuousClock.now < deadline {
-            records += try await consumer.pollOnQueue(maxRecords: 30 - records.count, timeout: .milliseconds(200))
-        }
+        var records = try await Self.poll(consumer, until: 30, by: deadline, takingNoMore: true)
         #expect(records.map(\.offset) == Array(0..<30))
         // The seek waits for the fetcher, so it runs off the concurrency pool; records 30..<50 may be prefetched.
-        let sought: Result<Void, KafkaError> = await withCheckedContinuation { continuation in
-            DispatchQueue(label: "seek").async { continuation.resume(returning: Result { () throws(KafkaError) in try consumer.seek([partition: .offset(12)]) }) }
-        }
-        try sought.get()
-        records = []
-        while records.count < 38, ContinuousClock.now < deadline {
-            records += try await consumer.pollOnQueue(maxRecords: 100, timeout: .milliseconds(200))
-        }
+        try await offPool { try consumer.seek([partition: .offset(12)]) }
+        records = try await Self.poll(consumer, until: 38, by: deadline)
         #expect(records.map(\.offset) == Array(12..<50), "from the sought offset on, nothing fetched before it")
         let unassigned = TopicPartition(topic: "rewind", partition: 7)
-        let refused: Result<Void, KafkaError> = await withCheckedContinuation { continuation in
-            DispatchQueue(label: "seek").async { continuation.resume(returning: Result { () throws(KafkaError) in try consumer.seek([unassigned: .offset(0)]) }) }
-        }
-        #expect(throws: KafkaError.self) { try refused.get() }
+        await #expect(throws: KafkaError.self) { try await offPool { try consumer.seek([unassigned: .offset(0)]) } }
         try await consumer.close()
+    }
+
+    /// Polls `consumer` until at least `count` records have arrived or `deadline` passes, returning every record
+    /// polled (more than `count` when they came; never more with `takingNoMore`, which leaves the rest unread).
+    static func poll(_ consumer: KafkaConsumer, until count: Int, by deadline: ContinuousClock.Instant,
+                     takingNoMore: Bool = false) async throws -> [ConsumerRecord] {
+        var records: [ConsumerRecord] = []
+        while records.count < count, ContinuousClock.now < deadline {
+            records += try await consumer.pollOnQueue(maxRecords: takingNoMore ? count - records.count : 100, timeout: .milliseconds(200))
+        }
+        return records
     }
 
     /// Polls every consumer (so group protocol and rebalance callbacks make progress) until `condition` holds.

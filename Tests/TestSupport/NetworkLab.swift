@@ -95,7 +95,7 @@ public final class NetworkLab: Sendable {
         Self.openLabs.withLock { $0.append(self) }
         let router = routerNamespace, hostNamespaces = namespaces, hostIndexes = indexes
         do {
-            try await TestPostgres.offPool {
+            try await offPool {
                 Self.removeStaleLabs()
                 try Self.build(router: router, namespaces: hostNamespaces, indexes: hostIndexes)
             }
@@ -147,7 +147,7 @@ public final class NetworkLab: Sendable {
             state.loopbackPorts[Pair(client: client, server: server), default: []] += ports
             return (state.localRuleMoved.insert(clientNamespace).inserted, state.localRuleMoved.insert(router).inserted)
         }
-        try await TestPostgres.offPool {
+        try await offPool {
             // The `local` table is consulted first (rule 0), and it says 127.0.0.0/8 is here: move it behind the
             // port rules, so that only the chosen ports leave.
             for namespace in [moveClient ? clientNamespace : nil, moveRouter ? router : nil].compactMap({ $0 }) {
@@ -172,7 +172,7 @@ public final class NetworkLab: Sendable {
         let router = routerNamespace
         let added = state.withLock { $0.cuts.insert(Pair(client: min(a, b), server: max(a, b))).inserted }
         guard added else { return }
-        try await TestPostgres.offPool {
+        try await offPool {
             for rule in rules { try Self.ip(["-n", router, "rule", "add", "pref", "5"] + rule + ["blackhole"]) }
         }
     }
@@ -183,7 +183,7 @@ public final class NetworkLab: Sendable {
         let router = routerNamespace
         let removed = state.withLock { $0.cuts.remove(Pair(client: min(a, b), server: max(a, b))) != nil }
         guard removed else { return }
-        try await TestPostgres.offPool {
+        try await offPool {
             for rule in rules { try Self.ip(["-n", router, "rule", "del", "pref", "5"] + rule + ["blackhole"]) }
         }
     }

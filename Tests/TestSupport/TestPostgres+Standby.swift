@@ -32,6 +32,6 @@ extension TestPostgres {
 
     /// Promotes a standby to primary and waits until it accepts writes.
     public func promote() async throws {
-        try await Self.offPool { try self.pgctl(["promote", "-w"]) }
+        try await offPool { try self.pgctl(["promote", "-w"]) }
     }
 }

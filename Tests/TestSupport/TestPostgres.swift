@@ -154,25 +154,17 @@ public final class TestPostgres: Sendable {
 
     /// Restarts the server; `immediate` simulates a crash.
     public func restart(mode: ShutdownMode = .fast) async throws {
-        try await Self.offPool { try self.pgctl(["restart", "-w", "-m", mode.rawValue, "-l", "\(self.directory)/server.log"]) }
+        try await offPool { try self.pgctl(["restart", "-w", "-m", mode.rawValue, "-l", "\(self.directory)/server.log"]) }
     }
 
     /// Stops the server (the directory stays until the process exits).
     public func stop(mode: ShutdownMode = .fast) async throws {
-        try await Self.offPool { try self.pgctl(["stop", "-w", "-m", mode.rawValue]) }
+        try await offPool { try self.pgctl(["stop", "-w", "-m", mode.rawValue]) }
     }
 
     /// Starts a stopped server.
     public func startAgain() async throws {
-        try await Self.offPool { try self.pgctl(["start", "-w", "-l", "\(self.directory)/server.log"]) }
-    }
-
-    /// Runs blocking work on a dispatch queue and resumes with its result.
-    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            // A serial queue of its own gets its own thread, outside the width-limited global pool.
-            DispatchQueue(label: "tailgate.test.postgres").async { continuation.resume(with: Result { try work() }) }
-        }
+        try await offPool { try self.pgctl(["start", "-w", "-l", "\(self.directory)/server.log"]) }
     }
 
     func pgctl(_ arguments: [String]) throws {
