@@ -31,6 +31,40 @@ import Testing
         await replication.close()
     }
 
+    /// Issue 19: the server's end of every connection gets the same deadlines (sent in `options`), so that a
+    /// silently cut client's backend ends within seconds and its open transaction releases its locks.
+    @Test func theServersEndGetsTheDeadlinesTooOverTCP() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.createDatabase(prefix: "conn")
+        let tcp = "host=127.0.0.1 port=\(postgres.port) dbname=\(database) user=postgres"
+        func settings(_ db: Connection) async throws -> [String] {
+            let row = try #require(try await db.query("""
+                SELECT current_setting('tcp_keepalives_idle') AS idle, current_setting('tcp_keepalives_interval') AS interval,
+                       current_setting('tcp_keepalives_count') AS count, current_setting('tcp_user_timeout') AS timeout,
+                       current_setting('search_path') AS path
+                """).first)
+            return ["idle", "interval", "count", "timeout", "path"].map { row[$0] ?? "?" }
+        }
+        let plain = try await Connection.connect(tcp)
+        let ours = try await settings(plain)
+        #expect(ours.prefix(4) == ["5", "2", "3", "15000"], "\(ours)")
+        // The connection string's own options stay, and a setting it names keeps its value.
+        let own = try await Connection.connect(tcp + " options='-c search_path=elsewhere -c tcp_keepalives_idle=30'")
+        let theirs = try await settings(own)
+        #expect(theirs == ["30", "2", "3", "15000", "elsewhere"], "\(theirs)")
+        // options='' (for a pooler that refuses the parameter) sends none: the server's defaults.
+        let none = try await Connection.connect(tcp + " options=''")
+        let defaults = try await settings(none)
+        #expect(defaults[0] != "5" && defaults[3] == "0", "\(defaults)")
+        // The replication connection the connector streams on gets them as well.
+        let replication = try await ReplicationConnection.connect(tcp)
+        #expect(replication.option("options")?.contains("-c tcp_user_timeout=15000") == true)
+        await plain.close()
+        await own.close()
+        await none.close()
+        await replication.close()
+    }
+
     @Test func parametersTravelApartFromSQL() async throws {
         let db = try await connect()
         let hostile = "x'); DROP TABLE t; --"

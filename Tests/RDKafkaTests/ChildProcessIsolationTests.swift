@@ -27,6 +27,25 @@ import Testing
         await producer.close(timeout: .seconds(5))
     }
 
+    /// Issue 19: a missing output directory was reported as a missing executable (posix_spawn's one errno).
+    @Test func aChildThatCannotStartNamesThePathThatFailed() throws {
+        let missingDirectory = NSTemporaryDirectory() + "no-such-directory-\(UUID().uuidString)"
+        do {
+            _ = try ChildProcess("/bin/true", [], outputPath: missingDirectory + "/child.log")
+            Issue.record("started with an output file in a missing directory")
+        } catch {
+            let message = String(describing: error)
+            #expect(message.contains("output file \(missingDirectory)/child.log"), "\(message)")
+        }
+        do {
+            _ = try ChildProcess(missingDirectory + "/tool", [], outputPath: NSTemporaryDirectory() + "unused-\(UUID().uuidString).log")
+            Issue.record("started a missing executable")
+        } catch {
+            let message = String(describing: error)
+            #expect(message.contains("the executable") && message.contains("No such file"), "\(message)")
+        }
+    }
+
     @Test func aBrokerGoingDownNeverMeetsAChildBeingSpawned() async throws {
         // A child being spawned holds a copy of the broker's listener until it execs; a broker going down at that
         // moment cannot bind its port again and librdkafka aborts the process (3 of 9 clean-clone runs of the

@@ -24,6 +24,17 @@ public final class ChildProcess: @unchecked Sendable {
     public init(_ executable: String, _ arguments: [String], outputPath: String, environment: [String: String] = [:],
                 withInput: Bool = false) throws {
         self.outputPath = outputPath
+        // posix_spawn reports a failed file action with the same errno as a missing executable ("cannot start
+        // …/LedgerConsumer: No such file or directory" when the output file's directory was missing): check each
+        // path first, so the error names the one that failed.
+        guard access(executable, X_OK) == 0 else {
+            throw TestPostgresError(message: "cannot start \(executable): the executable: \(String(cString: strerror(errno)))")
+        }
+        let output = open(outputPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard output >= 0 else {
+            throw TestPostgresError(message: "cannot start \(executable): its output file \(outputPath): \(String(cString: strerror(errno)))")
+        }
+        defer { close(output) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -38,8 +49,8 @@ public final class ChildProcess: @unchecked Sendable {
             inputDescriptor = nil
         }
         defer { if withInput { close(pipeEnds[0]) } }
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_adddup2(&actions, output, 1)
+        posix_spawn_file_actions_adddup2(&actions, output, 2)
         // Nothing else of ours reaches the child. Sockets librdkafka's mock broker accepted are not close-on-exec:
         // a child holding one keeps a "down" broker's connections open, and a child between fork and exec holds
         // the listener, so the broker cannot re-bind its port (librdkafka then aborts the whole test process).

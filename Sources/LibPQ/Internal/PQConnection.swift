@@ -28,6 +28,52 @@ final class PQConnection: @unchecked Sendable {
         ("keepalives_count", "3"), ("tcp_user_timeout", "15000"),
     ]
 
+    /// The same deadlines for the server's end of the connection, sent as `-c` settings in the startup packet's
+    /// `options` (a setting the connection string's own `options` names is left to it).
+    ///
+    /// The client's deadlines end the client's side of a silently cut connection; the server's backend would go on
+    /// waiting for the client for the kernel's two hours, and an open transaction of it goes on holding its locks.
+    /// Whoever reconnects and redoes that work (a consumer retrying its batch: the same inbox rows, the same offset
+    /// rows) then waits behind those locks, silently, with a healthy new connection. With these, the server ends
+    /// such a backend within about 15 seconds of the cut, and its transaction rolls back. (Unix sockets ignore them.)
+    static let serverLivenessSettings: [(String, String)] = [
+        ("tcp_keepalives_idle", "5"), ("tcp_keepalives_interval", "2"), ("tcp_keepalives_count", "3"),
+        ("tcp_user_timeout", "15000"),
+    ]
+
+    /// The `options` value a connection sends: the connection string's own, then each of
+    /// ``serverLivenessSettings`` it does not name. An explicitly empty `options=''` sends none: a pooler such as
+    /// PgBouncer refuses the startup parameter (its sessions' server ends are the pooler's, not ours, anyway).
+    static func serverOptions(conninfo: String) -> String {
+        let own = parsedOption("options", in: conninfo)
+        if own == "" { return "" }
+        let added = serverLivenessSettings.filter { setting in !(own ?? "").contains(setting.0) }
+            .map { "-c \($0.0)=\($0.1)" }
+        return ([own ?? ""] + added).filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
+    /// The value of `keyword` in a connection string or URI as libpq parses it, or `nil` (unset, or unparsable:
+    /// connecting reports that).
+    static func parsedOption(_ keyword: String, in conninfo: String) -> String? {
+        var error: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(conninfo, &error) else {
+            if let error { PQfreemem(error) }
+            return nil
+        }
+        defer { PQconninfoFree(options) }
+        return value(of: keyword, in: options)
+    }
+
+    /// The value of `keyword` in a `PQconninfoOption` array (`PQconninfo`, `PQconninfoParse`), or `nil`.
+    private static func value(of keyword: String, in options: UnsafeMutablePointer<PQconninfoOption>) -> String? {
+        var option = options
+        while let name = option.pointee.keyword {
+            if String(cString: name) == keyword { return option.pointee.val.map { String(cString: $0) } }
+            option += 1
+        }
+        return nil
+    }
+
     /// Opens a connection.
     ///
     /// - Parameters:
@@ -36,8 +82,8 @@ final class PQConnection: @unchecked Sendable {
     init(conninfo: String, overrides: [(String, String)] = []) throws(PostgresError) {
         // libpq processes keywords in order and keeps the last value: defaults first, then the expanded
         // connection string (which overrides them), then the overrides.
-        let keywords = Self.livenessDefaults.map(\.0) + ["dbname"] + overrides.map(\.0)
-        let values = Self.livenessDefaults.map(\.1) + [conninfo] + overrides.map(\.1)
+        let keywords = Self.livenessDefaults.map(\.0) + ["dbname", "options"] + overrides.map(\.0)
+        let values = Self.livenessDefaults.map(\.1) + [conninfo, Self.serverOptions(conninfo: conninfo)] + overrides.map(\.1)
         let connection = Self.withCStrings(keywords) { keywordPointers in
             Self.withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)
@@ -47,7 +93,11 @@ final class PQConnection: @unchecked Sendable {
             throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
         }
         if PQstatus(connection) != CONNECTION_OK {
-            let message = Self.trimmed(PQerrorMessage(connection))
+            var message = Self.trimmed(PQerrorMessage(connection))
+            if message.contains("unsupported startup parameter: options") {
+                message += " (a connection pooler refused the server-side keepalive settings Tailgate sends in"
+                    + " `options`: add options='' to the connection string to send none)"
+            }
             PQfinish(connection)
             throw PostgresError(code: .connectionFailed, message: message)
         }
@@ -72,12 +122,7 @@ final class PQConnection: @unchecked Sendable {
     func option(_ keyword: String) -> String? {
         guard let handle, let options = PQconninfo(handle) else { return nil }
         defer { PQconninfoFree(options) }
-        var option = options
-        while let name = option.pointee.keyword {
-            if String(cString: name) == keyword { return option.pointee.val.map { String(cString: $0) } }
-            option += 1
-        }
-        return nil
+        return Self.value(of: keyword, in: options)
     }
 
     /// The server's process id for this session.
