@@ -43,11 +43,11 @@ import Testing
             afterSending.reset()
             let midResponse = try #require(TestSocket(port: probe.port))
             midResponse.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            #expect(midResponse.read(upTo: 1000).count > 0)
+            #expect(await midResponse.read(upTo: 1000).count > 0)
             midResponse.reset()
         }
-        #expect(TestSocket.get(port: probe.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
-        let metrics = try #require(TestSocket.get(port: probe.port, path: "/metrics"))
+        #expect(await TestSocket.get(port: probe.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
+        let metrics = try #require(await TestSocket.get(port: probe.port, path: "/metrics"))
         #expect(metrics.body.hasSuffix("probe_samples{id=\"4999\",text=\"quote \\\" backslash \\\\ newline \\n end\"} 4999\n"))
         await probe.stop()
     }
@@ -57,11 +57,11 @@ import Testing
         let partial = try (0..<10).map { _ in try #require(TestSocket(port: probe.port)) }
         for socket in partial { socket.send("GET /metr") }
         let silent = try #require(TestSocket(port: probe.port))
-        #expect(TestSocket.get(port: probe.port, path: "/healthz")?.status == "HTTP/1.0 200 OK", "a scrape is answered while 10 requests hang")
+        #expect(await TestSocket.get(port: probe.port, path: "/healthz")?.status == "HTTP/1.0 200 OK", "a scrape is answered while 10 requests hang")
         for socket in partial {
-            #expect(socket.readToEnd()?.hasPrefix("HTTP/1.0 408 Request Timeout") == true)
+            #expect(await socket.readToEnd()?.hasPrefix("HTTP/1.0 408 Request Timeout") == true)
         }
-        #expect(silent.readToEnd() == "", "a connection that sent nothing is closed without an answer")
+        #expect(await silent.readToEnd() == "", "a connection that sent nothing is closed without an answer")
         await probe.stop()
     }
 
@@ -84,9 +84,9 @@ import Testing
         let probe = try await Probe()
         let socket = try #require(TestSocket(port: probe.port))
         socket.send(request)
-        let response = socket.readToEnd()
+        let response = await socket.readToEnd()
         #expect(response?.hasPrefix(status + "\r\n") == true, "\(name): \(response?.prefix(200) ?? "no response")")
-        #expect(TestSocket.get(port: probe.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
+        #expect(await TestSocket.get(port: probe.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
         await probe.stop()
     }
 
@@ -101,10 +101,10 @@ import Testing
             slow.append(socket)
         }
         for (index, socket) in slow.enumerated() where index.isMultiple(of: 2) { socket.send("a") }
-        let scrape = try #require(TestSocket.get(port: probe.port, path: "/metrics"), "the scrape got no answer within 5 s")
+        let scrape = try #require(await TestSocket.get(port: probe.port, path: "/metrics"), "the scrape got no answer within 5 s")
         #expect(scrape.status == "HTTP/1.0 200 OK")
         #expect(scrape.body.components(separatedBy: "\n").count == 103)
-        #expect(TestSocket.get(port: probe.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
+        #expect(await TestSocket.get(port: probe.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
         withExtendedLifetime(slow) {}
         await probe.stop()
     }
@@ -114,24 +114,24 @@ import Testing
         let probe = try await Probe(readTimeoutMilliseconds: 60_000, maxConnections: 8)
         let idle = try (0..<20).map { _ in try #require(TestSocket(port: probe.port)) }
         for socket in idle { socket.send("G") }
-        #expect(TestSocket.get(port: probe.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
-        #expect(idle[0].waitForClose(), "the oldest idle client was closed to make room")
-        #expect(!idle[19].waitForClose(), "the newest is still waiting within its read timeout")
+        #expect(await TestSocket.get(port: probe.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
+        #expect(await idle[0].waitForClose(), "the oldest idle client was closed to make room")
+        #expect(!(await idle[19].waitForClose()), "the newest is still waiting within its read timeout")
         await probe.stop()
     }
 
     @Test func listensOnIPv6LoopbackAndOnEveryInterface() async throws {
         let loopback = try await Probe(listen: "[::1]:0")
-        #expect(TestSocket.get(host: "::1", port: loopback.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
+        #expect(await TestSocket.get(host: "::1", port: loopback.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
         await loopback.stop()
 
         let everywhere = try await Probe(listen: "[::]:0")
-        #expect(TestSocket.get(host: "::1", port: everywhere.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
-        #expect(TestSocket.get(host: "127.0.0.1", port: everywhere.port, path: "/healthz")?.status == "HTTP/1.0 200 OK", "[::] is dual-stack")
+        #expect(await TestSocket.get(host: "::1", port: everywhere.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
+        #expect(await TestSocket.get(host: "127.0.0.1", port: everywhere.port, path: "/healthz")?.status == "HTTP/1.0 200 OK", "[::] is dual-stack")
         await everywhere.stop()
 
         let localhost = try await Probe(listen: "localhost:0")
-        #expect(TestSocket.get(host: "127.0.0.1", port: localhost.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
+        #expect(await TestSocket.get(host: "127.0.0.1", port: localhost.port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
         await localhost.stop()
     }
 
@@ -156,8 +156,8 @@ import Testing
     /// between fork and exec briefly holds a copy of every descriptor, the listener included; hence `eventually`.)
     @Test func stopFreesThePort() async throws {
         let server = try MetricsServer(listen: "127.0.0.1:0", metrics: { "m 1\n" }, healthy: { false })
-        #expect(TestSocket.get(port: server.port, path: "/healthz")?.status == "HTTP/1.0 503 Service Unavailable")
-        #expect(TestSocket.get(port: server.port, path: "/metrics")?.body == "m 1\n")
+        #expect(await TestSocket.get(port: server.port, path: "/healthz")?.status == "HTTP/1.0 503 Service Unavailable")
+        #expect(await TestSocket.get(port: server.port, path: "/metrics")?.body == "m 1\n")
         let port = server.port
         server.stop()
         #expect(await eventually(timeout: .seconds(5)) {

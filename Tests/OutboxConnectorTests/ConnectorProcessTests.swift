@@ -15,7 +15,7 @@ import Testing
         defer { fixture.close() }
         let port = try TestPostgres.freePort()
         var process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port), metricsPort: port)
-        #expect(await eventually { process.isStreaming }, "never streamed: \(process.child.output)")
+        #expect(await eventually { await process.isStreaming }, "never streamed: \(process.child.output)")
         let witnessSlot = "w_\(fixture.database)"
         try await fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [witnessSlot])
 
@@ -37,7 +37,7 @@ import Testing
             checks += witness.filter { $0.value <= confirmed }.count
             print("round \(round): confirmed \(confirmed), witnessed \(witness.count) events from \(witness.values.min() ?? .invalid) to \(witness.values.max() ?? .invalid), kafka has \(inKafka.count)")
             process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port), metricsPort: port)
-            #expect(await eventually { process.isStreaming }, "restart \(round) never streamed: \(process.child.output)")
+            #expect(await eventually { await process.isStreaming }, "restart \(round) never streamed: \(process.child.output)")
         }
         try await load.value
         #expect(checks > 0, "the kills happened after some events were confirmed, so the check above had something to check")
@@ -62,9 +62,9 @@ import Testing
         defer { fixture.close() }
         let port = try TestPostgres.freePort()
         let process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port), metricsPort: port)
-        #expect(await eventually { process.isStreaming }, "\(process.child.output)")
+        #expect(await eventually { await process.isStreaming }, "\(process.child.output)")
         try await fixture.load(transactions: 0..<100)
-        #expect(await eventually { (process.delivered ?? 0) >= 1_000 })
+        #expect(await eventually { (await process.delivered ?? 0) >= 1_000 })
         #expect(try await eventually { try await fixture.slotState()?.confirmedFlushLSN ?? .invalid > .invalid })
 
         for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
@@ -79,11 +79,11 @@ import Testing
         let firstOutageCommit = try #require(outageCommits.values.min())
         #expect(duringOutage < firstOutageCommit,
                 "confirmed \(duringOutage) passed \(outageCommits.values.filter { $0 <= duringOutage }.count) events Kafka never acknowledged")
-        #expect(process.delivered == 1_000, "nothing was acknowledged during the outage")
+        #expect(await process.delivered == 1_000, "nothing was acknowledged during the outage")
         try await fixture.db.query("SELECT pg_drop_replication_slot($1)", [witnessSlot])
         for broker: Int32 in 1...3 { try fixture.kafka.setBrokerUp(broker) }
 
-        #expect(await eventually(timeout: .seconds(60)) { (process.delivered ?? 0) >= 2_000 }, "delivered \(process.delivered ?? -1)")
+        #expect(await eventually(timeout: .seconds(60)) { (await process.delivered ?? 0) >= 2_000 }, "the 2,000 records were not all delivered within 60 s of the brokers coming back: \(process.child.output.suffix(1500))")
         #expect(try await eventually { try await fixture.slotState()?.confirmedFlushLSN ?? .invalid > duringOutage },
                 "the position moves once Kafka is back")
         let records = try await fixture.readBack(["order-events", "catalog-events"], expected: 2_000)
@@ -107,9 +107,9 @@ import Testing
         let port = try TestPostgres.freePort()
         let process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port, extra: #", "maxInFlightRecords": 1000"#),
                                            metricsPort: port)
-        #expect(await eventually { process.isStreaming }, "\(process.child.output)")
+        #expect(await eventually { await process.isStreaming }, "\(process.child.output)")
         try await fixture.load(transactions: 0..<1, rowsPerTransaction: 1)
-        #expect(await eventually { process.delivered == 1 })
+        #expect(await eventually { await process.delivered == 1 })
         let idle = try #require(process.peakRSSKiB)
         try await fixture.db.execute("""
             INSERT INTO outbox_event (topic, aggregate_type, aggregate_id, event_type, payload)
@@ -117,7 +117,7 @@ import Testing
                    jsonb_build_object('seq', g, 'blob', (SELECT string_agg(md5((g * 64 + i)::text), '') FROM generate_series(1, 60) i))
             FROM generate_series(1, 100000) g
             """)
-        #expect(await eventually(timeout: .seconds(240)) { (process.delivered ?? 0) >= 100_001 }, "delivered \(process.delivered ?? -1)")
+        #expect(await eventually(timeout: .seconds(240)) { (await process.delivered ?? 0) >= 100_001 }, "the 100,001 records were not all delivered within 240 s: \(process.child.output.suffix(1500))")
         let peak = try #require(process.peakRSSKiB)
         let payloadMiB = 100_000 * 2_000 / 1_048_576
         print("huge transaction: idle RSS \(idle / 1024) MiB, peak \(peak / 1024) MiB for ~\(payloadMiB) MiB of payload")

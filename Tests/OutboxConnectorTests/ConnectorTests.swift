@@ -59,18 +59,18 @@ import Testing
         #expect(try await eventually(timeout: .seconds(10)) { try await fixture.slotState()?.confirmedFlushLSN ?? .invalid > lastInside },
                 "confirmed_flush_lsn did not pass the last transaction while the connector ran")
         let port = try #require(connector.metricsPort)
-        let metrics = try #require(httpGet(port: port, path: "/metrics"))
+        let metrics = try #require(await httpGet(port: port, path: "/metrics"))
         #expect(metrics.status == "HTTP/1.0 200 OK")
         let label = "connector=\"test-\(fixture.database)\""
         #expect(metrics.body.contains("tailgate_events_delivered_total{\(label),topic=\"order-events\"} 10000"))
         #expect(metrics.body.contains("tailgate_events_delivered_total{\(label),topic=\"catalog-events\"} 10000"))
         #expect(metrics.body.contains("tailgate_commit_to_ack_seconds_count{\(label)} 20000"))
         #expect(metrics.body.contains("tailgate_slot_wal_status{\(label),wal_status=\"reserved\"} 1") || metrics.body.contains("tailgate_streaming"))
-        #expect(httpGet(port: port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
+        #expect(await httpGet(port: port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
         #expect(!metrics.body.contains("password") && !metrics.body.contains(fixture.postgres.directory))
 
         try await running.stop()
-        #expect(httpGet(port: port, path: "/healthz") == nil, "the metrics server stops with the connector")
+        #expect(await httpGet(port: port, path: "/healthz") == nil, "the metrics server stops with the connector")
         let state = try #require(try await fixture.slotState())
         #expect(try #require(state.confirmedFlushLSN) > lastInside, "the last transaction's commit was confirmed")
         #expect(log.contains("event=slot_created") && log.contains("event=publication_created"))
@@ -347,7 +347,7 @@ import Testing
         #expect(await eventually { log.all.filter { $0.contains("event=postgres_unavailable") && $0.contains("during=start") }.count >= 2 },
                 "waits and retries: \(log.all.suffix(5))")
         let port = try #require(await eventually { connector.metricsPort != nil } ? connector.metricsPort : nil)
-        #expect(httpGet(port: port, path: "/healthz")?.status.contains("503") == true, "/healthz says it is not streaming")
+        #expect(await httpGet(port: port, path: "/healthz")?.status.contains("503") == true, "/healthz says it is not streaming")
         try await postgres.startAgain()
         #expect(await eventually(timeout: .seconds(60)) { connector.metrics.isStreaming }, "streams once PostgreSQL is back: \(log.all.suffix(5))")
         let db = try await Connection.connect(postgres.conninfo(database: fixture.database))
@@ -472,12 +472,12 @@ import Testing
         let port = try TestPostgres.freePort()
         let process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port), metricsPort: port,
                                            extraArguments: ["--shutdown-timeout", "2"])
-        #expect(await eventually { process.isStreaming }, "\(process.child.output)")
+        #expect(await eventually { await process.isStreaming }, "\(process.child.output)")
         for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
         let witnessSlot = "w_\(fixture.database)"
         try await fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [witnessSlot])
         try await fixture.load(transactions: 0..<5)
-        #expect(await eventually { process.inFlight == 50 }, "the records are in flight, waiting for Kafka")
+        #expect(await eventually { await process.inFlight == 50 }, "the records are in flight, waiting for Kafka")
         process.child.signal(SIGTERM)
         #expect(await process.child.exitStatus() == 1)
         #expect(process.child.output.contains("shutdown timeout"))
@@ -496,15 +496,15 @@ import Testing
         let port = try TestPostgres.freePort()
         let process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port, extra: #", "maxInFlightRecords": 10"#),
                                            metricsPort: port, extraArguments: ["--shutdown-timeout", "3", "--kafka-timeout", "2"])
-        #expect(await eventually { process.isStreaming }, "\(process.child.output)")
+        #expect(await eventually { await process.isStreaming }, "\(process.child.output)")
         for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
         let witnessSlot = "w_\(fixture.database)"
         try await fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [witnessSlot])
         try await fixture.load(transactions: 0..<5)
-        #expect(await eventually { process.inFlight == 10 }, "ten records in flight; the rest wait for room")
-        #expect(await eventually { httpGet(port: port, path: "/healthz")?.status.contains("503") == true },
+        #expect(await eventually { await process.inFlight == 10 }, "ten records in flight; the rest wait for room")
+        #expect(await eventually { await httpGet(port: port, path: "/healthz")?.status.contains("503") == true },
                 "/healthz turns 503 once Kafka has left records unacknowledged past --kafka-timeout")
-        let metrics = httpGet(port: port, path: "/metrics")?.body ?? ""
+        let metrics = await httpGet(port: port, path: "/metrics")?.body ?? ""
         #expect(metrics.contains("tailgate_streaming{connector=\"proc-\(fixture.database)\"} 1"), "still streaming: Kafka is the problem")
         #expect(await eventually { process.child.output.contains("event=kafka_stalled") }, "the stall is logged when /healthz turns 503")
         let stopped = ContinuousClock.now

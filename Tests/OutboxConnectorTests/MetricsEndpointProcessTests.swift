@@ -13,7 +13,7 @@ import Testing
         defer { fixture.close() }
         let port = try TestPostgres.freePort()
         let process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port), metricsPort: port)
-        #expect(await eventually { process.isStreaming }, "never streamed: \(process.child.output)")
+        #expect(await eventually { await process.isStreaming }, "never streamed: \(process.child.output)")
 
         for round in 0..<20 {
             guard let beforeSending = TestSocket(port: port) else {
@@ -27,7 +27,7 @@ import Testing
         }
         let oversized = try #require(TestSocket(port: port))
         oversized.send("GET /metrics HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 20_000) + "\r\n\r\n")
-        #expect(oversized.readToEnd()?.hasPrefix("HTTP/1.0 413") == true)
+        #expect(await oversized.readToEnd()?.hasPrefix("HTTP/1.0 413") == true)
 
         var slow: [TestSocket] = []
         for index in 0..<50 {
@@ -37,12 +37,12 @@ import Testing
         }
         // The stream goes on while they hang: rows inserted now are delivered, and scrapes see it.
         try await fixture.load(transactions: 0..<10)
-        #expect(await eventually { process.delivered == 100 }, "delivered \(process.delivered ?? -1) while 50 clients hang")
-        let scrape = try #require(TestSocket.get(port: port, path: "/metrics"), "no scrape answer within 5 s")
+        #expect(await eventually { await process.delivered == 100 }, "the 100 records were not all delivered while 50 clients hang: \(process.child.output.suffix(1500))")
+        let scrape = try #require(await TestSocket.get(port: port, path: "/metrics"), "no scrape answer within 5 s")
         #expect(scrape.status == "HTTP/1.0 200 OK")
         let (status, output) = try await promtoolCheckMetrics(scrape.body)
         #expect(status == 0, "\(output)\n\(scrape.body)")
-        #expect(TestSocket.get(port: port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
+        #expect(await TestSocket.get(port: port, path: "/healthz")?.status == "HTTP/1.0 200 OK")
         withExtendedLifetime(slow) {}
 
         #expect(!process.child.hasExited, "\(process.child.output)")

@@ -47,7 +47,7 @@ import Testing
         #expect(await eventually { running.metrics.deliveredTotal == 1 })
         #expect(await eventually { running.metrics.render().contains("tailgate_last_heartbeat_timestamp_seconds{") })
         let connectorPort = try #require(running.connector.metricsPort)
-        let connectorMetrics = try #require(httpGet(port: connectorPort, path: "/metrics")).body
+        let connectorMetrics = try #require(await httpGet(port: connectorPort, path: "/metrics")).body
 
         // The example back office, as the compose file runs it, serving its consumer's metrics.
         try fixture.kafka.createTopic("product-metrics.dead-letter", partitions: 1)
@@ -59,7 +59,7 @@ import Testing
                                        outputPath: fixture.stateDirectory + "-backoffice.log")
         defer { service.signal(SIGKILL); _ = service.wait() }
         let consumerMetrics = await eventuallyValue(timeout: .seconds(60)) { () -> String? in
-            guard let body = httpGet(port: consumerPort, path: "/metrics")?.body,
+            guard let body = await httpGet(port: consumerPort, path: "/metrics")?.body,
                   body.contains("tailgate_consumer_events_applied_total{group=\"product-metrics\"} 1"),
                   body.contains("tailgate_consumer_lag{") else { return nil }
             return body

@@ -34,9 +34,13 @@ struct OutboxFixture {
         let database = try await postgres.createDatabase(prefix: "outbox")
         let db = try await Connection.connect(postgres.conninfo(database: database))
         try await db.execute(outboxDDL)
-        let kafka = try KafkaMockCluster(brokers: 3, log: mockClusterLog)
-        for topic in ["order-events", "catalog-events", "tailgate.dead-letter"] {
-            try kafka.createTopic(topic, partitions: partitions)
+        // Off the concurrency pool: creating a topic waits for the mock's thread, which a loaded machine delays.
+        let kafka = try await offPool {
+            let kafka = try KafkaMockCluster(brokers: 3, log: mockClusterLog)
+            for topic in ["order-events", "catalog-events", "tailgate.dead-letter"] {
+                try kafka.createTopic(topic, partitions: partitions)
+            }
+            return kafka
         }
         let stateDirectory = NSTemporaryDirectory() + "tailgate-state-\(database)"
         return OutboxFixture(postgres: postgres, database: database, db: db, kafka: kafka, stateDirectory: stateDirectory)
@@ -163,18 +167,22 @@ final class ConnectorProcess {
 
     /// `tailgate_events_delivered_total` summed over topics, from `/metrics`.
     var delivered: Int? {
-        guard let body = httpGet(port: metricsPort, path: "/metrics")?.body else { return nil }
-        return body.split(separator: "\n").filter { $0.hasPrefix("tailgate_events_delivered_total{") }
-            .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
+        get async {
+            guard let body = await httpGet(port: metricsPort, path: "/metrics")?.body else { return nil }
+            return body.split(separator: "\n").filter { $0.hasPrefix("tailgate_events_delivered_total{") }
+                .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
+        }
     }
 
     /// `tailgate_in_flight_records`, from `/metrics`.
     var inFlight: Int? {
-        httpGet(port: metricsPort, path: "/metrics")?.body.split(separator: "\n")
-            .first { $0.hasPrefix("tailgate_in_flight_records{") }?.split(separator: " ").last.flatMap { Int($0) }
+        get async {
+            await httpGet(port: metricsPort, path: "/metrics")?.body.split(separator: "\n")
+                .first { $0.hasPrefix("tailgate_in_flight_records{") }?.split(separator: " ").last.flatMap { Int($0) }
+        }
     }
 
-    var isStreaming: Bool { httpGet(port: metricsPort, path: "/healthz")?.status.contains("200") == true }
+    var isStreaming: Bool { get async { await httpGet(port: metricsPort, path: "/healthz")?.status.contains("200") == true } }
 
     /// The process's peak resident set size (`VmHWM`) in KiB.
     var peakRSSKiB: Int? {

@@ -20,9 +20,13 @@ struct ConsumerFixture {
         let db = try await Connection.connect(postgres.conninfo(database: database))
         // One row per application, no unique constraint: a loss and a duplicate cannot cancel out.
         try await db.execute("CREATE TABLE ledger (event_id text NOT NULL, topic text, partition int, \"offset\" bigint, applied_at timestamptz DEFAULT clock_timestamp(), seq bigserial)")
-        let kafka = try KafkaMockCluster(brokers: 1, log: mockClusterLog)
-        try kafka.createTopic("events", partitions: Int(partitions))
-        try kafka.createTopic("svc.dead-letter", partitions: 1)
+        // Off the concurrency pool: creating a topic waits for the mock's thread, which a loaded machine delays.
+        let kafka = try await offPool {
+            let kafka = try KafkaMockCluster(brokers: 1, log: mockClusterLog)
+            try kafka.createTopic("events", partitions: Int(partitions))
+            try kafka.createTopic("svc.dead-letter", partitions: 1)
+            return kafka
+        }
         return ConsumerFixture(postgres: postgres, database: database, db: db, kafka: kafka, partitions: partitions)
     }
 

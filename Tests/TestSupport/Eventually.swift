@@ -4,6 +4,7 @@
 /// generous: a two-core machine running the whole suite in parallel can take tens of seconds to start a pipeline.
 public func eventually(timeout: Duration = .seconds(45), every interval: Duration = .milliseconds(50),
                        _ condition: () async throws -> Bool) async rethrows -> Bool {
+    PoolWatchdog.start()
     let deadline = ContinuousClock.now + timeout
     while true {
         if try await condition() { return true }

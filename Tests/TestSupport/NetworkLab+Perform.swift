@@ -28,14 +28,9 @@ extension NetworkLab {
     /// A plain HTTP GET to `127.0.0.1:port` inside `host`'s namespace (see ``httpGet(port:path:)``).
     public func httpGet(in host: String, port: Int, path: String) async -> (status: String, body: String)? {
         let result = try? await perform(in: host) { () -> HTTPAnswer? in
-            TestSupport.httpGet(port: port, path: path).map { HTTPAnswer(status: $0.status, body: $0.body) }
+            TestSocket.getBlocking(port: port, path: path).map { HTTPAnswer(status: $0.status, body: $0.body) }
         }
         return (result ?? nil).map { ($0.status, $0.body) }
-    }
-
-    private struct HTTPAnswer: Sendable {
-        var status: String
-        var body: String
     }
 
     /// `CLONE_NEWNET` from `<sched.h>`, which Swift's Glibc module does not import (nor `setns`).

@@ -76,7 +76,8 @@ public final class TestPostgres: Sendable {
 
     /// One cluster shared by every test of the process that does not restart or stop the server.
     public static func shared() async throws -> TestPostgres {
-        try await cache.cluster(named: "shared", settings: [])
+        PoolWatchdog.start()
+        return try await cache.cluster(named: "shared", settings: [])
     }
 
     init(directory: String, port: Int, networkNamespace: String? = nil) {
@@ -94,7 +95,8 @@ public final class TestPostgres: Sendable {
     ///   stays reachable from here, TCP only from inside). Add a `listen_addresses` setting to choose its address.
     /// - Throws: ``TestPostgresError`` with the tool's output when `initdb` or `pg_ctl` fails.
     public static func start(settings: [String] = [], networkNamespace: String? = nil) async throws -> TestPostgres {
-        try await offPool { try startBlocking(settings: settings, networkNamespace: networkNamespace) }
+        PoolWatchdog.start()
+        return try await offPool { try startBlocking(settings: settings, networkNamespace: networkNamespace) }
     }
 
     static func startBlocking(settings: [String], networkNamespace: String? = nil) throws -> TestPostgres {

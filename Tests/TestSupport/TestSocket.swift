@@ -5,8 +5,12 @@ import Glibc
 
 /// A raw TCP client for tests of servers that must survive their clients: partial requests, resets, IPv6.
 ///
-/// Reads give up after the timeout, so a server that never answers fails the test instead of hanging it.
-public final class TestSocket {
+/// Reads give up after the timeout, so a server that never answers fails the test instead of hanging it. Every
+/// read waits on a thread of its own, off the concurrency pool: a test blocked in `recv` on one of the pool's two
+/// threads held back every other test's timers and replies (the pool watchdog's stacks showed it).
+///
+/// `@unchecked Sendable`: one test uses a socket at a time; reads hand it to a thread of their own and wait for it.
+public final class TestSocket: @unchecked Sendable {
     /// The socket.
     public let descriptor: Int32
     private var isClosed = false
@@ -64,7 +68,11 @@ public final class TestSocket {
     }
 
     /// Reads up to `count` bytes (fewer when the server closes first, none on a timeout).
-    public func read(upTo count: Int) -> [UInt8] {
+    public func read(upTo count: Int) async -> [UInt8] {
+        (try? await offPool { self.readBlocking(upTo: count) }) ?? []
+    }
+
+    private func readBlocking(upTo count: Int) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: count)
         var received = 0
         while received < count {
@@ -76,7 +84,11 @@ public final class TestSocket {
     }
 
     /// Everything until the server closes the connection, or `nil` on a timeout or reset.
-    public func readToEnd() -> String? {
+    public func readToEnd() async -> String? {
+        (try? await offPool { self.readToEndBlocking() }) ?? nil
+    }
+
+    private func readToEndBlocking() -> String? {
         var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -89,7 +101,11 @@ public final class TestSocket {
 
     /// Waits for the server to close the connection (a FIN or a reset), discarding anything it sends; false when
     /// the connection is still open after the timeout.
-    public func waitForClose() -> Bool {
+    public func waitForClose() async -> Bool {
+        (try? await offPool { self.waitForCloseBlocking() }) ?? false
+    }
+
+    private func waitForCloseBlocking() -> Bool {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
@@ -114,9 +130,15 @@ public final class TestSocket {
     }
 
     /// One `GET path` with HTTP/1.1; the status line and the body, or `nil` when nothing answered in time.
-    public static func get(host: String = "127.0.0.1", port: Int, path: String) -> (status: String, body: String)? {
+    public static func get(host: String = "127.0.0.1", port: Int, path: String) async -> (status: String, body: String)? {
+        let answer = try? await offPool { getBlocking(host: host, port: port, path: path).map { HTTPAnswer(status: $0.status, body: $0.body) } }
+        return answer.flatMap { $0 }.map { ($0.status, $0.body) }
+    }
+
+    /// ``get(host:port:path:)`` on the calling thread, for code already off the pool (a lab namespace's thread).
+    public static func getBlocking(host: String = "127.0.0.1", port: Int, path: String) -> (status: String, body: String)? {
         guard let socket = TestSocket(host: host, port: port),
-              socket.send("GET \(path) HTTP/1.1\r\nHost: tailgate\r\n\r\n"), let text = socket.readToEnd(),
+              socket.send("GET \(path) HTTP/1.1\r\nHost: tailgate\r\n\r\n"), let text = socket.readToEndBlocking(),
               let headerEnd = text.range(of: "\r\n\r\n") else { return nil }
         return (text[..<headerEnd.lowerBound].components(separatedBy: "\r\n")[0], String(text[headerEnd.upperBound...]))
     }
