@@ -122,7 +122,10 @@ struct OutboxFixture {
     }
 
     func close() {
-        kafka.close()
+        // Destroying the mock joins its threads (up to a second on a busy machine): not on the concurrency pool,
+        // where a test's `defer` would run it.
+        let kafka = kafka
+        DispatchQueue(label: "tailgate.test.mock-close").async { kafka.close() }
         try? FileManager.default.removeItem(atPath: stateDirectory)
     }
 }
