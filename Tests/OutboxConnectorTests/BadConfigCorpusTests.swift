@@ -26,6 +26,7 @@ import Testing
         "weakened-kafka.json": ["$.kafka: property 'enable.idempotence' is 'false' but must be 'true'"],
         "bad-listen.json": ["$.metrics.listen: '0.0.0.0:99999' is not host:port"],
         "bad-listen-ipv6.json": [#"$.metrics.listen: '::1:9464' looks like an IPv6 address without brackets; write it as "[::1]:9464""#],
+        "cloudevents-without-source.json": ["$.cloudEvents.source: missing: ce_source is required"],
         "bad-listen-hostname.json": ["$.metrics.listen: 'metrics.internal' in 'metrics.internal:9464' is not an IP address or localhost"],
     ]
 
