@@ -8,7 +8,7 @@ enum RunCommand {
     static let usage = """
         tailgate run --config FILE [--log-format logfmt|json] [--log-level debug|info|warning|error]
                      [--state-dir DIR] [--shutdown-timeout SECONDS] [--status-interval SECONDS]
-                     [--receive-timeout SECONDS] [--kafka-timeout SECONDS]
+                     [--receive-timeout SECONDS] [--kafka-timeout SECONDS] [--hold-failed SECONDS]
 
           Streams inserted outbox rows from PostgreSQL logical replication to Kafka, as FILE describes
           (see connectors/README.md). WAL is confirmed to PostgreSQL only behind Kafka's acknowledgements.
@@ -23,21 +23,28 @@ enum RunCommand {
           below the server's wal_sender_timeout (60 s by default).
           --kafka-timeout (default 30): /healthz answers 503 once no Kafka broker has been reachable, or records
           have waited without an acknowledgement, for longer than this.
+          --hold-failed (default 0): after an error retrying cannot fix, keep answering GET /status with FAILED
+          (and /healthz with 503) this long before exiting 1, so that it can be read; SIGTERM ends the wait.
           PostgreSQL unreachable, at start or later, is waited out with backoff (/healthz: 503 meanwhile).
+          metrics.listen serves GET /metrics (Prometheus), GET /healthz (200 while streaming with Kafka reachable
+          and acknowledging, else 503) and GET /status (JSON: RUNNING, WAITING, STOPPING or FAILED, positions,
+          records in flight, Kafka reachability, the last error).
         """
 
     static func run(_ words: [String]) throws -> Never {
         let arguments = try CommandLineArguments(words, options: ["config", "log-format", "log-level", "state-dir", "shutdown-timeout", "status-interval",
-                                                                      "receive-timeout", "kafka-timeout"])
+                                                                      "receive-timeout", "kafka-timeout", "hold-failed"])
         guard let path = arguments.options["config"] else { throw UsageError("--config FILE is required; e.g. tailgate run --config connectors/commerce-outbox.json") }
         let logger = try makeLogger(arguments)
         let configuration = try ConnectorConfiguration.load(path: path)
-        let connector = Connector(configuration: configuration, options: Connector.Options(
+        var options = Connector.Options(
             stateDirectory: arguments.options["state-dir"] ?? ".tailgate-state",
             shutdownTimeout: .seconds(try arguments.positiveInt("shutdown-timeout", default: 30)),
             statusInterval: .seconds(try arguments.positiveInt("status-interval", default: 10)),
             receiveTimeout: .seconds(try arguments.positiveInt("receive-timeout", default: 30)),
-            kafkaTimeout: .seconds(try arguments.positiveInt("kafka-timeout", default: 30))), logger: logger)
+            kafkaTimeout: .seconds(try arguments.positiveInt("kafka-timeout", default: 30)))
+        if arguments.options["hold-failed"] != nil { options.failedStatusHold = .seconds(try arguments.positiveInt("hold-failed", default: 0)) }
+        let connector = Connector(configuration: configuration, options: options, logger: logger)
         let signals = ShutdownSignals { signal in
             logger.info("shutdown_requested", ("signal", signal.name))
             connector.requestStop()
