@@ -223,6 +223,47 @@ import Testing
         #expect(try await fixture.slotState() == nil, "the slot was not re-created")
     }
 
+    /// A fresh container: the connector streamed, stopped, its slot was dropped, and it starts again with an EMPTY
+    /// state directory. The slot record in the source database still says the slot was used: it refuses, with the
+    /// instructions, instead of creating a new slot that would skip the events written meanwhile.
+    @Test func aSlotDroppedAfterUseIsRefusedEvenOnAnEmptyStateDirectory() async throws {
+        let fixture = try await OutboxFixture.make(partitions: 2)
+        defer { fixture.close() }
+        let configuration = try fixture.configuration()
+        let first = fixture.connector(configuration)
+        let running = Task { try await first.run() }
+        #expect(await eventually { first.metrics.isStreaming })
+        try await fixture.load(transactions: 0..<1)
+        #expect(await eventually { first.metrics.deliveredTotal == 10 })
+        first.requestStop()
+        try await running.value
+        #expect(try await eventually { try await fixture.slotState()?.isActive == false }, "the walsender has gone")
+        try await fixture.db.query("SELECT pg_drop_replication_slot($1)", [fixture.slot])
+        try await fixture.load(transactions: 1..<2)
+
+        let emptyDirectory = NSTemporaryDirectory() + "tailgate-empty-state-\(fixture.database)"
+        defer { try? FileManager.default.removeItem(atPath: emptyDirectory) }
+        let log = LogLines()
+        let fresh = Connector(configuration: configuration, options: Connector.Options(stateDirectory: emptyDirectory),
+                              logger: EventLogger(minimumLevel: .debug, write: { log.append($0) }))
+        let second = Task {
+            defer { log.append("test: run() returned") }
+            try await fresh.run()
+        }
+        _ = await eventually(timeout: .seconds(30)) { log.contains("test: run() returned") || fresh.metrics.isStreaming }
+        if !log.contains("test: run() returned") {
+            fresh.requestStop()
+            _ = try? await second.value
+            Issue.record("the connector streamed on a new slot: \(log.all.filter { $0.contains("slot") })")
+            return
+        }
+        let error = try await #require(throws: ConnectorError.self) { try await second.value }
+        #expect(error.code == .slotLost)
+        #expect(error.message.contains("will not re-create it silently") && error.message.contains("tailgate backfill"), "\(error.message)")
+        #expect(!log.contains("event=slot_created"))
+        #expect(try await fixture.slotState() == nil, "the slot was not re-created")
+    }
+
     @Test func setupProblemsAreReportedTogetherBeforeStreaming() async throws {
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
