@@ -21,7 +21,8 @@ import Synchronization
 public final class Connector: Sendable {
     /// Options that are not part of the connector file.
     public struct Options: Sendable {
-        /// Where the connector remembers which slots it has used (see the README's "Slot lifecycle").
+        /// The fallback for the slot record when the role may not create or write `tailgate_connector_slot`, and
+        /// where an older record is migrated from (see the README's "The slot record").
         public var stateDirectory: String
         /// How long graceful shutdown waits for Kafka to acknowledge in-flight records.
         public var shutdownTimeout: Duration

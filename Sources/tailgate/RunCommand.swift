@@ -14,8 +14,10 @@ enum RunCommand {
           (see connectors/README.md). WAL is confirmed to PostgreSQL only behind Kafka's acknowledgements.
           SIGTERM or SIGINT: stop reading, wait for in-flight records (up to --shutdown-timeout, default 30),
           confirm what Kafka acknowledged, exit 0; past the deadline, purge, confirm nothing more, exit 1.
-          --state-dir (default .tailgate-state) remembers which slots this connector used, so that a slot
-          dropped later stops the connector instead of being re-created silently.
+          Which slots this connector used is recorded in the source database (tailgate_connector_slot beside the
+          outbox table), so that a slot dropped later stops the connector instead of being re-created silently,
+          even in a fresh container; --state-dir (default .tailgate-state) is only read for an older record
+          (migrated automatically) and written when the role may not create or write that table.
           --status-interval (default 10) is how often the position is reported to PostgreSQL without news;
           a newly confirmed position is reported within a second regardless. Keep it below wal_sender_timeout.
           --receive-timeout (default 30): like wal_receiver_timeout, the replication connection counts as lost
