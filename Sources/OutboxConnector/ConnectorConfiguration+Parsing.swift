@@ -22,7 +22,7 @@ extension ConnectorConfiguration {
         var reader = JSONReader(environment: environment)
         let root: JSONValue
         do {
-            root = try JSONParser.parse(data)
+            (root, reader.locations) = try JSONParser.parseLocated(data)
         } catch {
             if let path = error.path {
                 reader.problem(path, "\(error.message) (line \(error.line), column \(error.column))")

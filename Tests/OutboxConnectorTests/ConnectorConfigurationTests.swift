@@ -188,6 +188,22 @@ import Testing
         #expect(problems.contains { $0.contains(expected) }, "expected “\(expected)” in \(problems)")
     }
 
+    /// A problem in a valid document names its line and column, as a syntax error does; a missing key, those of the
+    /// object that lacks it.
+    @Test func cloudEventsProblemsSayWhereInTheFile() {
+        let text = """
+            {"name": "n", "postgres": {"conninfo": "dbname=x", "slot": "s", "publication": "p"},
+             "outbox": {"table": "outbox", "topic": {"name": "events"}}, "kafka": {"bootstrap.servers": "k:9092"},
+             "format": "cloudevents",
+             "cloudEvents": {
+               "source": "/my source",
+               "subjectColumn": "aggregate_id"}}
+            """
+        let problems = Self.problems(text)
+        #expect(problems.contains { $0.hasPrefix("$.cloudEvents.source: '/my source' is not a URI reference") && $0.hasSuffix("(line 5, column 4)") }, "\(problems)")
+        #expect(problems.contains { $0.hasPrefix("$.cloudEvents.typeColumn: missing") && $0.hasSuffix("(in $.cloudEvents at line 4, column 2)") }, "\(problems)")
+    }
+
     @Test func cloudEventsHeadersAndKeysAreRefusedOutsideTheirPlace() {
         let clash = Self.withCloudEvents(#""cloudEvents": {"source": "/s", "typeColumn": "t"}"#)
             .replacingOccurrences(of: #""topic": {"name": "events"}"#, with: #""topic": {"name": "events"}, "headers": {"ce_type": "t"}"#)
