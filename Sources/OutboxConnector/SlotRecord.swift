@@ -53,7 +53,7 @@ struct SlotRecord {
     func contains(systemID: String, slot: String) async throws -> Bool {
         if fileLines().contains("\(systemID) \(slot)") { return true }
         do {
-            let rows = try await admin.query(deadline: Self.deadline, """
+            let rows = try await query("""
                 SELECT 1 FROM \(table) WHERE connector = $1 AND system_identifier = $2 AND slot_name = $3
                 """, [connector, systemID, slot])
             return !rows.rows.isEmpty
@@ -76,7 +76,7 @@ struct SlotRecord {
                 if parts.count == 2 { entries.append((parts[0], parts[1], nil, true)) }
             }
             for entry in entries {
-                let inserted = try await admin.query(deadline: Self.deadline, """
+                let inserted = try await query("""
                     INSERT INTO \(table) (connector, system_identifier, slot_name, since_lsn) VALUES ($1, $2, $3, $4::pg_lsn)
                     ON CONFLICT DO NOTHING RETURNING 1
                     """, [connector, entry.systemID, entry.slot, entry.since?.description])
@@ -102,14 +102,25 @@ struct SlotRecord {
         return text
     }
 
+    /// A query on the admin connection; a deadline passed counts as a lost connection, which the run loop waits out
+    /// (the record is checked again at the next connect), instead of stopping the connector.
+    @discardableResult
+    private func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) async throws -> QueryResult {
+        do {
+            return try await admin.query(deadline: Self.deadline, sql, parameters)
+        } catch let error as DeadlineExceeded {
+            throw PostgresError(code: .connectionLost, message: "the slot record (\(table)): \(error)")
+        }
+    }
+
     private func ensureTable() async throws {
         do {
-            try await admin.query(deadline: Self.deadline, createStatement)
+            try await query(createStatement)
         } catch let error as PostgresError where [.uniqueViolation, .duplicateObject].contains(error.sqlState) {
             // Two connectors created it at once: it exists.
         } catch let error as PostgresError where error.sqlState == .insufficientPrivilege {
             // An administrator may have created it: writing it is what matters.
-            let exists = try await admin.query(deadline: Self.deadline, "SELECT to_regclass($1) IS NOT NULL AS present", [table]).first?.bool("present")
+            let exists = try await query("SELECT to_regclass($1) IS NOT NULL AS present", [table]).first?.bool("present")
             if exists != true { throw error }
         }
     }
