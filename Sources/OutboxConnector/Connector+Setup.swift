@@ -238,7 +238,7 @@ extension Connector {
     ///   without this connector; `setup` for a standby or another cluster behind the conninfo.
     func checkSlot(_ replication: ReplicationConnection, setup: Setup) async throws -> LSN {
         let record = SlotRecord(directory: options.stateDirectory, connector: configuration.name, schema: setup.schema,
-                                admin: setup.admin, logger: logger)
+                                admin: setup.admin, logger: logger, kafka: options.discardRecords ? nil : configuration.kafka)
         let slot = configuration.slot
         let identity = try await replication.identifySystem()
         guard identity.systemID == setup.systemID else {

@@ -63,6 +63,7 @@ extension Connector {
         case .postgresUnavailable(let error): ("postgres_unavailable", error, "PostgreSQL cannot be reached or the connection broke; reconnecting with backoff")
         case .slotInUse(let error): ("slot_in_use", error, "another process streams from slot \(configuration.slot); taking over once it is free")
         case .kafkaFatal(let error): ("kafka_fatal", error, "the Kafka producer failed fatally; a new one resumes from the slot")
+        case .slotRecordUnavailable(let error): ("slot_record_unavailable", error, "the slot is missing and its record in Kafka cannot be read; checking again before creating anything")
         case .permanent(let error): ("error", error, "retrying")
         }
         let now = Date()

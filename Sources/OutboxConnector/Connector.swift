@@ -201,6 +201,8 @@ public final class Connector: Sendable {
         case .postgresUnavailable(let error):
             logger.warning("postgres_unavailable", ("error", error.description), ("retry_in", "\(delay)"),
                            ("during", preparing ? "start" : "streaming"))
+        case .slotRecordUnavailable(let error):
+            logger.warning("slot_record_unavailable", ("error", error.description), ("retry_in", "\(delay)"))
         case .kafkaFatal(let error):
             logger.error("kafka_fatal", ("error", error.description), ("action", "recreating the producer; resuming from the slot"))
         case .permanent(let error):

@@ -24,7 +24,8 @@ public struct ConnectorStatus: Sendable, Hashable, Codable {
 
     /// Why the connector waits, and until when.
     public struct Waiting: Sendable, Hashable, Codable {
-        /// `postgres_unavailable`, `slot_in_use`, `kafka_fatal`, `kafka_unreachable` or `kafka_unacknowledged`.
+        /// `postgres_unavailable`, `slot_in_use`, `kafka_fatal`, `slot_record_unavailable`, `kafka_unreachable` or
+        /// `kafka_unacknowledged`.
         public var cause: String
         /// When the next attempt starts; `nil` while librdkafka reconnects on its own (Kafka causes).
         public var nextAttempt: Date?

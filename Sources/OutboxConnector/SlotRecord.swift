@@ -10,9 +10,10 @@ import PGOutput
 /// start after the events committed in between, losing them. PostgreSQL keeps no trace of a dropped slot, so the
 /// connector keeps its own. The table lives beside the outbox (a physical standby has it too, so a promoted
 /// standby still knows); the connector creates it when its role may (`CREATE` on the schema), or an administrator
-/// does (``createStatement``). When the role can neither create nor write it, the record falls back to a file in
-/// the state directory (`stateDirectory/NAME.slot`, to be kept on a volume) and says so in the log. An existing file
-/// is migrated into the table automatically (`event=slot_record_migrated`) and still read.
+/// does (``createStatement``). When the role can neither create nor write it, the record goes to a compacted Kafka
+/// topic (``KafkaSlotRecord``) and, if that fails too, to a file in the state directory (`stateDirectory/NAME.slot`,
+/// to be kept on a volume), each time saying so in the log. An existing file is migrated into the table
+/// automatically (`event=slot_record_migrated`) and still read.
 struct SlotRecord {
     /// The state-directory file: the record before this table existed, and the fallback.
     let path: String
@@ -21,16 +22,20 @@ struct SlotRecord {
     let connector: String
     let admin: AdminConnection
     let logger: EventLogger
+    /// The fallback in Kafka; `nil` for none.
+    let kafka: KafkaSlotRecord?
 
     static let tableName = "tailgate_connector_slot"
     static let deadline = Duration.seconds(10)
 
-    init(directory: String, connector: String, schema: String, admin: AdminConnection, logger: EventLogger) {
+    init(directory: String, connector: String, schema: String, admin: AdminConnection, logger: EventLogger,
+         kafka: [String: String]? = nil) {
         path = (directory as NSString).appendingPathComponent("\(connector).slot")
         table = SQLIdentifier.quoteQualified(QualifiedName(schema: schema, name: Self.tableName))
         self.connector = connector
         self.admin = admin
         self.logger = logger
+        self.kafka = kafka.map { KafkaSlotRecord(kafka: $0, connector: connector) }
     }
 
     /// The DDL, for the connector itself and for an administrator to run when the role may not create tables.
@@ -46,10 +51,12 @@ struct SlotRecord {
         """
     }
 
-    /// Whether `slot` on the cluster `systemID` was used before, by the table or the file.
+    /// Whether `slot` on the cluster `systemID` was used before, by the file, the table, or (when the table cannot be
+    /// read) the Kafka topic.
     ///
-    /// - Throws: ``PostgresError`` or ``DeadlineExceeded`` when the table cannot be read for another reason than its
-    ///   absence or a missing privilege (the run loop waits a lost connection out).
+    /// - Throws: ``PostgresError`` when the table cannot be read for another reason than its absence or a missing
+    ///   privilege (the run loop waits a lost connection out); ``SlotRecordUnavailable`` when the Kafka topic
+    ///   cannot be read to its end (waited out too).
     func contains(systemID: String, slot: String) async throws -> Bool {
         if fileLines().contains("\(systemID) \(slot)") { return true }
         do {
@@ -57,8 +64,13 @@ struct SlotRecord {
                 SELECT 1 FROM \(table) WHERE connector = $1 AND system_identifier = $2 AND slot_name = $3
                 """, [connector, systemID, slot])
             return !rows.rows.isEmpty
-        } catch let error as PostgresError where [.undefinedTable, .insufficientPrivilege].contains(error.sqlState) {
-            return false
+        } catch let tableError as PostgresError where [.undefinedTable, .insufficientPrivilege].contains(tableError.sqlState) {
+            guard let kafka else { return false }
+            do {
+                return try await kafka.contains(systemID: systemID, slot: slot)
+            } catch {
+                throw SlotRecordUnavailable(description: "replication slot \(slot) does not exist and the slot record cannot be read: the table \(table) is not usable (\(tableError.description)) and Kafka topic \(KafkaSlotRecord.topic) could not be read (\(error)). Without the record Tailgate cannot tell a first start from a lost slot, so it creates nothing and checks again; make Kafka reachable (or create the table, see connectors/README.md)")
+            }
         }
     }
 
@@ -89,6 +101,17 @@ struct SlotRecord {
                 }
             }
         } catch let error as PostgresError where Self.cannotWrite(error) {
+            if let kafka {
+                do {
+                    try await kafka.remember(systemID: systemID, slot: slot, since: position == .invalid ? nil : position.description)
+                    logger.info("slot_record_kafka", ("slot", slot), ("topic", KafkaSlotRecord.topic), ("table_error", error.description),
+                                ("detail", "the role may not create or write \(table), so the slot record is kept in Kafka topic \(KafkaSlotRecord.topic) (create it with cleanup.policy=compact)"))
+                    try rememberInFile(systemID: systemID, slot: slot)
+                    return
+                } catch let kafkaError {
+                    logger.warning("slot_record_kafka_failed", ("topic", KafkaSlotRecord.topic), ("error", "\(kafkaError)"))
+                }
+            }
             logger.warning("slot_record_local", ("table", table), ("error", error.description), ("file", path),
                            ("detail", "the role may not create or write the slot record table, so only the state directory remembers the slot; keep it on a volume, or have an administrator run \(createStatement.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")) and GRANT SELECT, INSERT ON \(table) TO the connector's role"))
             try rememberInFile(systemID: systemID, slot: slot)

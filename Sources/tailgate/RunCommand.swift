@@ -16,8 +16,9 @@ enum RunCommand {
           confirm what Kafka acknowledged, exit 0; past the deadline, purge, confirm nothing more, exit 1.
           Which slots this connector used is recorded in the source database (tailgate_connector_slot beside the
           outbox table), so that a slot dropped later stops the connector instead of being re-created silently,
-          even in a fresh container; --state-dir (default .tailgate-state) is only read for an older record
-          (migrated automatically) and written when the role may not create or write that table.
+          even in a fresh container (a role that may not create that table keeps it in the compacted Kafka topic
+          tailgate.connector-slots); --state-dir (default .tailgate-state) is only read for an older record
+          (migrated automatically) and written when neither the table nor Kafka can take it.
           --status-interval (default 10) is how often the position is reported to PostgreSQL without news;
           a newly confirmed position is reported within a second regardless. Keep it below wal_sender_timeout.
           --receive-timeout (default 30): like wal_receiver_timeout, the replication connection counts as lost
