@@ -25,9 +25,15 @@ struct KafkaSlotRecord {
 
     /// Writes the record and waits for Kafka's acknowledgement.
     ///
-    /// - Throws: ``KafkaError`` when it was not acknowledged within ``deadline`` (no such topic and no automatic
-    ///   topic creation, Kafka unreachable, no write permission).
+    /// - Throws: ``KafkaError`` when the topic does not exist (it is not created here: it must be compacted), or the
+    ///   record was not acknowledged within ``deadline`` (Kafka unreachable, no write permission).
     func remember(systemID: String, slot: String, since: String?) async throws {
+        if case .failure(let error) = await Self.offsets(kafka) {
+            throw error.codeName == "UNKNOWN_TOPIC_OR_PART"
+                ? KafkaError(kind: .configuration, codeName: error.codeName,
+                             message: "topic \(Self.topic) does not exist; create it with cleanup.policy=compact (one partition is enough)")
+                : error
+        }
         var properties = kafka
         properties["client.id"] = "tailgate-\(connector)-slot-record"
         let failure = Mutex<KafkaError?>(nil)
