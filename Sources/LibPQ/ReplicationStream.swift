@@ -75,6 +75,9 @@ public final class ReplicationStream: @unchecked Sendable {
     /// The position last passed to ``confirm(_:)``.
     public var confirmedPosition: LSN { positions.withLock { $0.confirmed } }
 
+    /// The flushed position of the last standby status update sent (what the slot's `confirmed_flush_lsn` follows).
+    public var flushedPositionSent: LSN { positions.withLock { $0.lastSentFlushed } }
+
     /// How many standby status updates have been sent.
     public var statusUpdatesSent: Int { positions.withLock { $0.statusUpdatesSent } }
 

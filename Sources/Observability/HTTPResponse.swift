@@ -21,7 +21,9 @@ struct HTTPResponse: Sendable, Hashable {
     ///   - limit: The request size limit, for the 413 message.
     ///   - metrics: Renders `/metrics`; called only for `GET /metrics`.
     ///   - healthy: Decides `/healthz`; called only for `GET /healthz`.
-    static func answer(_ parse: HTTPRequestHead.Parse, limit: Int, metrics: () -> String, healthy: () -> Bool) -> HTTPResponse? {
+    ///   - status: Renders `/status` (JSON); called only for `GET /status`; `nil`: not served.
+    static func answer(_ parse: HTTPRequestHead.Parse, limit: Int, metrics: () -> String, healthy: () -> Bool,
+                       status: (() -> String)? = nil) -> HTTPResponse? {
         switch parse {
         case .incomplete:
             return nil
@@ -37,8 +39,10 @@ struct HTTPResponse: Sendable, Hashable {
                 return HTTPResponse(status: "200 OK", contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics())
             case "/healthz":
                 return healthy() ? HTTPResponse(status: "200 OK", body: "ok\n") : HTTPResponse(status: "503 Service Unavailable", body: "unhealthy\n")
+            case "/status" where status != nil:
+                return HTTPResponse(status: "200 OK", contentType: "application/json", body: status?() ?? "")
             default:
-                return HTTPResponse(status: "404 Not Found", body: "try /metrics or /healthz\n")
+                return HTTPResponse(status: "404 Not Found", body: status == nil ? "try /metrics or /healthz\n" : "try /metrics, /healthz or /status\n")
             }
         }
     }

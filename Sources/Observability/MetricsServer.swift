@@ -64,9 +64,11 @@ public final class MetricsServer: Sendable {
     ///   - limits: Bounds on what clients can cost.
     ///   - metrics: Rendered at `GET /metrics`.
     ///   - healthy: Decides `GET /healthz`: 200 when true, 503 otherwise.
+    ///   - status: Rendered at `GET /status` as `application/json`; `nil`: 404 there.
     /// - Throws: ``MetricsServerError`` naming `setting` and the fix when the address is invalid or cannot be bound.
     public init(listen: String, setting: String = "metrics.listen", limits: Limits = Limits(),
-                metrics: @escaping @Sendable () -> String, healthy: @escaping @Sendable () -> Bool) throws(MetricsServerError) {
+                metrics: @escaping @Sendable () -> String, healthy: @escaping @Sendable () -> Bool,
+                status: (@Sendable () -> String)? = nil) throws(MetricsServerError) {
         address = try ListenAddress(parsing: listen, setting: setting)
         // A client that resets its connection must never kill the process: EPIPE is an error, not a signal.
         signal(SIGPIPE, SIG_IGN)
@@ -83,7 +85,7 @@ public final class MetricsServer: Sendable {
         let finished = self.finished
         let (wakeRead, name) = (wake[0], "tailgate.metrics.\(port)")
         let thread = Thread {
-            let loop = ServerLoop(listener: listener, wake: wakeRead, limits: limits, metrics: metrics, healthy: healthy)
+            let loop = ServerLoop(listener: listener, wake: wakeRead, limits: limits, metrics: metrics, healthy: healthy, status: status)
             loop.run()
             finished.signal()
         }

@@ -49,7 +49,8 @@ public struct Backfill: Sendable {
                 throw ConnectorError(.setup, "--create-slot: the slot \(configuration.slot) exists already; drop it first or backfill without --create-slot")
             }
             let created = try await connection.createSlot(configuration.slot, snapshot: .export, failover: setup.failover)
-            try SlotRecord(directory: stateDirectory, connector: configuration.name).remember(systemID: setup.systemID, slot: configuration.slot)
+            try await SlotRecord(directory: stateDirectory, connector: configuration.name, schema: setup.schema, admin: setup.admin,
+                                 logger: logger).remember(systemID: setup.systemID, slot: configuration.slot, since: created.consistentPoint)
             logger.info("slot_created", ("slot", configuration.slot), ("consistent_point", created.consistentPoint.description),
                         ("snapshot", created.snapshotName ?? ""))
             replication = connection

@@ -237,7 +237,8 @@ extension Connector {
     /// - Throws: ``ConnectorError`` with code `slotLost` for a slot that disappeared, was invalidated or moved
     ///   without this connector; `setup` for a standby or another cluster behind the conninfo.
     func checkSlot(_ replication: ReplicationConnection, setup: Setup) async throws -> LSN {
-        let record = SlotRecord(directory: options.stateDirectory, connector: configuration.name)
+        let record = SlotRecord(directory: options.stateDirectory, connector: configuration.name, schema: setup.schema,
+                                admin: setup.admin, logger: logger, kafka: options.discardRecords ? nil : configuration.kafka)
         let slot = configuration.slot
         let identity = try await replication.identifySystem()
         guard identity.systemID == setup.systemID else {
@@ -250,14 +251,15 @@ extension Connector {
         let memory = setup.sessions.state.withLock { $0 }
         let failedOver = memory.timeline.map { $0 != identity.timeline } ?? false
         guard let state = try await replication.slotState(slot) else {
-            if memory.streamed || record.contains(systemID: setup.systemID, slot: slot) {
-                throw ConnectorError(.slotLost, "replication slot \(slot) was used by this connector before and no longer exists\(failedOver ? " on the promoted server (timeline \(identity.timeline))" : ""): events committed since its last position may be missing from Kafka. Tailgate will not re-create it silently. \(Self.slotGoneCauses(version: setup.serverVersion)) To recover: create the slot (SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput'\(setup.failover ? ", failover => true" : ""))), run `tailgate backfill` for the rows written meanwhile, then remove the line for \(slot) from \(record.path) and restart.")
+            let used = if memory.streamed { true } else { try await record.contains(systemID: setup.systemID, slot: slot) }
+            if used {
+                throw ConnectorError(.slotLost, "replication slot \(slot) was used by this connector before and no longer exists\(failedOver ? " on the promoted server (timeline \(identity.timeline))" : ""): events committed since its last position may be missing from Kafka. Tailgate will not re-create it silently. \(Self.slotGoneCauses(version: setup.serverVersion)) To recover: create the slot (SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput'\(setup.failover ? ", failover => true" : ""))), run `tailgate backfill` for the rows written meanwhile, then \(record.forgetInstructions(systemID: setup.systemID, slot: slot)) and restart.")
             }
             guard configuration.createSlot else {
                 throw ConnectorError(.setup, "replication slot \(slot) does not exist; create it with SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput'\(setup.failover ? ", failover => true" : "")), or set \"createSlot\": true")
             }
             let created = try await replication.createSlot(slot, failover: setup.failover)
-            try record.remember(systemID: setup.systemID, slot: slot)
+            try await record.remember(systemID: setup.systemID, slot: slot, since: created.consistentPoint)
             setup.sessions.state.withLock {
                 $0.timeline = identity.timeline
                 $0.streamed = true
@@ -287,7 +289,7 @@ extension Connector {
             try await replication.alterSlot(slot, failover: setup.failover)
             logger.info("slot_failover_changed", ("slot", slot), ("failover", "\(setup.failover)"))
         }
-        try record.remember(systemID: setup.systemID, slot: slot)
+        try await record.remember(systemID: setup.systemID, slot: slot, since: slotPosition)
         var start = max(acknowledged, slotPosition)
         if failedOver, acknowledged > slotPosition {
             start = await startAfterFailover(replication, acknowledged: acknowledged, slotPosition: slotPosition,

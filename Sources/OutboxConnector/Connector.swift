@@ -21,7 +21,8 @@ import Synchronization
 public final class Connector: Sendable {
     /// Options that are not part of the connector file.
     public struct Options: Sendable {
-        /// Where the connector remembers which slots it has used (see the README's "Slot lifecycle").
+        /// The fallback for the slot record when the role may not create or write `tailgate_connector_slot`, and
+        /// where an older record is migrated from (see the README's "The slot record").
         public var stateDirectory: String
         /// How long graceful shutdown waits for Kafka to acknowledge in-flight records.
         public var shutdownTimeout: Duration
@@ -35,6 +36,9 @@ public final class Connector: Sendable {
         public var receiveTimeout: Duration
         /// How long Kafka may be unreachable, or leave records unacknowledged, before `/healthz` answers 503.
         public var kafkaTimeout: Duration
+        /// After an error retrying cannot fix, how long `/status` keeps answering `FAILED` (and `/healthz` 503)
+        /// before ``Connector/run()`` throws; a stop request ends the wait. Zero: throw at once.
+        public var failedStatusHold: Duration = .zero
         /// Benchmarks only: records are acknowledged at once and sent nowhere (decode, route and confirm only).
         @_spi(Benchmarks) public var discardRecords = false
         /// Benchmarks only: called on the delivery thread with each acknowledged record's commit-to-acknowledgement
@@ -70,6 +74,10 @@ public final class Connector: Sendable {
     var pipelineConfirmable: LSN? { acknowledgedPosition.withLock { $0 } }
     private let boundMetricsPort = Mutex<Int?>(nil)
     private let sessions = Atomic<UInt64>(0)
+    /// Where the run loop is, for ``status``.
+    let lifecycle = Mutex(Lifecycle())
+    /// The session under way's pipeline, for the position its stream last reported.
+    var currentPipeline: Pipeline? { pipeline.withLock { $0 } }
 
     /// The port `/metrics` listens on while running (useful with `metrics.listen` port 0).
     public var metricsPort: Int? { boundMetricsPort.withLock { $0 } }
@@ -93,6 +101,7 @@ public final class Connector: Sendable {
     /// confirms what Kafka acknowledged and returns from ``run()``. A wait for Kafka or for a reconnection ends at
     /// once. Callable from any thread, any number of times.
     public func requestStop() {
+        record(.stopping)
         stop.request()
     }
 
@@ -111,7 +120,8 @@ public final class Connector: Sendable {
         let metricsServer = try configuration.metricsListen.map { listen in
             let metrics = self.metrics, kafkaTimeout = options.kafkaTimeout
             let server = try MetricsServer(listen: listen, metrics: { metrics.render() },
-                                           healthy: { metrics.isHealthy(kafkaTimeout: kafkaTimeout) })
+                                           healthy: { metrics.isHealthy(kafkaTimeout: kafkaTimeout) },
+                                           status: { [weak self] in self?.status.json ?? "{}\n" })
             logger.info("metrics_listening", ("address", listen), ("port", "\(server.port)"))
             boundMetricsPort.withLock { $0 = server.port }
             return server
@@ -131,6 +141,7 @@ public final class Connector: Sendable {
             if stop.isRequested, case .finish = machine.stopRequested() { action = .finish }
             switch action {
             case .prepare:
+                record(.running, phase: "preparing")
                 do {
                     setup = try await prepare()
                     action = machine.prepared()
@@ -144,7 +155,11 @@ public final class Connector: Sendable {
                     producer = sink
                     let session = ReplicationSession(connector: self, setup: setup, producer: sink,
                                                      number: sessions.add(1, ordering: .relaxed).newValue)
-                    try await session.run(onStreaming: { machine.sessionStarted() })
+                    record(.running, phase: "connecting")
+                    try await session.run(onStreaming: {
+                        machine.sessionStarted()
+                        self.record(.running, phase: "streaming")
+                    })
                     action = machine.sessionEnded()
                 } catch {
                     metrics.setStreaming(false)
@@ -152,6 +167,7 @@ public final class Connector: Sendable {
                 }
             case .wait(let delay, let cause, let recreateProducer):
                 log(cause, retryIn: delay, preparing: setup == nil)
+                recordWait(cause, delay: delay)
                 if setup != nil { metrics.reconnected() }
                 if recreateProducer {
                     await producer?.close(timeout: .zero)
@@ -165,8 +181,13 @@ public final class Connector: Sendable {
                 logger.info("stopped", ("delivered", "\(metrics.deliveredTotal)"), ("purged", "\(left)"))
                 return
             case .fail(let error):
+                recordFailure(error)
                 await producer?.close(timeout: .seconds(1))
                 await setup?.admin.close()
+                if options.failedStatusHold > .zero {
+                    logger.info("failed_status_held", ("seconds", "\(options.failedStatusHold.seconds)"), ("detail", "/status answers FAILED until then or a stop request"))
+                    await stop.sleep(for: options.failedStatusHold)
+                }
                 throw error
             }
         }
@@ -180,6 +201,8 @@ public final class Connector: Sendable {
         case .postgresUnavailable(let error):
             logger.warning("postgres_unavailable", ("error", error.description), ("retry_in", "\(delay)"),
                            ("during", preparing ? "start" : "streaming"))
+        case .slotRecordUnavailable(let error):
+            logger.warning("slot_record_unavailable", ("error", error.description), ("retry_in", "\(delay)"))
         case .kafkaFatal(let error):
             logger.error("kafka_fatal", ("error", error.description), ("action", "recreating the producer; resuming from the slot"))
         case .permanent(let error):

@@ -22,7 +22,7 @@ extension ConnectorConfiguration {
         var reader = JSONReader(environment: environment)
         let root: JSONValue
         do {
-            root = try JSONParser.parse(data)
+            (root, reader.locations) = try JSONParser.parseLocated(data)
         } catch {
             if let path = error.path {
                 reader.problem(path, "\(error.message) (line \(error.line), column \(error.column))")
@@ -33,7 +33,7 @@ extension ConnectorConfiguration {
         }
         guard let top = reader.object(root, at: "$") else { throw ConfigurationError(problems: reader.problems) }
         reader.allowOnly(["name", "postgres", "outbox", "kafka", "deadLetterTopic", "heartbeatIntervalSeconds", "metrics",
-                          "maxInFlightRecords", "compatibility"], in: top, at: "$")
+                          "maxInFlightRecords", "compatibility", "format", "cloudEvents"], in: top, at: "$")
         let name = reader.string(top["name"], at: "$.name", required: true, pattern: .name) ?? ""
 
         let postgres = reader.object(top["postgres"], at: "$.postgres", required: true) ?? .object([])
@@ -157,13 +157,60 @@ extension ConnectorConfiguration {
                 reader.problem("$.compatibility", "'\(compatibility)' is not supported; the only value is \"debezium\"")
             }
         }
+        let cloudEvents = Self.cloudEvents(top, headers: headers.map(\.name), reader: &reader)
         guard reader.problems.isEmpty, let table else { throw ConfigurationError(problems: reader.problems) }
-        return ConnectorConfiguration(
+        var configuration = ConnectorConfiguration(
             name: name, conninfo: conninfo, slot: slot, publication: publication, createSlot: createSlot,
             createPublication: createPublication, failover: failover, table: table, eventIdColumn: eventIdColumn,
             keyColumn: keyColumn, payloadColumn: payloadColumn, topic: topic, allowedTopics: allowedTopics, headers: headers,
             traceColumn: traceColumn, traceStateColumn: traceStateColumn, kafka: kafka,
             deadLetterTopic: deadLetterTopic, heartbeatIntervalSeconds: heartbeat, maxInFlightRecords: maxInFlight,
             metricsListen: metricsListen, debeziumCompatible: debezium)
+        configuration.cloudEvents = cloudEvents
+        return configuration
+    }
+
+    /// `format` and `cloudEvents`: the CloudEvents mapping when the format is `cloudevents`.
+    private static func cloudEvents(_ top: JSONValue, headers: [String], reader: inout JSONReader) -> CloudEventsMapping? {
+        let format = reader.string(top["format"], at: "$.format") ?? "tailgate"
+        guard format == "cloudevents" else {
+            if format != "tailgate" {
+                reader.problem("$.format", "'\(format)' is not a format; write \"cloudevents\" (CloudEvents binary mode headers) or leave it out")
+            }
+            if top["cloudEvents"] != nil {
+                reader.problem("$.cloudEvents", "is read only with \"format\": \"cloudevents\"; add it or remove this object")
+            }
+            return nil
+        }
+        let example = #"e.g. "cloudEvents": {"source": "/commerce/orders", "typeColumn": "event_type"}"#
+        guard let object = reader.object(top["cloudEvents"], at: "$.cloudEvents") else {
+            if top["cloudEvents"] == nil { reader.problem("$.cloudEvents", "missing: \"format\": \"cloudevents\" needs a source and a type column, \(example)") }
+            return nil
+        }
+        reader.allowOnly(["source", "sourceColumn", "typeColumn", "subjectColumn"], in: object, at: "$.cloudEvents")
+        let source = reader.string(object["source"], at: "$.cloudEvents.source")
+        let sourceColumn = reader.string(object["sourceColumn"], at: "$.cloudEvents.sourceColumn", pattern: .column)
+        let typeColumn = reader.string(object["typeColumn"], at: "$.cloudEvents.typeColumn", pattern: .column)
+        let subjectColumn = reader.string(object["subjectColumn"], at: "$.cloudEvents.subjectColumn", pattern: .column)
+        if object["source"] == nil {
+            reader.problem("$.cloudEvents.source", "missing: ce_source is required; write a URI reference naming the producer, e.g. \"/commerce/orders\", or a template with \"sourceColumn\", e.g. \"/commerce/${value}\"")
+        }
+        if object["typeColumn"] == nil {
+            reader.problem("$.cloudEvents.typeColumn", "missing: ce_type is required; name the column holding the event type, e.g. \"event_type\"")
+        }
+        if let source {
+            if let problem = CloudEventsMapping.uriReferenceProblem(source) {
+                reader.problem("$.cloudEvents.source", problem)
+            } else if sourceColumn != nil, !source.contains("${value}") {
+                reader.problem("$.cloudEvents.source", "must contain ${value} with \"sourceColumn\", e.g. \"/commerce/${value}\"")
+            } else if sourceColumn == nil, source.contains("${value}") {
+                reader.problem("$.cloudEvents.source", "contains ${value}: add \"sourceColumn\" naming the column that fills it, or write a fixed source")
+            }
+        }
+        for header in headers where header.lowercased().hasPrefix("ce_") || header.lowercased() == "content-type" {
+            reader.problem("$.outbox.headers.\(header)", "'\(header)' is a CloudEvents header Tailgate sets with \"format\": \"cloudevents\"; choose another name")
+        }
+        guard let source, let typeColumn else { return nil }
+        return CloudEventsMapping(source: source, sourceColumn: sourceColumn, typeColumn: typeColumn, subjectColumn: subjectColumn)
     }
 }

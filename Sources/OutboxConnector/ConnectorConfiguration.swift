@@ -61,6 +61,9 @@ public struct ConnectorConfiguration: Sendable {
     public var metricsListen: String?
     /// Also emit Debezium's `id` header.
     public var debeziumCompatible: Bool
+    /// With `"format": "cloudevents"`, how rows fill the CloudEvents attributes (binary mode headers); `nil` for
+    /// Tailgate's own record layout alone.
+    public var cloudEvents: CloudEventsMapping? = nil
 
     /// The connection string with any password replaced by `***`, for logs.
     public var maskedConninfo: String { Self.mask(conninfo) }

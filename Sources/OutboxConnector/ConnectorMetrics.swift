@@ -79,6 +79,10 @@ public final class ConnectorMetrics: Sendable {
     public var deliveredTotal: Int { state.withLock { $0.delivered.values.reduce(0, +) } }
     /// Records produced and not yet acknowledged.
     public var inFlightRecords: Int { state.withLock { $0.inFlight } }
+    /// Whether a Kafka broker is reachable, as librdkafka last reported (`true` before any report).
+    public var isKafkaReachable: Bool { state.withLock { $0.kafkaUnreachableSince == nil } }
+    /// The newest position Kafka's acknowledgements released for confirmation (`tailgate_confirmed_lsn`).
+    var confirmedPosition: UInt64 { state.withLock { $0.confirmedLSN } }
     /// Whether the connector is streaming now.
     public var isStreaming: Bool { state.withLock { $0.streaming } }
 

@@ -17,6 +17,8 @@ public struct ConnectorProbe: Sendable, Hashable, Codable {
     public var lastHeartbeat: Date?
     /// `heartbeatIntervalSeconds` from the connector file (0: heartbeats off).
     public var heartbeatIntervalSeconds: Int
+    /// What `/status` answered; `nil` when it could not be read (an older connector has none).
+    public var status: ConnectorStatus?
 
     /// Creates a value.
     public init(address: String, error: String? = nil, streaming: Bool? = nil, lastHeartbeat: Date? = nil, heartbeatIntervalSeconds: Int) {
@@ -40,6 +42,7 @@ public struct ConnectorProbe: Sendable, Hashable, Codable {
                     probe.error = error.message
                 case .success(let body):
                     probe.parse(body)
+                    if case .success(let status) = get(address: address, path: "/status") { probe.status = try? ConnectorStatus(json: status) }
                 }
                 continuation.resume(returning: probe)
             }

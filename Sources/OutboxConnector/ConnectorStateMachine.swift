@@ -45,6 +45,9 @@ struct ConnectorStateMachine {
         case slotInUse(PostgresError)
         /// The producer raised a fatal error: replace it and resume from the slot.
         case kafkaFatal(KafkaError)
+        /// The slot is missing and its record could not be read (Kafka unreachable): wait and check again, never
+        /// create the slot without knowing.
+        case slotRecordUnavailable(SlotRecordUnavailable)
         /// Retrying cannot help: stop with this error.
         case permanent(any Error)
     }
@@ -98,6 +101,8 @@ struct ConnectorStateMachine {
             return .postgresUnavailable(error)
         case let error as KafkaError where error.isFatal:
             return .kafkaFatal(error)
+        case let error as SlotRecordUnavailable:
+            return .slotRecordUnavailable(error)
         default:
             return .permanent(error)
         }
@@ -191,7 +196,7 @@ struct ConnectorStateMachine {
         case .kafkaFatal:
             delay = backoff
             recreateProducer = true
-        case .postgresUnavailable, .permanent:
+        case .postgresUnavailable, .slotRecordUnavailable, .permanent:
             delay = backoff
         }
         backoff = min(backoff * 2, maxBackoff)

@@ -33,6 +33,8 @@ package struct JSONParser {
     private var depth = 0
     /// The members and elements being parsed, for naming a repeated key.
     private var path: [PathComponent] = []
+    /// With ``parseLocated(_:)``: the byte offset where each value's member key (or element, or the document) starts.
+    private var offsets: [(path: String, offset: Int)]?
 
     private init(_ bytes: [UInt8]) {
         self.bytes = bytes
@@ -45,10 +47,49 @@ package struct JSONParser {
     /// - Throws: ``Failure`` at the first problem.
     package static func parse(_ bytes: some Collection<UInt8>) throws(Failure) -> JSONValue {
         var parser = JSONParser(Array(bytes))
-        let value = try parser.value()
-        parser.skipWhitespace()
-        if parser.index < parser.bytes.count {
-            throw parser.failure("expected the end of the document after the top-level value, found \(parser.found())")
+        return try parser.document()
+    }
+
+    /// Parses one JSON text like ``parse(_:)``, and tells where each value is: its JSON path (`$`, `$.outbox.topic`,
+    /// `$.outbox.headers[0].name`) → the line and column of its key (of the element, for a list's elements), so
+    /// that a problem found later in a valid document can say where, as a syntax error does.
+    ///
+    /// - Throws: ``Failure`` at the first problem.
+    package static func parseLocated(_ bytes: some Collection<UInt8>) throws(Failure) -> (value: JSONValue, locations: [String: (line: Int, column: Int)]) {
+        var parser = JSONParser(Array(bytes))
+        parser.offsets = []
+        let value = try parser.document()
+        // One pass over the bytes for every position, in offset order.
+        var locations: [String: (line: Int, column: Int)] = [:]
+        var line = 1, column = 1, cursor = 0
+        for (path, offset) in (parser.offsets ?? []).sorted(by: { $0.offset < $1.offset }) {
+            while cursor < offset {
+                if parser.bytes[cursor] == 0x0A {
+                    line += 1
+                    column = 1
+                } else if parser.bytes[cursor] & 0xC0 != 0x80 {
+                    column += 1
+                }
+                cursor += 1
+            }
+            locations[path] = (line, column)
+        }
+        return (value, locations)
+    }
+
+    /// Notes that the value at the current path starts at `offset` (for ``parseLocated(_:)``).
+    private mutating func locate(_ offset: Int) {
+        let rendered = renderedPath()
+        offsets?.append((rendered, offset))
+    }
+
+    private mutating func document() throws(Failure) -> JSONValue {
+        skipWhitespace()
+        offsets?.append(("$", index))
+        let value = try value()
+        skipWhitespace()
+        if index < bytes.count {
+            throw failure("expected the end of the document after the top-level value, found \(found())")
         }
         return value
     }
@@ -98,6 +139,7 @@ package struct JSONParser {
             guard keys.insert(key).inserted else {
                 throw failure("duplicate key; each key may appear once in an object", at: keyOffset, path: renderedPath())
             }
+            if offsets != nil { locate(keyOffset) }
             members.append(JSONValue.Member(key: key, value: try value()))
             path.removeLast()
             skipWhitespace()
@@ -124,6 +166,10 @@ package struct JSONParser {
         }
         while true {
             path.append(.index(elements.count))
+            if offsets != nil {
+                skipWhitespace()
+                locate(index)
+            }
             elements.append(try value())
             path.removeLast()
             skipWhitespace()

@@ -16,14 +16,31 @@ struct JSONReader {
 
     let environment: [String: String]
     var problems: [String] = []
+    /// Where each JSON path is in the file (``JSONParser/parseLocated(_:)``), for the problems' line and column.
+    var locations: [String: (line: Int, column: Int)] = [:]
 
     init(environment: [String: String]) {
         self.environment = environment
     }
 
-    /// Records a problem. A huge key or value is quoted only in part, so one bad file cannot flood a log.
+    /// Records a problem, with the line and column of its path in the file (for a missing key, of the object that
+    /// lacks it). A huge key or value is quoted only in part, so one bad file cannot flood a log.
     mutating func problem(_ path: String, _ message: String) {
-        problems.append("\(Self.clip(path, 120)): \(Self.clip(message, 400))")
+        problems.append("\(Self.clip(path, 120)): \(Self.clip(message, 400))\(where_(path))")
+    }
+
+    /// ` (line L, column C)` for `path`, or ` (in the object at line L, column C)` for its nearest located ancestor;
+    /// empty when neither is known (a syntax error says where itself).
+    private func where_(_ path: String) -> String {
+        if let location = locations[path] { return " (line \(location.line), column \(location.column))" }
+        var ancestor = Substring(path)
+        while let cut = ancestor.lastIndex(where: { $0 == "." || $0 == "[" }) {
+            ancestor = ancestor[..<cut]
+            if let location = locations[String(ancestor)] {
+                return " (in \(Self.clip(String(ancestor), 120)) at line \(location.line), column \(location.column))"
+            }
+        }
+        return ""
     }
 
     static func clip(_ text: String, _ limit: Int) -> String {

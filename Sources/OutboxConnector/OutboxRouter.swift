@@ -9,6 +9,7 @@ import RDKafka
 /// `event_id`, the configured headers in order (a NULL column omits its header), `traceparent` and `tracestate`
 /// (from `outbox.traceColumn`/`traceStateColumn`, when valid), `tailgate_lsn` (the transaction's commit LSN) and
 /// `tailgate_xid`, `tailgate_commit_time` (microseconds since the Unix epoch); with Debezium compatibility also `id`.
+/// With `"format": "cloudevents"` the CloudEvents binary-mode headers come first (see ``CloudEventsMapping``).
 public struct OutboxRouter: Sendable {
     /// Where a row goes.
     public enum Routing: Sendable, Equatable {
@@ -27,6 +28,8 @@ public struct OutboxRouter: Sendable {
         /// The `tailgate_lsn`, `tailgate_xid` and `tailgate_commit_time` headers, formatted once for every row of the
         /// transaction.
         let transactionHeaders: [KafkaHeader]
+        /// The commit time in RFC 3339 form for `ce_time`; `nil` when unknown (a backfill).
+        let commitTimeRFC3339: String?
 
         /// Creates a context.
         ///
@@ -38,6 +41,7 @@ public struct OutboxRouter: Sendable {
             transactionHeaders = [KafkaHeader(name: "tailgate_lsn", string: commitLSN.description),
                                   KafkaHeader(name: "tailgate_xid", string: String(xid)),
                                   KafkaHeader(name: "tailgate_commit_time", string: String(commitTime?.unixMicroseconds ?? 0))]
+            commitTimeRFC3339 = commitTime?.rfc3339
         }
     }
 
@@ -69,6 +73,7 @@ public struct OutboxRouter: Sendable {
         }
         columns += configuration.headers.map(\.column)
         columns += [configuration.traceColumn, configuration.traceStateColumn].compactMap { $0 }
+        columns += configuration.cloudEvents?.columns ?? []
         var seen = Set<String>()
         return columns.filter { seen.insert($0).inserted }
     }
@@ -89,7 +94,11 @@ public struct OutboxRouter: Sendable {
         let key = row[configuration.keyColumn]?.string
         let payload = payloadBytes(row)
         var headers: [KafkaHeader] = []
-        headers.reserveCapacity(configuration.headers.count + 6)
+        headers.reserveCapacity(configuration.headers.count + 13)
+        var cloudEventsProblem: String?
+        if let cloudEvents = configuration.cloudEvents {
+            cloudEventsProblem = cloudEventsHeaders(cloudEvents, row, eventID: eventID, transaction: transaction, into: &headers)
+        }
         if let eventID { headers.append(KafkaHeader(name: "event_id", string: eventID)) }
         for (name, column) in configuration.headers {
             if let value = row[column]?.string { headers.append(KafkaHeader(name: name, string: value)) }
@@ -122,6 +131,7 @@ public struct OutboxRouter: Sendable {
         guard let eventID, !eventID.isEmpty else { return reject("the event id column \(configuration.eventIdColumn) is NULL or empty") }
         guard let key else { return reject("the key column \(configuration.keyColumn) is NULL") }
         guard let payload else { return reject("the payload column \(configuration.payloadColumn) is NULL or not valid") }
+        if let cloudEventsProblem { return reject(cloudEventsProblem) }
         let topic: String
         switch configuration.topic {
         case .fixed(let name):
@@ -143,6 +153,29 @@ public struct OutboxRouter: Sendable {
             return reject("the record is \(record.approximateSize) bytes, over message.max.bytes (\(maxRecordBytes))", oversized: true)
         }
         return .publish(record)
+    }
+
+    /// Appends the CloudEvents binary-mode headers; returns why the row cannot be a CloudEvent (a required attribute's
+    /// column is NULL or empty), or `nil`.
+    private func cloudEventsHeaders(_ mapping: CloudEventsMapping, _ row: Row, eventID: String?,
+                                    transaction: TransactionContext, into headers: inout [KafkaHeader]) -> String? {
+        headers.append(KafkaHeader(name: "ce_specversion", string: CloudEventsMapping.specVersion))
+        if let eventID, !eventID.isEmpty { headers.append(KafkaHeader(name: "ce_id", string: eventID)) }
+        let source = mapping.source(value: mapping.sourceColumn.flatMap { row[$0]?.string })
+        if let source { headers.append(KafkaHeader(name: "ce_source", string: source)) }
+        let type = row[mapping.typeColumn]?.string
+        if let type, !type.isEmpty { headers.append(KafkaHeader(name: "ce_type", string: type)) }
+        if let time = transaction.commitTimeRFC3339 { headers.append(KafkaHeader(name: "ce_time", string: time)) }
+        if let subjectColumn = mapping.subjectColumn, let subject = row[subjectColumn]?.string, !subject.isEmpty {
+            headers.append(KafkaHeader(name: "ce_subject", string: subject))
+        }
+        if let index = row.relation.columnIndex(named: configuration.payloadColumn) {
+            headers.append(KafkaHeader(name: "content-type",
+                                       string: CloudEventsMapping.contentType(payloadTypeOID: row.relation.columns[index].typeOID)))
+        }
+        if source == nil, let column = mapping.sourceColumn { return "the CloudEvents source column \(column) is NULL or empty (ce_source is required)" }
+        if type?.isEmpty != false { return "the CloudEvents type column \(mapping.typeColumn) is NULL or empty (ce_type is required)" }
+        return nil
     }
 
     private func payloadBytes(_ row: Row) -> [UInt8]? {

@@ -41,6 +41,8 @@ final class Pipeline: Sendable {
     var failure: (any Error)? { state.withLock { $0.failure } }
     var inFlightRecords: Int { state.withLock { $0.tracker.inFlightRecords } }
     var confirmable: LSN { state.withLock { $0.tracker.confirmable } }
+    /// The position last reported to PostgreSQL as flushed.
+    var reportedPosition: LSN { stream.flushedPositionSent }
 
     /// A Begin arrived at `position`.
     ///

@@ -17,6 +17,12 @@ extension StatusReport {
             if let error = probe.error, slot?.active != false {
                 found.append(Finding(.unknown, "connector_metrics_unreachable", "connector \(connector)",
                                      "\(error). Pass --metrics HOST:PORT where the connector's metrics.listen is reachable, or --metrics none"))
+            } else if let live = probe.status, live.state == .failed {
+                found.append(Finding(.critical, "connector_failed", "connector \(connector)",
+                                     "\(live.failure?.error ?? "failed"). \(live.failure?.action ?? "")"))
+            } else if let live = probe.status, live.state == .waiting, let waiting = live.waiting {
+                found.append(Finding(.attention, "connector_waiting", "connector \(connector)",
+                                     "waiting (\(waiting.cause)): \(waiting.detail)"))
             } else if probe.streaming == false {
                 found.append(Finding(.attention, "connector_not_streaming", "connector \(connector)",
                                      "the connector runs but does not stream (tailgate_streaming 0): it is reconnecting or waiting for the slot; read its log for event=slot_in_use, reconnect or error lines"))

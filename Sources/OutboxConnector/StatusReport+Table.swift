@@ -1,6 +1,29 @@
 import Foundation
 
 extension StatusReport {
+    /// The connector's own `/status`, beside the database's view of its slot.
+    private func liveLines(_ live: ConnectorStatus) -> [String] {
+        var state = live.state.rawValue + (live.phase.map { " (\($0))" } ?? "")
+        state += " since \(Self.seconds(max(0, time.timeIntervalSince(live.since)))) ago"
+        var lines = [row("state", state)]
+        if let waiting = live.waiting {
+            let next = waiting.nextAttempt.map { "next attempt in \(Self.seconds(max(0, $0.timeIntervalSince(time))))" } ?? "no attempt scheduled"
+            lines.append(row("waiting", "\(waiting.cause), \(next): \(waiting.detail)"))
+        }
+        if let failure = live.failure {
+            lines.append(row("failure", failure.error))
+            lines.append(row("what to do", failure.action))
+        }
+        lines.append(row("confirmed", live.confirmedLSN ?? "none yet"))
+        lines.append(row("acknowledged", live.acknowledgedLSN ?? "none yet"))
+        lines.append(row("in flight", "\(live.inFlightRecords) records"))
+        lines.append(row("kafka", live.kafkaReachable ? "reachable" : "unreachable"))
+        if let error = live.lastError {
+            lines.append(row("last error", "\(Self.seconds(max(0, time.timeIntervalSince(error.at)))) ago: \(error.message)"))
+        }
+        return lines
+    }
+
     /// The report as readable text: the slot, the connector, each consumer group's partitions, then the findings.
     public func table() -> String {
         var lines = ["connector \(connector)  (\(database))", ""]
@@ -25,6 +48,7 @@ extension StatusReport {
                     heartbeat = "none yet (every \(probe.heartbeatIntervalSeconds) s while the outbox is quiet)"
                 }
                 lines.append(row("last heartbeat", heartbeat))
+                if let live = probe.status { lines += liveLines(live) }
             }
         }
         for failure in consumerErrors {

@@ -66,7 +66,7 @@ struct BatchApplier {
         session.discardDeferred()
         do {
             let identified = records.map { record -> (record: ConsumerRecord, id: String, hasID: Bool) in
-                if let id = record.header("event_id")?.stringValue, !id.isEmpty { return (record, id, true) }
+                if let id = record.outboxEventID { return (record, id, true) }
                 return (record, "\(record.topic)/\(record.partition)/\(record.offset)", false)
             }
             let parking = configuration.poisonPolicy == .parkKey

@@ -54,7 +54,7 @@ public struct DeadLetters: Sendable {
         }
         try? await consumer.close()
         return records.map { record in
-            Entry(offset: record.offset, partition: record.partition, eventID: record.header("event_id")?.stringValue,
+            Entry(offset: record.offset, partition: record.partition, eventID: record.outboxEventID,
                   error: record.header("tailgate_error")?.stringValue, consumerGroup: record.header("tailgate_consumer_group")?.stringValue,
                   originalTopic: record.header("tailgate_original_topic")?.stringValue, record: record)
         }

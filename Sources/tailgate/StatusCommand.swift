@@ -8,7 +8,7 @@ enum StatusCommand {
         tailgate status --config FILE [--consumer-postgres CONNINFO …] [--json]
                         [--bootstrap SERVERS] [--consumer-topics T,T] [--offsets-table NAME] [--inbox-table NAME]
                         [--parked-table NAME]
-                        [--standby CONNINFO] [--metrics HOST:PORT|none]
+                        [--standby CONNINFO] [--metrics HOST:PORT|none] [--url http://HOST:PORT]
                         [--max-lag-bytes N] [--max-lag-seconds S] [--max-retained-bytes N]
                         [--max-consumer-lag N] [--max-stall-seconds S]
 
@@ -17,7 +17,10 @@ enum StatusCommand {
           with --standby, the slot's synchronized copy there), the running connector's /metrics (streaming, last
           heartbeat; metrics.listen unless --metrics), and for each --consumer-postgres database every consumer
           group's stored offsets against Kafka's end offsets (lag per partition; Kafka from --bootstrap or the
-          connector file), dead-lettered and parked counts. A group's topics are those it stored offsets for plus
+          connector file), dead-lettered and parked counts. The running connector's GET /status (state, since
+          when, next attempt or failure, confirmed and acknowledged positions, records in flight, Kafka
+          reachability, last error) is shown beside the slot: --url http://HOST:PORT names where it answers
+          (same as --metrics HOST:PORT). A group's topics are those it stored offsets for plus
           --consumer-topics (name them: a topic a group never applied a record of leaves no row). A table, or JSON
           with --json.
 
@@ -34,7 +37,7 @@ enum StatusCommand {
         let arguments = try CommandLineArguments(
             words,
             options: ["config", "consumer-postgres", "consumer-topics", "bootstrap", "offsets-table", "inbox-table", "parked-table",
-                      "standby", "metrics",
+                      "standby", "metrics", "url",
                       "max-lag-bytes", "max-lag-seconds", "max-retained-bytes", "max-consumer-lag", "max-stall-seconds"],
             flags: ["json"], repeatable: ["consumer-postgres"])
         guard let path = arguments.options["config"] else { throw UsageError("--config FILE is required") }
@@ -59,7 +62,14 @@ enum StatusCommand {
             kafka["bootstrap.servers"] = bootstrap
             consumerKafka = kafka
         }
-        let metrics = arguments.options["metrics"] ?? configuration.metricsListen
+        var metrics = arguments.options["metrics"] ?? configuration.metricsListen
+        if let url = arguments.options["url"] {
+            guard let parts = URLComponents(string: url), parts.scheme == "http", let host = parts.host, let port = parts.port,
+                  parts.path.isEmpty || parts.path == "/" else {
+                throw UsageError("--url '\(url)' is not http://HOST:PORT; e.g. --url http://127.0.0.1:9464")
+            }
+            metrics = "\(host):\(port)"
+        }
         let targets = StatusReport.Targets(
             consumerDatabases: arguments.lists["consumer-postgres"] ?? [], consumerKafka: consumerKafka, consumerTables: tables,
             consumerTopics: (arguments.options["consumer-topics"] ?? "").split(separator: ",").map(String.init),

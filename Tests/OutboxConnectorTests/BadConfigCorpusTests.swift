@@ -9,8 +9,8 @@ import Testing
 @Suite struct BadConfigCorpusTests {
     /// What each file's refusal must say.
     static let expected: [String: [String]] = [
-        "wrong-types.json": ["$.name: must be a string, not a number",
-                             "$.heartbeatIntervalSeconds: must be a whole number, not a string"],
+        "wrong-types.json": ["$.name: must be a string, not a number (line 1, column 2)",
+                             "$.heartbeatIntervalSeconds: must be a whole number, not a string (line 1, column 221)"],
         "unknown-key.json": ["$.postgress: unknown key; the keys here are"],
         "missing-everything.json": ["$.name: missing", "$.postgres: missing", "$.outbox: missing", "$.kafka: missing"],
         "injection-slot.json": ["$.postgres.slot: 'x\"; DROP TABLE outbox_event; --' is not a valid slot name"],
@@ -26,6 +26,8 @@ import Testing
         "weakened-kafka.json": ["$.kafka: property 'enable.idempotence' is 'false' but must be 'true'"],
         "bad-listen.json": ["$.metrics.listen: '0.0.0.0:99999' is not host:port"],
         "bad-listen-ipv6.json": [#"$.metrics.listen: '::1:9464' looks like an IPv6 address without brackets; write it as "[::1]:9464""#],
+        "cloudevents-without-source.json": ["$.cloudEvents.source: missing: ce_source is required",
+                                            "(in $.cloudEvents at line 4, column 27)"],
         "bad-listen-hostname.json": ["$.metrics.listen: 'metrics.internal' in 'metrics.internal:9464' is not an IP address or localhost"],
     ]
 

@@ -156,6 +156,64 @@ import Testing
         #expect(properties["socket.nagle.disable"] == "true" && properties["linger.ms"] == "1")
     }
 
+    static func withCloudEvents(_ fields: String) -> String {
+        Self.minimal.replacingOccurrences(of: #""name": "n""#, with: #""name": "n", "format": "cloudevents", "# + fields)
+    }
+
+    @Test func theCloudEventsFormatReadsASourceATypeColumnAndASubject() throws {
+        let fixed = try ConnectorConfiguration.parse(Data(Self.withCloudEvents(
+            #""cloudEvents": {"source": "urn:example:commerce", "typeColumn": "event_type", "subjectColumn": "aggregate_id"}"#).utf8))
+        #expect(fixed.cloudEvents == CloudEventsMapping(source: "urn:example:commerce", typeColumn: "event_type", subjectColumn: "aggregate_id"))
+        let templated = try ConnectorConfiguration.parse(Data(Self.withCloudEvents(
+            #""cloudEvents": {"source": "/commerce/${value}", "sourceColumn": "aggregate_type", "typeColumn": "event_type"}"#).utf8))
+        #expect(templated.cloudEvents?.sourceColumn == "aggregate_type" && templated.cloudEvents?.subjectColumn == nil)
+        #expect(try ConnectorConfiguration.parse(Data(Self.minimal.utf8)).cloudEvents == nil, "no format: Tailgate's layout alone")
+    }
+
+    @Test(arguments: [
+        (#""cloudEvents": {"typeColumn": "event_type"}"#, "$.cloudEvents.source: missing: ce_source is required"),
+        (#""cloudEvents": {"source": "/s"}"#, "$.cloudEvents.typeColumn: missing: ce_type is required"),
+        (#""cloudEvents": {"source": "/s", "typeColumn": "event type"}"#, "$.cloudEvents.typeColumn: 'event type' is not a valid column name"),
+        (#""cloudEvents": {"source": "/my source", "typeColumn": "t"}"#, "$.cloudEvents.source: '/my source' is not a URI reference: '\u{20}' must be percent-encoded"),
+        (#""cloudEvents": {"source": "/a%zz", "typeColumn": "t"}"#, "'%' must start a percent-encoded byte"),
+        (#""cloudEvents": {"source": "1x:y", "typeColumn": "t"}"#, "'1x' before ':' is not a scheme"),
+        (#""cloudEvents": {"source": "/s/${value}", "typeColumn": "t"}"#, "contains ${value}: add \"sourceColumn\""),
+        (#""cloudEvents": {"source": "/s", "sourceColumn": "c", "typeColumn": "t"}"#, "must contain ${value} with \"sourceColumn\""),
+        (#""cloudEvents": {"source": "/s", "typeColumn": "t", "dataschema": "x"}"#, "$.cloudEvents.dataschema: unknown key"),
+        (#""cloudEvents": "yes""#, "$.cloudEvents: must be an object"),
+        (#""compatibility": "debezium""#, "$.cloudEvents: missing: \"format\": \"cloudevents\" needs a source and a type column"),
+    ])
+    func cloudEventsProblemsNameTheFieldAndTheFix(fields: String, expected: String) {
+        let problems = Self.problems(Self.withCloudEvents(fields))
+        #expect(problems.contains { $0.contains(expected) }, "expected “\(expected)” in \(problems)")
+    }
+
+    /// A problem in a valid document names its line and column, as a syntax error does; a missing key, those of the
+    /// object that lacks it.
+    @Test func cloudEventsProblemsSayWhereInTheFile() {
+        let text = """
+            {"name": "n", "postgres": {"conninfo": "dbname=x", "slot": "s", "publication": "p"},
+             "outbox": {"table": "outbox", "topic": {"name": "events"}}, "kafka": {"bootstrap.servers": "k:9092"},
+             "format": "cloudevents",
+             "cloudEvents": {
+               "source": "/my source",
+               "subjectColumn": "aggregate_id"}}
+            """
+        let problems = Self.problems(text)
+        #expect(problems.contains { $0.hasPrefix("$.cloudEvents.source: '/my source' is not a URI reference") && $0.hasSuffix("(line 5, column 4)") }, "\(problems)")
+        #expect(problems.contains { $0.hasPrefix("$.cloudEvents.typeColumn: missing") && $0.hasSuffix("(in $.cloudEvents at line 4, column 2)") }, "\(problems)")
+    }
+
+    @Test func cloudEventsHeadersAndKeysAreRefusedOutsideTheirPlace() {
+        let clash = Self.withCloudEvents(#""cloudEvents": {"source": "/s", "typeColumn": "t"}"#)
+            .replacingOccurrences(of: #""topic": {"name": "events"}"#, with: #""topic": {"name": "events"}, "headers": {"ce_type": "t"}"#)
+        #expect(Self.problems(clash).contains { $0.contains("$.outbox.headers.ce_type: 'ce_type' is a CloudEvents header Tailgate sets") })
+        let stray = Self.minimal.replacingOccurrences(of: #""name": "n""#, with: #""name": "n", "cloudEvents": {"source": "/s", "typeColumn": "t"}"#)
+        #expect(Self.problems(stray).contains { $0.contains("$.cloudEvents: is read only with \"format\": \"cloudevents\"") })
+        let unknown = Self.minimal.replacingOccurrences(of: #""name": "n""#, with: #""name": "n", "format": "avro""#)
+        #expect(Self.problems(unknown).contains { $0.contains("$.format: 'avro' is not a format") })
+    }
+
     @Test func everyProblemIsReportedAtOnce() {
         let problems = Self.problems(#"{"name": 1, "postgres": {"slot": "A"}, "outbox": {}, "kafka": [], "extra": true}"#)
         #expect(problems.count >= 6, "\(problems)")

@@ -154,6 +154,20 @@ import Testing
         }
     }
 
+    @Test(arguments: Reached.allCases) func slotRecordUnavailable(in reached: Reached) {
+        var machine = reached.machine()
+        let action = Kind(machine.failed(SlotRecordUnavailable(description: "Kafka unreachable")))
+        switch reached {
+        case .preparing:
+            #expect(action == .wait(recreateProducer: false) && machine.state == .waiting(then: .prepare))
+        case .connecting, .streamed:
+            #expect(action == .wait(recreateProducer: false) && machine.state == .waiting(then: .startSession),
+                    "a missing slot whose record cannot be read is checked again, never created blindly")
+        default:
+            #expect(action == .none && machine.state == reached.state)
+        }
+    }
+
     @Test(arguments: Reached.allCases) func permanentFailure(in reached: Reached) {
         for error in [Self.setup as any Error, Self.permissionDenied, ConnectorError(.shutdownDeadline, "3 purged"),
                       ConnectorError(.invalidStream, "undecodable"), KafkaError(kind: .permanent, codeName: "MSG_SIZE_TOO_LARGE", message: "")] {

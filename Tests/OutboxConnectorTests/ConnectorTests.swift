@@ -77,6 +77,51 @@ import Testing
         #expect(!log.all.joined().contains("password"))
     }
 
+    /// `"format": "cloudevents"` through PostgreSQL and Kafka: every record read back is a valid CloudEvent in the Kafka
+    /// protocol binding's binary mode (required attributes `ce_specversion`, `ce_id`, `ce_source`, `ce_type`; here also
+    /// `ce_time`, `ce_subject`, `content-type`), with the aggregate key and Tailgate's own headers kept.
+    @Test func cloudEventsRecordsCarryEveryRequiredAttribute() async throws {
+        let fixture = try await OutboxFixture.make(partitions: 2)
+        defer { fixture.close() }
+        let configuration = try fixture.configuration { document in
+            document["format"] = "cloudevents"
+            document["cloudEvents"] = ["source": "/commerce/${value}", "sourceColumn": "aggregate_type",
+                                       "typeColumn": "event_type", "subjectColumn": "aggregate_id"]
+        }
+        let running = try await fixture.start(configuration)
+        let loadStarted = Date()
+        try await fixture.db.execute("""
+            INSERT INTO outbox_event (topic, aggregate_type, aggregate_id, event_type, payload)
+            SELECT 'order-events', 'sales order', 'order-' || g, 'com.example.OrderPaid', jsonb_build_object('n', g)
+            FROM generate_series(1, 20) g
+            """)
+        let records = try await fixture.readBack(["order-events"], expected: 20, partitions: 2)
+        try await running.stop()
+        let loadEnded = Date()
+        #expect(records.count == 20)
+        let ids = Set(try await fixture.db.query("SELECT id::text FROM outbox_event").rows.compactMap { $0[0] })
+        let time = ISO8601DateFormatter()
+        time.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for record in records {
+            let payload = try JSONSerialization.jsonObject(with: Data(record.value ?? [])) as? [String: Int]
+            let n = try #require(payload?["n"])
+            #expect(record.keyText == "order-\(n)", "the key stays the aggregate key")
+            #expect(record.headerText("ce_specversion") == "1.0")
+            let id = try #require(record.headerText("ce_id"))
+            #expect(ids.contains(id) && record.headerText("event_id") == id, "ce_id is the event id, and event_id stays")
+            let source = try #require(record.headerText("ce_source"))
+            #expect(source == "/commerce/sales%20order" && URL(string: source) != nil, "a URI reference: \(source)")
+            #expect(record.headerText("ce_type") == "com.example.OrderPaid")
+            let committed = try #require(record.headerText("ce_time").flatMap { time.date(from: $0) }, "RFC 3339: \(record.headerText("ce_time") ?? "nil")")
+            #expect(committed >= loadStarted.addingTimeInterval(-1) && committed <= loadEnded, "ce_time \(committed) is the commit time")
+            let micros = try #require(record.headerText("tailgate_commit_time").flatMap { Double($0) })
+            #expect(abs(committed.timeIntervalSince1970 - micros / 1_000_000) < 0.001, "ce_time and tailgate_commit_time agree")
+            #expect(record.headerText("ce_subject") == "order-\(n)")
+            #expect(record.headerText("content-type") == "application/json")
+            #expect(record.headerText("tailgate_lsn").flatMap { LSN($0) } != nil && record.headerText("event_type") == "com.example.OrderPaid")
+        }
+    }
+
     @Test func onlyInsertsOnTheOutboxBecomeRecordsEvenWhenDeletedInTheSameTransaction() async throws {
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
@@ -175,6 +220,47 @@ import Testing
         let error = try await #require(throws: ConnectorError.self) { try await second.run() }
         #expect(error.code == .slotLost)
         #expect(error.message.contains("will not re-create it silently"))
+        #expect(try await fixture.slotState() == nil, "the slot was not re-created")
+    }
+
+    /// A fresh container: the connector streamed, stopped, its slot was dropped, and it starts again with an EMPTY
+    /// state directory. The slot record in the source database still says the slot was used: it refuses, with the
+    /// instructions, instead of creating a new slot that would skip the events written meanwhile.
+    @Test func aSlotDroppedAfterUseIsRefusedEvenOnAnEmptyStateDirectory() async throws {
+        let fixture = try await OutboxFixture.make(partitions: 2)
+        defer { fixture.close() }
+        let configuration = try fixture.configuration()
+        let first = fixture.connector(configuration)
+        let running = Task { try await first.run() }
+        #expect(await eventually { first.metrics.isStreaming })
+        try await fixture.load(transactions: 0..<1)
+        #expect(await eventually { first.metrics.deliveredTotal == 10 })
+        first.requestStop()
+        try await running.value
+        #expect(try await eventually { try await fixture.slotState()?.isActive == false }, "the walsender has gone")
+        try await fixture.db.query("SELECT pg_drop_replication_slot($1)", [fixture.slot])
+        try await fixture.load(transactions: 1..<2)
+
+        let emptyDirectory = NSTemporaryDirectory() + "tailgate-empty-state-\(fixture.database)"
+        defer { try? FileManager.default.removeItem(atPath: emptyDirectory) }
+        let log = LogLines()
+        let fresh = Connector(configuration: configuration, options: Connector.Options(stateDirectory: emptyDirectory),
+                              logger: EventLogger(minimumLevel: .debug, write: { log.append($0) }))
+        let second = Task {
+            defer { log.append("test: run() returned") }
+            try await fresh.run()
+        }
+        _ = await eventually(timeout: .seconds(30)) { log.contains("test: run() returned") || fresh.metrics.isStreaming }
+        if !log.contains("test: run() returned") {
+            fresh.requestStop()
+            _ = try? await second.value
+            Issue.record("the connector streamed on a new slot: \(log.all.filter { $0.contains("slot") })")
+            return
+        }
+        let error = try await #require(throws: ConnectorError.self) { try await second.value }
+        #expect(error.code == .slotLost)
+        #expect(error.message.contains("will not re-create it silently") && error.message.contains("tailgate backfill"), "\(error.message)")
+        #expect(!log.contains("event=slot_created"))
         #expect(try await fixture.slotState() == nil, "the slot was not re-created")
     }
 

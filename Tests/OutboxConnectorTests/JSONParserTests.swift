@@ -17,6 +17,17 @@ import Testing
 
     static func failure(_ text: String) -> JSONParser.Failure? { failure(Array(text.utf8)) }
 
+    /// Every member and element is located at its key (its first byte, for an element), lines from 1, columns in
+    /// scalars: the same positions a syntax error gives.
+    @Test func parseLocatedGivesEveryPathsLineAndColumn() throws {
+        let text = "{\n  \"naïve\": {\"a\": [1,\n    {\"b\": true}]},\n  \"c\": null}"
+        let (value, locations) = try JSONParser.parseLocated(Array(text.utf8))
+        #expect(value == (try Self.parse(text)))
+        let found = locations.mapValues { "\($0.line):\($0.column)" }
+        #expect(found == ["$": "1:1", "$.naïve": "2:3", "$.naïve.a": "2:13", "$.naïve.a[0]": "2:19",
+                          "$.naïve.a[1]": "3:5", "$.naïve.a[1].b": "3:6", "$.c": "4:3"], "\(found)")
+    }
+
     @Test func scalarsAndContainers() throws {
         #expect(try Self.parse(" null ") == .null)
         #expect(try Self.parse("true") == .bool(true))

@@ -37,6 +37,48 @@ import Testing
         #expect(record.headers.first { $0.name == "tailgate_commit_time" }?.stringValue == "946684801500000")
     }
 
+    static let cloudEvents = #", "format": "cloudevents", "cloudEvents": {"source": "/commerce/${value}", "sourceColumn": "aggregate_type", "typeColumn": "event_type", "subjectColumn": "aggregate_id"}"#
+
+    @Test func theCloudEventsFormatAddsTheBinaryModeHeadersFirstAndKeepsTailgates() throws {
+        let router = OutboxRouter(configuration: try Self.configuration(Self.cloudEvents))
+        #expect(router.requiredColumns.contains("aggregate_type") && router.requiredColumns.contains("event_type"))
+        let context = OutboxRouter.TransactionContext(commitLSN: LSN("0/16B3748")!, xid: 777, commitTime: PostgresTimestamp(rawValue: 1_500_000))
+        let routing = router.route(Self.row(["e1", "orders", "sales order", "o-1", "OrderPaid", "\\x7b7d"]), in: context)
+        guard case .publish(let record) = routing else { Issue.record("\(routing)"); return }
+        #expect(record.key == Array("o-1".utf8) && record.value == Array("{}".utf8), "key and value as without the format")
+        #expect(record.headers.map(\.name) == ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject", "content-type",
+                                               "event_id", "event_type", "aggregate_type", "tailgate_lsn", "tailgate_xid", "tailgate_commit_time"])
+        #expect(record.headers.prefix(7).map(\.stringValue) == ["1.0", "e1", "/commerce/sales%20order", "OrderPaid", "2000-01-01T00:00:01.500000Z",
+                                                                 "o-1", "application/octet-stream"])
+    }
+
+    @Test func aCloudEventWithoutItsRequiredAttributesIsRejectedAndABackfillHasNoTime() throws {
+        let router = OutboxRouter(configuration: try Self.configuration(Self.cloudEvents))
+        guard case .reject(let why, _, _) = router.route(Self.row(["e1", "orders", "order", "o-1", nil, "\\x00"]), in: Self.context) else {
+            Issue.record("published without ce_type"); return
+        }
+        #expect(why == "the CloudEvents type column event_type is NULL or empty (ce_type is required)")
+        guard case .reject(let noSource, _, _) = router.route(Self.row(["e1", "orders", "", "o-1", "T", "\\x00"]), in: Self.context) else {
+            Issue.record("published without ce_source"); return
+        }
+        #expect(noSource.contains("source column aggregate_type is NULL or empty"))
+        guard case .publish(let record) = router.route(Self.row(["e1", "orders", "order", "o-1", "T", "\\x00"]), in: Self.context) else {
+            Issue.record("not published"); return
+        }
+        #expect(!record.headers.contains { $0.name == "ce_time" }, "no commit time known (a backfill): ce_time, an optional attribute, is left out")
+    }
+
+    @Test(arguments: [(UInt32(3802), "application/json"), (114, "application/json"), (17, "application/octet-stream"), (25, "text/plain; charset=utf-8")])
+    func theContentTypeFollowsThePayloadColumnsType(oid: UInt32, expected: String) throws {
+        let relation = Relation(id: 1, namespace: "public", name: "outbox_event", replicaIdentity: .default, columns: Self.relation.columns.map {
+            $0.name == "payload" ? .init(isKey: false, name: "payload", typeOID: oid, typeModifier: -1) : $0
+        })
+        let router = OutboxRouter(configuration: try Self.configuration(Self.cloudEvents))
+        let row = Row(relation: relation, values: ["e1", "orders", "order", "o-1", "T", oid == 17 ? "\\x00" : "{}"].map { .text(Array($0.utf8)) })
+        guard case .publish(let record) = router.route(row, in: Self.context) else { Issue.record("not published"); return }
+        #expect(record.headers.first { $0.name == "content-type" }?.stringValue == expected)
+    }
+
     @Test func byteaPayloadsAreDecodedAndNullHeadersOmitted() throws {
         let router = OutboxRouter(configuration: try Self.configuration(#", "compatibility": "debezium""#))
         let routing = router.route(Self.row(["e1", "orders", nil, "o-1", "Paid", "\\x00ff7b"]), in: Self.context)

@@ -194,26 +194,29 @@ import Testing
                                             headers: [KafkaHeader(name: "event_id", value: [0xC3, 0x28]), KafkaHeader(name: "junk", value: nil)]), token: 1)
         try await producer.send(KafkaRecord(topic: "events", key: Array("k".utf8), value: Array("{}".utf8),
                                             headers: [KafkaHeader(name: "event_id", string: "normal")]), token: 2)
+        // A CloudEvents binary-mode record from another producer: only `ce_id`.
+        try await producer.send(KafkaRecord(topic: "events", key: Array("k".utf8), value: Array("{}".utf8),
+                                            headers: [KafkaHeader(name: "ce_specversion", string: "1.0"), KafkaHeader(name: "ce_id", string: "ce-only")]), token: 3)
         #expect(await producer.close(timeout: .seconds(10)) == 0)
 
         // Default policy: records without an event_id are identified by topic/partition/offset and applied.
         let consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
         let running = Task { try await consumer.run(ConsumerFixture.ledgerHandler) }
-        #expect(await eventually { consumer.metrics.snapshot.applied == 3 })
+        #expect(await eventually { consumer.metrics.snapshot.applied == 4 })
         consumer.stop()
         try await running.value
         let ids = Set(try await fixture.ledger().keys)
-        #expect(ids.contains("events/0/0") && ids.contains("normal") && ids.contains("events/0/1"), "\(ids)")
+        #expect(ids.contains("events/0/0") && ids.contains("normal") && ids.contains("events/0/1") && ids.contains("ce-only"), "\(ids)")
 
-        // The dead-letter policy, on a fresh group: only the identified record is applied.
+        // The dead-letter policy, on a fresh group: only the identified records (event_id or ce_id) are applied.
         var strict = fixture.configuration(group: "strict")
         strict.missingEventID = .deadLetter
         let strictConsumer = try OutboxConsumer(configuration: strict, log: { _ in })
         let strictRunning = Task { try await strictConsumer.run { _, _ in } }
-        #expect(await eventually { strictConsumer.metrics.snapshot.applied + strictConsumer.metrics.snapshot.deadLettered == 3 })
+        #expect(await eventually { strictConsumer.metrics.snapshot.applied + strictConsumer.metrics.snapshot.deadLettered == 4 })
         strictConsumer.stop()
         try await strictRunning.value
-        #expect(strictConsumer.metrics.snapshot.deadLettered == 2 && strictConsumer.metrics.snapshot.applied == 1)
+        #expect(strictConsumer.metrics.snapshot.deadLettered == 2 && strictConsumer.metrics.snapshot.applied == 2)
     }
 
     @Test func oldInboxRowsAreSweptAndLagIsReported() async throws {

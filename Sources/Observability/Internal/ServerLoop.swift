@@ -29,18 +29,20 @@ final class ServerLoop {
     private let limits: MetricsServer.Limits
     private let metrics: @Sendable () -> String
     private let healthy: @Sendable () -> Bool
+    private let status: (@Sendable () -> String)?
     private var clients: [Client] = []
     /// Set when `accept` ran out of descriptors: the listener is left alone until then, instead of spinning.
     private var acceptPausedUntil: ContinuousClock.Instant?
     private var scratch = [UInt8](repeating: 0, count: 4096)
 
     init(listener: Int32, wake: Int32, limits: MetricsServer.Limits, metrics: @escaping @Sendable () -> String,
-         healthy: @escaping @Sendable () -> Bool) {
+         healthy: @escaping @Sendable () -> Bool, status: (@Sendable () -> String)?) {
         self.listener = listener
         self.wake = wake
         self.limits = limits
         self.metrics = metrics
         self.healthy = healthy
+        self.status = status
     }
 
     /// Serves until the wake pipe becomes readable, then closes everything.
@@ -142,7 +144,7 @@ final class ServerLoop {
             }
             client.input += scratch[..<count]
             let parse = HTTPRequestHead.parse(client.input, limit: limits.maxRequestBytes)
-            if let response = HTTPResponse.answer(parse, limit: limits.maxRequestBytes, metrics: metrics, healthy: healthy) {
+            if let response = HTTPResponse.answer(parse, limit: limits.maxRequestBytes, metrics: metrics, healthy: healthy, status: status) {
                 respond(&client, response, now: now)
             }
         case .writing:
