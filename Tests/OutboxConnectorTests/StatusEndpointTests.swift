@@ -7,8 +7,8 @@ import Testing
 
 /// `GET /status` of a real connector in each state its lifecycle can be in.
 @Suite struct StatusEndpointTests {
-    static func status(_ port: Int) -> ConnectorStatus? {
-        guard let answer = httpGet(port: port, path: "/status"), answer.status.contains("200") else { return nil }
+    static func status(_ port: Int) async -> ConnectorStatus? {
+        guard let answer = await httpGet(port: port, path: "/status"), answer.status.contains("200") else { return nil }
         return try? ConnectorStatus(json: answer.body)
     }
 
@@ -26,25 +26,28 @@ import Testing
 
         try await fixture.load(transactions: 0..<2, rowsPerTransaction: 5)
         #expect(await eventually { connector.metrics.deliveredTotal == 10 })
-        let streaming = try #require(await eventually { Self.status(port)?.confirmedLSN != nil } ? Self.status(port) : nil)
+        let streamed = await eventually { await Self.status(port)?.confirmedLSN != nil }
+        let streaming = try #require(streamed ? await Self.status(port) : nil, "/status never showed a confirmed position")
         #expect(streaming.state == .running && streaming.phase == "streaming" && streaming.slot == fixture.slot, "\(streaming)")
         #expect(streaming.waiting == nil && streaming.failure == nil && streaming.kafkaReachable && streaming.inFlightRecords == 0)
         let acknowledged = try #require(streaming.acknowledgedLSN.flatMap { LSN($0) })
         #expect(try #require(streaming.confirmedLSN.flatMap { LSN($0) }) <= acknowledged, "nothing is reported before Kafka acknowledged it")
         #expect(streaming.since <= Date() && streaming.since > Date().addingTimeInterval(-60))
-        #expect(httpGet(port: port, path: "/status")?.body.contains("password") == false)
+        #expect(await httpGet(port: port, path: "/status")?.body.contains("password") == false)
 
         for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
         try await fixture.load(transactions: 2..<3, rowsPerTransaction: 5)
-        #expect(await eventually(timeout: .seconds(30)) { Self.status(port)?.state == .waiting }, "\(Self.status(port).map(\.json) ?? "no answer")")
-        let waiting = try #require(Self.status(port))
+        let waited = await eventually(timeout: .seconds(30)) { await Self.status(port)?.state == .waiting }
+        let lastAnswer = await Self.status(port).map(\.json) ?? "no answer"
+        #expect(waited, "/status never said WAITING for Kafka: \(lastAnswer)")
+        let waiting = try #require(await Self.status(port))
         #expect(["kafka_unreachable", "kafka_unacknowledged"].contains(waiting.waiting?.cause ?? ""), "\(waiting.json)")
         #expect(waiting.waiting?.nextAttempt == nil && waiting.inFlightRecords == 5)
-        #expect(httpGet(port: port, path: "/healthz")?.status.contains("503") == true, "/healthz keeps its meaning")
+        #expect(await httpGet(port: port, path: "/healthz")?.status.contains("503") == true, "/healthz keeps its meaning")
 
         connector.requestStop()
-        #expect(await eventually { Self.status(port)?.state == .stopping }, "the drain waits for Kafka: STOPPING meanwhile")
-        let stopping = try #require(Self.status(port))
+        #expect(await eventually { await Self.status(port)?.state == .stopping }, "the drain waits for Kafka: STOPPING meanwhile")
+        let stopping = try #require(await Self.status(port))
         #expect(stopping.inFlightRecords == 5 && stopping.waiting == nil)
         for broker: Int32 in 1...3 { try fixture.kafka.setBrokerUp(broker) }
         try await task.value
@@ -65,15 +68,15 @@ import Testing
         defer { connector.requestStop() }
         #expect(await eventually { connector.metricsPort != nil })
         let port = try #require(connector.metricsPort)
-        #expect(await eventually { Self.status(port)?.state == .waiting })
-        let waiting = try #require(Self.status(port))
+        #expect(await eventually { await Self.status(port)?.state == .waiting })
+        let waiting = try #require(await Self.status(port))
         #expect(waiting.waiting?.cause == "postgres_unavailable", "\(waiting.json)")
         let next = try #require(waiting.waiting?.nextAttempt)
         #expect(next > waiting.since && next < Date().addingTimeInterval(31), "the next attempt after the backoff")
         #expect(waiting.lastError?.message.isEmpty == false && waiting.lastError.map { $0.at <= Date() } == true)
-        let body = httpGet(port: port, path: "/status")?.body ?? ""
+        let body = await httpGet(port: port, path: "/status")?.body ?? ""
         #expect(!body.contains("hunter2"), "no secret in /status: \(body)")
-        #expect(httpGet(port: port, path: "/healthz")?.status.contains("503") == true)
+        #expect(await httpGet(port: port, path: "/healthz")?.status.contains("503") == true)
         connector.requestStop()
         try await task.value
     }
@@ -86,12 +89,12 @@ import Testing
         let port = try TestPostgres.freePort()
         let json = fixture.json(metricsPort: port).replacingOccurrences(of: "public.outbox_event", with: "public.no_such_outbox")
         let process = try ConnectorProcess(fixture: fixture, json: json, metricsPort: port, extraArguments: ["--hold-failed", "60"])
-        #expect(await eventually { Self.status(port)?.state == .failed }, "\(process.child.output)")
-        let failed = try #require(Self.status(port))
+        #expect(await eventually { await Self.status(port)?.state == .failed }, "\(process.child.output)")
+        let failed = try #require(await Self.status(port))
         #expect(failed.failure?.error.contains("no_such_outbox") == true, "\(failed.json)")
         #expect(failed.failure?.action.contains("start the connector again") == true)
         #expect(failed.lastError?.message == failed.failure?.error)
-        #expect(httpGet(port: port, path: "/healthz")?.status.contains("503") == true)
+        #expect(await httpGet(port: port, path: "/healthz")?.status.contains("503") == true)
 
         let statusConfig = fixture.stateDirectory + "/status-failed.json"
         try json.write(toFile: statusConfig, atomically: true, encoding: .utf8)
