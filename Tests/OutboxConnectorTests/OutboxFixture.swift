@@ -8,12 +8,13 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// A commerce-like database with an outbox table, a mock Kafka cluster, and a connector configuration for them.
+/// A commerce-like database with an outbox table, a Kafka (the mock cluster, or Tansu: see ``TestKafka``), and a
+/// connector configuration for them.
 struct OutboxFixture {
     let postgres: TestPostgres
     let database: String
     let db: Connection
-    let kafka: KafkaMockCluster
+    let kafka: TestKafka
     let stateDirectory: String
     var slot: String { "tg_\(database)" }
     var publication: String { "tg_\(database)" }
@@ -34,7 +35,7 @@ struct OutboxFixture {
         let database = try await postgres.createDatabase(prefix: "outbox")
         let db = try await Connection.connect(postgres.conninfo(database: database))
         try await db.execute(outboxDDL)
-        let kafka = try KafkaMockCluster(brokers: 3, log: mockClusterLog)
+        let kafka = try await TestKafka(brokers: 3)
         for topic in ["order-events", "catalog-events", "tailgate.dead-letter"] {
             try kafka.createTopic(topic, partitions: partitions)
         }
