@@ -37,7 +37,7 @@ public final class TansuBroker: Sendable {
     /// Starts a broker and waits until it listens.
     ///
     /// - Throws: ``TestPostgresError`` when `TG_TANSU_BIN` is not set, this process runs a librdkafka older than
-    ///   2.16, or the broker does not start within 10 s (with its output).
+    ///   2.16, or the broker does not start (with its output).
     public init() async throws {
         let setup = "run `. scripts/lib/tansu.sh && tg_tansu` first, then the tests with LD_LIBRARY_PATH=$TG_RDKAFKA_216_LIB"
         guard let executable = Self.executable else {
@@ -50,23 +50,31 @@ public final class TansuBroker: Sendable {
         }
         _ = Self.registerExitHandler
         self.executable = executable
-        let port = try TestPostgres.freePort()
-        url = "tcp://127.0.0.1:\(port)"
-        bootstrapServers = "127.0.0.1:\(port)"
         directory = NSTemporaryDirectory() + "tailgate-tansu-\(getpid())-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // Every setting explicit (each also has an environment variable, which would otherwise reach it).
-        child = try ChildProcess(executable, ["broker", "--cluster-id", "tailgate-test", "--listener-url", url,
-                                              "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-                                 outputPath: directory + "/tansu.log")
-        Self.running.withLock { _ = $0.insert(child.pid) }
-        // "ready in 0ms", printed once the listener is bound.
-        let ready = await child.waitForLine(timeout: .seconds(10)) { $0.hasPrefix("ready in") || $0.contains("Error") }
-        guard let ready, ready.hasPrefix("ready in") else {
-            let output = child.output
-            close()
-            throw TestPostgresError(message: "Tansu did not start on \(url): \(output)")
+        (child, url) = try await Self.launch(executable, outputPath: directory + "/tansu.log")
+        bootstrapServers = String(url.dropFirst("tcp://".count))
+    }
+
+    /// Starts a broker on a free port and waits until it says "ready in …", which it prints once its listener is
+    /// bound; a port taken in the meantime (Tansu then exits) is tried again with another, up to three times.
+    private static func launch(_ executable: String, outputPath: String) async throws -> (ChildProcess, String) {
+        for _ in 1...3 {
+            let url = "tcp://127.0.0.1:\(try TestPostgres.freePort())"
+            // Every setting explicit (each also has an environment variable, which would otherwise reach it).
+            let child = try ChildProcess(executable, ["broker", "--cluster-id", "tailgate-test", "--listener-url", url,
+                                                      "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                                         outputPath: outputPath)
+            running.withLock { _ = $0.insert(child.pid) }
+            let ready = await eventually(timeout: .seconds(10), every: .milliseconds(20)) {
+                child.hasExited || child.outputLines.contains { $0.hasPrefix("ready in") }
+            }
+            if ready && !child.hasExited { return (child, url) }
+            child.signal(SIGKILL)
+            child.wait()
+            running.withLock { _ = $0.remove(child.pid) }
         }
+        throw TestPostgresError(message: "Tansu did not start in three tries: \((try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")")
     }
 
     /// Creates a topic with `partitions` partitions through Tansu's CLI (a CreateTopics request).
