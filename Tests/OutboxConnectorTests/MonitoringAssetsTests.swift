@@ -50,7 +50,7 @@ import Testing
         let connectorMetrics = try #require(await httpGet(port: connectorPort, path: "/metrics")).body
 
         // The example back office, as the compose file runs it, serving its consumer's metrics.
-        try fixture.kafka.createTopic("product-metrics.dead-letter", partitions: 1)
+        try await fixture.kafka.createTopic("product-metrics.dead-letter", partitions: 1)
         let backOffice = try await fixture.postgres.createDatabase(prefix: "backoffice")
         let consumerPort = try TestPostgres.freePort()
         let service = try ChildProcess(ChildProcess.productsDirectory + "/commerce-example",

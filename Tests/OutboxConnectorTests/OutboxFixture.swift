@@ -8,12 +8,13 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// A commerce-like database with an outbox table, a mock Kafka cluster, and a connector configuration for them.
+/// A commerce-like database with an outbox table, a Kafka (the mock cluster, or Tansu: see ``TestKafka``), and a
+/// connector configuration for them.
 struct OutboxFixture {
     let postgres: TestPostgres
     let database: String
     let db: Connection
-    let kafka: KafkaMockCluster
+    let kafka: TestKafka
     let stateDirectory: String
     var slot: String { "tg_\(database)" }
     var publication: String { "tg_\(database)" }
@@ -34,13 +35,9 @@ struct OutboxFixture {
         let database = try await postgres.createDatabase(prefix: "outbox")
         let db = try await Connection.connect(postgres.conninfo(database: database))
         try await db.execute(outboxDDL)
-        // Off the concurrency pool: creating a topic waits for the mock's thread, which a loaded machine delays.
-        let kafka = try await offPool {
-            let kafka = try KafkaMockCluster(brokers: 3, log: mockClusterLog)
-            for topic in ["order-events", "catalog-events", "tailgate.dead-letter"] {
-                try kafka.createTopic(topic, partitions: partitions)
-            }
-            return kafka
+        let kafka = try await TestKafka(brokers: 3)
+        for topic in ["order-events", "catalog-events", "tailgate.dead-letter"] {
+            try await kafka.createTopic(topic, partitions: partitions)
         }
         let stateDirectory = NSTemporaryDirectory() + "tailgate-state-\(database)"
         return OutboxFixture(postgres: postgres, database: database, db: db, kafka: kafka, stateDirectory: stateDirectory)
@@ -122,10 +119,7 @@ struct OutboxFixture {
     }
 
     func close() {
-        // Destroying the mock joins its threads (up to a second on a busy machine): not on the concurrency pool,
-        // where a test's `defer` would run it.
-        let kafka = kafka
-        DispatchQueue(label: "tailgate.test.mock-close").async { kafka.close() }
+        kafka.close()
         try? FileManager.default.removeItem(atPath: stateDirectory)
     }
 }

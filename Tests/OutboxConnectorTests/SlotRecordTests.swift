@@ -58,7 +58,7 @@ import Testing
         defer { fixture.close() }
         let configuration = try await leastPrivilegeConfiguration(fixture)
         // Created by the operator, compacted (the connector does not create it).
-        try fixture.kafka.createTopic("tailgate.connector-slots", partitions: 1)
+        try await fixture.kafka.createTopic("tailgate.connector-slots", partitions: 1)
         let log = LogLines()
         let first = try await fixture.start(configuration, log: log)
         try await first.stop()
@@ -82,7 +82,7 @@ import Testing
         let fixture = try await OutboxFixture.make(partitions: 2)
         defer { fixture.close() }
         let configuration = try await leastPrivilegeConfiguration(fixture)
-        try fixture.kafka.createTopic("tailgate.connector-slots", partitions: 1)
+        try await fixture.kafka.createTopic("tailgate.connector-slots", partitions: 1)
         for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
         let log = LogLines()
         let connector = fixture.connector(configuration, log: log)
@@ -104,7 +104,7 @@ import Testing
         let fixture = try await OutboxFixture.make(partitions: 2)
         defer { fixture.close() }
         let configuration = try await leastPrivilegeConfiguration(fixture)
-        try fixture.kafka.createTopic("tailgate.connector-slots", partitions: 1)
+        try await fixture.kafka.createTopic("tailgate.connector-slots", partitions: 1)
         let first = try await fixture.start(configuration)
         try await first.stop()
         // The slot exists now: the next start only records it, and Kafka is gone.

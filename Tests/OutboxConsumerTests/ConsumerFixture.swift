@@ -6,12 +6,13 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// A service database with a ledger table, a mock Kafka cluster with an `events` topic, and a producer of outbox-like records.
+/// A service database with a ledger table, a Kafka (the mock cluster, or Tansu: see ``TestKafka``) with an `events` topic,
+/// and a producer of outbox-like records.
 struct ConsumerFixture {
     let postgres: TestPostgres
     let database: String
     let db: Connection
-    let kafka: KafkaMockCluster
+    let kafka: TestKafka
     let partitions: Int32
 
     static func make(postgres: TestPostgres? = nil, partitions: Int32 = 4) async throws -> ConsumerFixture {
@@ -20,13 +21,9 @@ struct ConsumerFixture {
         let db = try await Connection.connect(postgres.conninfo(database: database))
         // One row per application, no unique constraint: a loss and a duplicate cannot cancel out.
         try await db.execute("CREATE TABLE ledger (event_id text NOT NULL, topic text, partition int, \"offset\" bigint, applied_at timestamptz DEFAULT clock_timestamp(), seq bigserial)")
-        // Off the concurrency pool: creating a topic waits for the mock's thread, which a loaded machine delays.
-        let kafka = try await offPool {
-            let kafka = try KafkaMockCluster(brokers: 1, log: mockClusterLog)
-            try kafka.createTopic("events", partitions: Int(partitions))
-            try kafka.createTopic("svc.dead-letter", partitions: 1)
-            return kafka
-        }
+        let kafka = try await TestKafka(brokers: 1)
+        try await kafka.createTopic("events", partitions: Int(partitions))
+        try await kafka.createTopic("svc.dead-letter", partitions: 1)
         return ConsumerFixture(postgres: postgres, database: database, db: db, kafka: kafka, partitions: partitions)
     }
 
@@ -103,9 +100,6 @@ struct ConsumerFixture {
     }
 
     func close() {
-        // Destroying the mock joins its threads (up to a second on a busy machine): not on the concurrency pool,
-        // where a test's `defer` would run it.
-        let kafka = kafka
-        DispatchQueue(label: "tailgate.test.mock-close").async { kafka.close() }
+        kafka.close()
     }
 }

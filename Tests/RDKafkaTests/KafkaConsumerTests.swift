@@ -25,7 +25,15 @@ final class RebalanceLog: Sendable {
     }
 
     static func groupProperties(_ cluster: KafkaMockCluster, group: String) -> [String: String] {
-        ["bootstrap.servers": cluster.bootstrapServers, "group.id": group, "session.timeout.ms": "6000",
+        groupProperties(bootstrapServers: cluster.bootstrapServers, group: group)
+    }
+
+    static func groupProperties(_ kafka: TestKafka, group: String) -> [String: String] {
+        groupProperties(bootstrapServers: kafka.bootstrapServers, group: group)
+    }
+
+    static func groupProperties(bootstrapServers: String, group: String) -> [String: String] {
+        ["bootstrap.servers": bootstrapServers, "group.id": group, "session.timeout.ms": "6000",
          "heartbeat.interval.ms": "300", "fetch.wait.max.ms": "50"]
     }
 
@@ -64,9 +72,10 @@ final class RebalanceLog: Sendable {
 
     @Test(arguments: ["range,roundrobin", "cooperative-sticky"])
     func twoMembersOfAGroupSplitThePartitionsAndTheSurvivorTakesOver(strategy: String) async throws {
-        let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
+        // The group protocol, eager and incremental: also on Tansu (TAILGATE_TEST_KAFKA=tansu).
+        let cluster = try await TestKafka(brokers: 1, log: KafkaTestHelpers.quiet)
         defer { cluster.close() }
-        try cluster.createTopic("split", partitions: 4)
+        try await cluster.createTopic("split", partitions: 4)
         let logA = RebalanceLog(), logB = RebalanceLog()
         var properties = Self.groupProperties(cluster, group: "splitters")
         properties["partition.assignment.strategy"] = strategy

