@@ -160,13 +160,13 @@ public final class Connector: Sendable {
                 await stop.sleep(for: delay)
                 action = machine.waited()
             case .finish, .none:
-                await setup?.admin.close()
+                await setup?.close()
                 let left = await producer?.close(timeout: .seconds(1)) ?? 0
                 logger.info("stopped", ("delivered", "\(metrics.deliveredTotal)"), ("purged", "\(left)"))
                 return
             case .fail(let error):
                 await producer?.close(timeout: .seconds(1))
-                await setup?.admin.close()
+                await setup?.close()
                 throw error
             }
         }

@@ -1,0 +1,169 @@
+import Foundation
+import LibPQ
+import OutboxConnector
+import PGOutput
+import TestSupport
+import Testing
+
+/// The connector decodes on a physical standby (PostgreSQL 16+): `postgres.conninfo` names the standby, its writes
+/// (heartbeats, the publication) go to `postgres.primaryConninfo`. Rows written on the primary reach Kafka through
+/// the standby, a kill loses nothing, heartbeats on the primary keep the standby's slot moving, and a promotion of
+/// the standby keeps the same slot streaming.
+@Suite(.enabled(if: TestPostgres.isAtLeast(16), Comment(rawValue: TestPostgres.skipReason(needs: 16, "logical decoding on a standby"))))
+struct StandbyDecodingTests {
+    /// The connector file decoding on `pair`'s standby, writing through `primaryConninfo` (both hosts, read-write
+    /// first, as the README recommends), or without one.
+    static func configuration(_ pair: FailoverTests.Pair, primaryConninfo: Bool = true) throws -> ConnectorConfiguration {
+        try pair.fixture.configuration {
+            var postgres = $0["postgres"] as! [String: Any]
+            postgres["conninfo"] = pair.standby.conninfo(database: pair.fixture.database)
+            if primaryConninfo { postgres["primaryConninfo"] = pair.conninfo(attributes: "read-write") }
+            $0["postgres"] = postgres
+        }
+    }
+
+    /// `tailgate_heartbeats_total` from the connector's own metrics.
+    static func heartbeats(_ connector: Connector) -> Int {
+        connector.metrics.render().split(separator: "\n").first { $0.hasPrefix("tailgate_heartbeats_total{") }
+            .flatMap { $0.split(separator: " ").last.flatMap { Int($0) } } ?? 0
+    }
+
+    static func currentLSN(_ server: TestPostgres, database: String) async throws -> LSN {
+        let connection = try await Connection.connect(server.conninfo(database: database))
+        defer { Task { await connection.close() } }
+        return try await connection.query("SELECT pg_current_wal_lsn()::text AS lsn").first?["lsn"].flatMap { LSN($0) } ?? .invalid
+    }
+
+    @Test func aStandbyWithoutPrimaryConninfoOrHotStandbyFeedbackIsRefusedWithTheFixNamed() async throws {
+        let pair = try await FailoverTests.Pair.make(syncSlots: false, standbySettings: ["hot_standby_feedback = off"])
+        defer { Task { await pair.stopAll() } }
+        let withoutPrimary = pair.fixture.connector(try Self.configuration(pair, primaryConninfo: false))
+        let missing = await withoutPrimary.validateDatabase()
+        #expect(missing.contains { $0.contains("set $.postgres.primaryConninfo to the primary") && $0.contains("heartbeats") },
+                "validate names the missing primaryConninfo and why: \(missing)")
+        #expect(missing.contains { $0.contains("ALTER SYSTEM SET hot_standby_feedback = on") }, "\(missing)")
+
+        let log = LogLines()
+        let connector = pair.fixture.connector(try Self.configuration(pair), log: log)
+        let problems = await connector.validateDatabase()
+        #expect(problems.count == 1, "only hot_standby_feedback is missing: \(problems)")
+        #expect(problems.first?.contains("hot_standby_feedback = off") == true && problems.first?.contains("rows_removed") == true)
+        let error = try await #require(throws: ConnectorError.self) { try await connector.run() }
+        #expect(error.code == .setup)
+        #expect(error.message.contains("ALTER SYSTEM SET hot_standby_feedback = on; SELECT pg_reload_conf();"), "\(error.message)")
+        #expect(try await pair.standbySlot() == nil, "no slot was created on the refused standby")
+    }
+
+    @Test func rowsWrittenOnThePrimaryReachKafkaThroughTheStandbyAcrossAKill() async throws {
+        let pair = try await FailoverTests.Pair.make(syncSlots: false)
+        defer { Task { await pair.stopAll() } }
+        let fixture = pair.fixture
+        let port = try TestPostgres.freePort()
+        let primaryConninfo = pair.conninfo(attributes: "read-write")
+        let json = fixture.json(metricsPort: port).replacingOccurrences(
+            of: "\"conninfo\": \"\(fixture.postgres.conninfo(database: fixture.database))\"",
+            with: "\"conninfo\": \"\(pair.standby.conninfo(database: fixture.database))\", \"primaryConninfo\": \"\(primaryConninfo)\"")
+        #expect(json.contains("primaryConninfo"))
+        var process = try ConnectorProcess(fixture: fixture, json: json, metricsPort: port)
+        #expect(await eventually(timeout: .seconds(90)) { process.isStreaming }, "never streamed: \(process.child.output)")
+        // From the slot's creation on, every row committed on the primary must be published.
+        let load = OutboxLoad(db: fixture.db, interval: .milliseconds(50))
+        #expect(process.child.output.contains("event=slot_creation_waiting"), "slot creation said what it waits for")
+        #expect(await eventually { (process.delivered ?? 0) >= 100 }, "events flow through the standby: \(process.child.output.suffix(600))")
+        #expect(try await pair.standbySlot() != nil, "the slot is on the standby")
+        #expect(try await pair.fixture.slotState() == nil, "and not on the primary")
+
+        process.child.signal(SIGKILL)
+        #expect(await process.child.exitStatus() == 128 + SIGKILL)
+        let killed = ContinuousClock.now
+        process = try ConnectorProcess(fixture: fixture, json: json, metricsPort: port)
+        #expect(await eventually { process.isStreaming }, "the restart streams again: \(process.child.output)")
+        let streamingAgain = ContinuousClock.now - killed
+        let deliveredAtRestart = process.delivered ?? 0
+        #expect(await eventually { (process.delivered ?? 0) > deliveredAtRestart + 50 }, "events flow after the restart")
+        await load.stop()
+        #expect(load.errors.isEmpty, "\(load.errors.prefix(3))")
+
+        let ids = Set(load.allIDs)
+        let records = try await fixture.readBack(["order-events", "catalog-events"], timeout: .seconds(90)) { records in
+            ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") }))
+        }
+        let published = Set(records.compactMap { $0.headerText("event_id") })
+        let lost = ids.subtracting(published).count
+        #expect(lost == 0, "\(lost) of \(ids.count) events written on the primary never reached Kafka")
+        #expect(process.child.output.components(separatedBy: "event=slot_created ").count == 2, "the restart reused the slot")
+        print("standby decoding, SIGKILL mid-load: \(ids.count) events, \(lost) lost, \(records.count - published.count) duplicates; streaming again \(streamingAgain) after the kill (restart included)")
+        process.child.signal(SIGTERM)
+        #expect(await process.child.exitStatus() == 0, "graceful stop: \(process.child.output.suffix(600))")
+    }
+
+    @Test func aQuietOutboxsSlotOnTheStandbyAdvancesThroughHeartbeatsOnThePrimary() async throws {
+        let pair = try await FailoverTests.Pair.make(syncSlots: false)
+        defer { Task { await pair.stopAll() } }
+        let log = LogLines()
+        let running = try await pair.fixture.start(try Self.configuration(pair), log: log)
+        try await pair.fixture.load(transactions: 0..<2)
+        #expect(await eventually { running.metrics.deliveredTotal == 20 })
+        // Quiet from here: nothing is written but the connector's heartbeats (on the primary).
+        let quietFrom = try await Self.currentLSN(pair.primary, database: pair.fixture.database)
+        let heartbeatsBefore = Self.heartbeats(running.connector)
+        let advanced = try await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
+            (try await pair.standbySlot()?.confirmedFlushLSN ?? .invalid) > quietFrom
+        }
+        let confirmed = try await pair.standbySlot()?.confirmedFlushLSN ?? .invalid
+        #expect(advanced, "the standby's slot moved past \(quietFrom) (it is at \(confirmed)): \(log.all.suffix(5))")
+        #expect(Self.heartbeats(running.connector) > heartbeatsBefore, "heartbeats were written")
+        #expect(!log.contains("event=heartbeat_failed"), "no heartbeat went to the read-only standby: \(log.all.filter { $0.contains("heartbeat_failed") }.prefix(2))")
+        // The heartbeats are the primary's WAL: they appear in its pg_stat_wal-visible position, past the quiet start.
+        #expect(try await Self.currentLSN(pair.primary, database: pair.fixture.database) > quietFrom)
+        try await running.stop()
+    }
+
+    @Test func aPromotedStandbyKeepsStreamingFromTheSameSlotAndHeartbeatsFollow() async throws {
+        let pair = try await FailoverTests.Pair.make(syncSlots: false)
+        defer { Task { await pair.stopAll() } }
+        let log = LogLines()
+        let running = try await pair.fixture.start(try Self.configuration(pair), log: log)
+        let connector = running.connector
+        let writer = FailoverTests.Writer()
+        let writing = Task { await writer.run(conninfo: pair.conninfo(attributes: "read-write")) }
+        #expect(await eventually { connector.metrics.deliveredTotal >= 100 }, "events flow before the promotion")
+
+        try await pair.primary.stop(mode: .immediate)
+        let crashed = ContinuousClock.now
+        try await pair.standby.promote()
+        let promoted = ContinuousClock.now
+        // The writer reconnects to the promoted server; the first events it commits there must reach Kafka.
+        let committedAtPromotion = writer.committed.withLock { $0.count }
+        let deliveredAtPromotion = connector.metrics.deliveredTotal
+        let publishedAfter = await eventually(timeout: .seconds(60), every: .milliseconds(50)) {
+            writer.committed.withLock { $0.count } >= committedAtPromotion + 25
+                && connector.metrics.deliveredTotal >= deliveredAtPromotion + 25
+        }
+        let streamingAgain = ContinuousClock.now
+        #expect(publishedAfter, "events written on the promoted server are published: \(log.all.suffix(8))")
+        writer.stop()
+        await writing.value
+
+        let newPrimary = try await Connection.connect(pair.standby.conninfo(database: pair.fixture.database))
+        defer { Task { await newPrimary.close() } }
+        let (onNewPrimary, records, published) = try await pair.compareWithKafka(newPrimary)
+        let missing = onNewPrimary.subtracting(published).count
+        let phantom = published.subtracting(onNewPrimary).count
+        #expect(missing == 0, "\(missing) event(s) on the promoted server are not in Kafka")
+        #expect(phantom == 0, "\(phantom) event(s) in Kafka that the promoted server lacks (the standby cannot decode what it never received)")
+        #expect(log.all.filter { $0.contains("event=slot_created ") }.count == 1, "the slot was created once, on the standby, and never again")
+
+        // Quiet now: the promoted server's heartbeats keep its slot moving (the old primary is gone).
+        let heartbeatsBefore = Self.heartbeats(connector)
+        let quietFrom = try await Self.currentLSN(pair.standby, database: pair.fixture.database)
+        let advanced = try await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
+            (try await pair.standbySlot()?.confirmedFlushLSN ?? .invalid) > quietFrom
+        }
+        #expect(advanced, "the slot on the promoted server advances while the outbox is quiet: \(log.all.suffix(5))")
+        #expect(Self.heartbeats(connector) > heartbeatsBefore, "heartbeats follow the promotion")
+        let reconnected = log.all.contains { $0.contains("event=failover_followed") }
+        print("standby decoding, promotion under load: events flowing again \(streamingAgain - crashed) after the crash (\(streamingAgain - promoted) after promotion; the stream \(reconnected ? "reconnected" : "continued")); \(onNewPrimary.count) events on the promoted server, \(missing) missing, \(records.count - published.count) duplicates, \(writer.committed.withLock { $0 }.count - Set(writer.committed.withLock { $0 }).intersection(onNewPrimary).count) committed on the old primary but never replicated")
+        try await running.stop()
+    }
+}
