@@ -54,6 +54,27 @@ struct StandbyDecodingTests {
         #expect(try await pair.standbySlot() == nil, "no slot was created on the refused standby")
     }
 
+    @Test func aSlotInvalidatedOnTheStandbyStopsTheConnectorWithTheReasonAndIsNeverRecreated() async throws {
+        let pair = try await FailoverTests.Pair.make(syncSlots: false)
+        defer { Task { await pair.stopAll() } }
+        let log = LogLines()
+        let running = try await pair.fixture.start(try Self.configuration(pair), log: log)
+        try await pair.fixture.load(transactions: 0..<2)
+        #expect(await eventually { running.metrics.deliveredTotal == 20 })
+        // wal_level lowered on the primary: replaying the parameter change invalidates the standby's logical slots.
+        try await pair.fixture.db.execute("ALTER SYSTEM SET wal_level = replica")
+        try await pair.primary.restart()
+        let error = try await #require(throws: ConnectorError.self) { try await running.task.value }
+        #expect(error.code == .slotLost, "\(error)")
+        let reason = TestPostgres.isAtLeast(17) ? "invalidation_reason = wal_level_insufficient" : "conflicting = true"
+        #expect(error.message.contains(reason), "\(error.message)")
+        #expect(error.message.contains("wal_level was lowered below logical on the primary"), "\(error.message)")
+        #expect(error.message.contains("pg_drop_replication_slot('\(pair.fixture.slot)')") && error.message.contains("tailgate backfill"))
+        let slot = try await pair.standbySlot()
+        #expect(slot?.isInvalidated == true, "the invalidated slot is left as it was, not re-created: \(String(describing: slot))")
+        #expect(log.all.filter { $0.contains("event=slot_created ") }.count == 1)
+    }
+
     @Test func rowsWrittenOnThePrimaryReachKafkaThroughTheStandbyAcrossAKill() async throws {
         let pair = try await FailoverTests.Pair.make(syncSlots: false)
         defer { Task { await pair.stopAll() } }
