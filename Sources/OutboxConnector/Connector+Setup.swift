@@ -375,15 +375,17 @@ extension Connector {
         let since = state.confirmedFlushLSN?.description ?? "its last position"
         let recovery = "Drop and re-create it (SELECT pg_drop_replication_slot('\(state.name)'); the connector creates it again only after you remove its line from the slot record), then run `tailgate backfill` for the rows written since \(since)."
         let cause: String
-        // 16 has no invalidation_reason; its `conflicting` means a recovery conflict on a standby.
-        let invalidation = state.invalidationReason ?? (state.isConflicting == true ? "conflicting" : nil)
+        // 16 has no invalidation_reason, and its `conflicting` is true for every invalidation (wal_removed too): on
+        // a standby it is taken for a recovery conflict, on a primary for lost WAL.
+        let onStandby = setup.sessions.state.withLock { $0.onStandby }
+        let invalidation = state.invalidationReason ?? (state.isConflicting == true && onStandby ? "conflicting" : nil)
         switch invalidation {
         case "idle_timeout":
             cause = "it was unused for longer than idle_replication_slot_timeout, so PostgreSQL invalidated it (its WAL may still be there, but an invalidated slot cannot stream). Raise idle_replication_slot_timeout or set it to 0 for this server, and keep the connector running"
         case "rows_removed":
             cause = "catalog rows it needed were removed (a recovery conflict: on a standby, hot_standby_feedback must be on and the physical slot in use)"
         case "conflicting":
-            cause = "a recovery conflict on the standby invalidated it (PostgreSQL 16 does not say which: rows_removed, the primary vacuumed catalog rows the slot needed, so set hot_standby_feedback = on and primary_slot_name on the standby; or wal_level_insufficient, wal_level was lowered below logical on the primary)"
+            cause = "a recovery conflict on the standby invalidated it (PostgreSQL 16 does not say which, and it also says conflicting when max_slot_wal_keep_size removed its WAL: rows_removed, the primary vacuumed catalog rows the slot needed, so set hot_standby_feedback = on and primary_slot_name on the standby; or wal_level_insufficient, wal_level was lowered below logical on the primary)"
         case "wal_level_insufficient":
             cause = "wal_level was lowered below logical on the primary. Set wal_level = logical and restart PostgreSQL"
         case "wal_removed", nil:

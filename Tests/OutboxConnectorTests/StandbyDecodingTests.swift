@@ -22,10 +22,31 @@ struct StandbyDecodingTests {
         }
     }
 
+    /// Starts a connector decoding on `pair`'s standby and waits until 20 events written on the primary are published.
+    static func startPublishing(_ pair: FailoverTests.Pair, log: LogLines) async throws -> RunningConnector {
+        let running = try await pair.fixture.start(try configuration(pair), log: log)
+        try await pair.fixture.load(transactions: 0..<2)
+        #expect(await eventually { running.metrics.deliveredTotal == 20 }, "events flow through the standby: \(log.all.suffix(5))")
+        return running
+    }
+
     /// `tailgate_heartbeats_total` from the connector's own metrics.
     static func heartbeats(_ connector: Connector) -> Int {
         connector.metrics.render().split(separator: "\n").first { $0.hasPrefix("tailgate_heartbeats_total{") }
             .flatMap { $0.split(separator: " ").last.flatMap { Int($0) } } ?? 0
+    }
+
+    /// While nothing else is written: waits for two more heartbeats, then for the slot on the standby to confirm
+    /// the WAL position of `server` (where they were written) after them.
+    static func heartbeatsMoveTheSlot(_ pair: FailoverTests.Pair, _ connector: Connector, writtenOn server: TestPostgres) async throws
+        -> (heartbeats: Bool, advanced: Bool, target: LSN, confirmed: LSN) {
+        let before = heartbeats(connector)
+        let wrote = await eventually(timeout: .seconds(30), every: .milliseconds(100)) { heartbeats(connector) >= before + 2 }
+        let target = try await currentLSN(server, database: pair.fixture.database)
+        let advanced = try await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
+            (try await pair.standbySlot()?.confirmedFlushLSN ?? .invalid) >= target
+        }
+        return (wrote, advanced, target, try await pair.standbySlot()?.confirmedFlushLSN ?? .invalid)
     }
 
     static func currentLSN(_ server: TestPostgres, database: String) async throws -> LSN {
@@ -58,9 +79,7 @@ struct StandbyDecodingTests {
         let pair = try await FailoverTests.Pair.make(syncSlots: false)
         defer { Task { await pair.stopAll() } }
         let log = LogLines()
-        let running = try await pair.fixture.start(try Self.configuration(pair), log: log)
-        try await pair.fixture.load(transactions: 0..<2)
-        #expect(await eventually { running.metrics.deliveredTotal == 20 })
+        let running = try await Self.startPublishing(pair, log: log)
         // wal_level lowered on the primary: replaying the parameter change invalidates the standby's logical slots.
         try await pair.fixture.db.execute("ALTER SYSTEM SET wal_level = replica")
         try await pair.primary.restart()
@@ -127,21 +146,20 @@ struct StandbyDecodingTests {
         let pair = try await FailoverTests.Pair.make(syncSlots: false)
         defer { Task { await pair.stopAll() } }
         let log = LogLines()
-        let running = try await pair.fixture.start(try Self.configuration(pair), log: log)
-        try await pair.fixture.load(transactions: 0..<2)
-        #expect(await eventually { running.metrics.deliveredTotal == 20 })
+        let running = try await Self.startPublishing(pair, log: log)
         // Quiet from here: nothing is written but the connector's heartbeats (on the primary).
-        let quietFrom = try await Self.currentLSN(pair.primary, database: pair.fixture.database)
-        let heartbeatsBefore = Self.heartbeats(running.connector)
-        let advanced = try await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
-            (try await pair.standbySlot()?.confirmedFlushLSN ?? .invalid) > quietFrom
-        }
-        let confirmed = try await pair.standbySlot()?.confirmedFlushLSN ?? .invalid
-        #expect(advanced, "the standby's slot moved past \(quietFrom) (it is at \(confirmed)): \(log.all.suffix(5))")
-        #expect(Self.heartbeats(running.connector) > heartbeatsBefore, "heartbeats were written")
+        let quiet = try await Self.heartbeatsMoveTheSlot(pair, running.connector, writtenOn: pair.primary)
+        #expect(quiet.heartbeats, "heartbeats were written: \(log.all.suffix(5))")
+        #expect(quiet.advanced, "the standby's slot moved past the heartbeats' WAL \(quiet.target) (it is at \(quiet.confirmed)): \(log.all.suffix(5))")
         #expect(!log.contains("event=heartbeat_failed"), "no heartbeat went to the read-only standby: \(log.all.filter { $0.contains("heartbeat_failed") }.prefix(2))")
-        // The heartbeats are the primary's WAL: they appear in its pg_stat_wal-visible position, past the quiet start.
-        #expect(try await Self.currentLSN(pair.primary, database: pair.fixture.database) > quietFrom)
+
+        // `tailgate status` reads the slot on the standby and says so, with the standby's replay lag.
+        let report = await StatusReport.gather(configuration: try Self.configuration(pair), targets: .init())
+        #expect(report.slotError == nil, "\(report.slotError ?? "")")
+        #expect(report.slot?.active == true && report.slot?.standby?.replayLagSeconds != nil, "\(String(describing: report.slot))")
+        #expect(report.slot?.standby?.replayLagBytes != nil, "measured against primaryConninfo")
+        #expect(report.table().contains("on standby     yes: replay lag"), "\(report.table())")
+        print(report.table())
         try await running.stop()
     }
 
@@ -181,13 +199,9 @@ struct StandbyDecodingTests {
         #expect(log.all.filter { $0.contains("event=slot_created ") }.count == 1, "the slot was created once, on the standby, and never again")
 
         // Quiet now: the promoted server's heartbeats keep its slot moving (the old primary is gone).
-        let heartbeatsBefore = Self.heartbeats(connector)
-        let quietFrom = try await Self.currentLSN(pair.standby, database: pair.fixture.database)
-        let advanced = try await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
-            (try await pair.standbySlot()?.confirmedFlushLSN ?? .invalid) > quietFrom
-        }
-        #expect(advanced, "the slot on the promoted server advances while the outbox is quiet: \(log.all.suffix(5))")
-        #expect(Self.heartbeats(connector) > heartbeatsBefore, "heartbeats follow the promotion")
+        let quiet = try await Self.heartbeatsMoveTheSlot(pair, connector, writtenOn: pair.standby)
+        #expect(quiet.heartbeats, "heartbeats follow the promotion: \(log.all.suffix(5))")
+        #expect(quiet.advanced, "the slot on the promoted server advances while the outbox is quiet: \(log.all.suffix(5))")
         let reconnected = log.all.contains { $0.contains("event=failover_followed") }
         print("standby decoding, promotion under load: events flowing again \(streamingAgain - crashed) after the crash (\(streamingAgain - promoted) after promotion; the stream \(reconnected ? "reconnected" : "continued")); \(onNewPrimary.count) events on the promoted server, \(missing) missing, \(records.count - published.count) duplicates, \(writer.committed.withLock { $0 }.count - Set(writer.committed.withLock { $0 }).intersection(onNewPrimary).count) committed on the old primary but never replicated")
         try await running.stop()
