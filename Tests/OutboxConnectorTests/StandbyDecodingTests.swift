@@ -68,6 +68,9 @@ struct StandbyDecodingTests {
         let connector = pair.fixture.connector(try Self.configuration(pair), log: log)
         let problems = await connector.validateDatabase()
         #expect(problems.count == 1, "only hot_standby_feedback is missing: \(problems)")
+        let failover = await connector.validateFailover(standby: nil)
+        #expect(failover.problems.isEmpty && failover.ready.first?.contains("a promotion of that standby keeps it") == true,
+                "failover slots are not asked for on a standby: \(failover)")
         #expect(problems.first?.contains("hot_standby_feedback = off") == true && problems.first?.contains("rows_removed") == true)
         let error = try await #require(throws: ConnectorError.self) { try await connector.run() }
         #expect(error.code == .setup)
