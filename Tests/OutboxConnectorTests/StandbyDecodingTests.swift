@@ -166,6 +166,73 @@ struct StandbyDecodingTests {
         try await running.stop()
     }
 
+    @Test func theStandbyFollowsAnotherPromotedStandbyAndKeepsStreaming() async throws {
+        let pair = try await FailoverTests.Pair.make(syncSlots: false)
+        defer { Task { await pair.stopAll() } }
+        let database = pair.fixture.database
+        let other = try await TestPostgres.startStandby(of: pair.primary, slot: "standby2", database: database)
+        defer { Task { try? await other.stop(mode: .immediate) } }
+        let servers = [pair.primary, pair.standby, other]
+        let everyServer = "host=\(servers.map(\.directory).joined(separator: ",")) port=\(servers.map { "\($0.port)" }.joined(separator: ",")) dbname=\(database) user=postgres target_session_attrs=read-write connect_timeout=5"
+        let log = LogLines()
+        let running = try await pair.fixture.start(try pair.fixture.configuration {
+            var postgres = $0["postgres"] as! [String: Any]
+            postgres["conninfo"] = pair.standby.conninfo(database: database)
+            postgres["primaryConninfo"] = everyServer
+            $0["postgres"] = postgres
+        }, log: log)
+        let connector = running.connector
+        try await pair.fixture.load(transactions: 0..<5)
+        #expect(await eventually { connector.metrics.deliveredTotal == 50 })
+        // Both standbys have everything the primary wrote (asynchronous standbys that diverged could not both follow).
+        let last = try await Self.currentLSN(pair.primary, database: database)
+        for standby in [pair.standby, other] {
+            let replayed = await eventually {
+                guard let connection = try? await Connection.connect(standby.conninfo(database: database)) else { return false }
+                defer { Task { await connection.close() } }
+                return (try? await connection.query("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done", [last.description]).first?.bool("done")) == true
+            }
+            #expect(replayed, "\(standby.directory) replayed \(last)")
+        }
+
+        try await pair.primary.stop(mode: .immediate)
+        let crashed = ContinuousClock.now
+        try await other.promote()
+        // The decoding standby now follows the promoted one, through a physical slot there.
+        let promoted = try await Connection.connect(other.conninfo(database: database))
+        defer { Task { await promoted.close() } }
+        try await promoted.query("SELECT pg_create_physical_replication_slot('standby1')")
+        let decodingStandby = try await Connection.connect(pair.standby.conninfo(database: database))
+        defer { Task { await decodingStandby.close() } }
+        try await decodingStandby.execute("ALTER SYSTEM SET primary_conninfo = 'host=\(other.directory) port=\(other.port) user=postgres dbname=\(database) application_name=standby1'")
+        try await decodingStandby.query("SELECT pg_reload_conf()")
+        let repointed = ContinuousClock.now
+
+        let writer = FailoverTests.Writer()
+        let writing = Task { await writer.run(conninfo: everyServer) }
+        let flowing = await eventually(timeout: .seconds(60)) {
+            writer.committed.withLock { $0.count } >= 25 && connector.metrics.deliveredTotal >= 75
+        }
+        let flowingAt = ContinuousClock.now
+        writer.stop()
+        await writing.value
+        #expect(flowing, "events written on the newly promoted server reach Kafka through the re-pointed standby: \(log.all.suffix(8)); standby: \(pair.standby.serverLogTail(8))")
+
+        // Everything the new primary has (the load before the crash and the writer's events after) is in Kafka.
+        let onNewPrimary = Set(try await promoted.query("SELECT id::text AS id FROM outbox_event").rows.compactMap { $0["id"] })
+        let records = try await pair.fixture.readBack(["order-events", "catalog-events"], timeout: .seconds(90)) { records in
+            onNewPrimary.isSubset(of: Set(records.compactMap { $0.headerText("event_id") }))
+        }
+        let published = Set(records.compactMap { $0.headerText("event_id") })
+        let written = Set(writer.committed.withLock { $0 })
+        #expect(written.isSubset(of: onNewPrimary))
+        #expect(onNewPrimary.subtracting(published).isEmpty, "\(onNewPrimary.subtracting(published).count) event(s) on the new primary are not in Kafka")
+        #expect(try await pair.standbySlot()?.isInvalidated == false, "the slot on the standby survived the change of primary")
+        #expect(log.all.filter { $0.contains("event=slot_created ") }.count == 1)
+        print("standby decoding, the standby follows another promoted standby: events flowing again \(flowingAt - crashed) after the crash (\(flowingAt - repointed) after the standby was re-pointed); \(written.count) events written on the new primary, \(onNewPrimary.count) on it, \(onNewPrimary.subtracting(published).count) missing from Kafka (\(records.count) records)")
+        try await running.stop()
+    }
+
     @Test func aPromotedStandbyKeepsStreamingFromTheSameSlotAndHeartbeatsFollow() async throws {
         let pair = try await FailoverTests.Pair.make(syncSlots: false)
         defer { Task { await pair.stopAll() } }
