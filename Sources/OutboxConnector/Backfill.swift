@@ -40,7 +40,7 @@ public struct Backfill: Sendable {
     public func run() async throws -> Int {
         let connector = Connector(configuration: configuration, options: .init(stateDirectory: stateDirectory), logger: logger)
         let setup = try await connector.prepare()
-        defer { Task { await setup.admin.close() } }
+        defer { Task { await setup.close() } }
         var replication: ReplicationConnection?
         var snapshot: String?
         if createSlot {

@@ -29,11 +29,15 @@ extension Connector {
         do {
             let server = try await primary.query("""
                 SELECT current_setting('server_version_num')::int AS version, system_identifier::text AS id,
-                       current_setting('synchronized_standby_slots', true) AS standby_slots
+                       current_setting('synchronized_standby_slots', true) AS standby_slots, pg_is_in_recovery() AS recovery
                 FROM pg_control_system()
                 """).first
             let version = server?.int("version") ?? 0
             systemID = server?["id"]
+            if server?.bool("recovery") == true {
+                report.ready.append("the slot is on the standby in $.postgres.conninfo (decoding on a standby): a promotion of that standby keeps it, a failover to another server does not; failover slots do not apply (README, \"Decoding on a standby\")")
+                return report
+            }
             guard version >= Self.failoverSlotsVersion else {
                 report.problems.append("PostgreSQL \(Self.versionName(version)) does not copy logical slots to standbys: after a failover the promoted server has no slot \(slot), and the connector stops (it never re-creates a slot it used) until you create it and run `tailgate backfill`; PostgreSQL 17+ keeps failover slots")
                 return report

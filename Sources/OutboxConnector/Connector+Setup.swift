@@ -5,8 +5,11 @@ import Synchronization
 extension Connector {
     /// What `prepare()` learnt about the database.
     struct Setup: Sendable {
-        /// A connection for checks and heartbeats.
+        /// A connection to the server in `$.postgres.conninfo`, for checks (and heartbeats when it is a primary).
         let admin: AdminConnection
+        /// A connection to `$.postgres.primaryConninfo` when the conninfo names a standby the connector decodes on
+        /// (PostgreSQL 16+): the connector's writes go there while that server is in recovery.
+        let primary: AdminConnection?
         /// The outbox table's real schema and name.
         let schema: String
         let table: String
@@ -22,6 +25,17 @@ extension Connector {
         func isOutbox(_ relation: Relation) -> Bool {
             relation.namespace == schema && relation.name == table
         }
+
+        /// Where heartbeats go: the primary while the decoding server is a standby, the server itself once it is
+        /// a primary (a promoted standby writes its own heartbeats, whatever `primaryConninfo` still names).
+        var writer: AdminConnection {
+            sessions.state.withLock { $0.onStandby } ? primary ?? admin : admin
+        }
+
+        func close() async {
+            await admin.close()
+            await primary?.close()
+        }
     }
 
     /// What the replication sessions of one `run()` saw, for the checks after each (re)connect.
@@ -33,6 +47,8 @@ extension Connector {
             var streamed = false
             /// Another process held the slot at some point: it may have confirmed positions this one did not.
             var sharedSlot = false
+            /// The decoding server was in recovery when last asked (it decodes on a standby).
+            var onStandby = false
         }
 
         let state = Mutex(State())
@@ -47,7 +63,7 @@ extension Connector {
     public func validateDatabase() async -> [String] {
         do {
             let setup = try await prepare(createMissing: false)
-            await setup.admin.close()
+            await setup.close()
             return []
         } catch let error as ConnectorError {
             return error.problems
@@ -75,13 +91,18 @@ extension Connector {
             problems.append("wal_level is '\(walLevel ?? "?")'; set wal_level = logical in postgresql.conf and restart PostgreSQL")
         }
         let version = server?.int("version") ?? 0
-        if server?.bool("recovery") == true {
-            problems.append(Self.standbyProblem)
+        let onStandby = server?.bool("recovery") == true
+        var primary: Connection?
+        if onStandby {
+            let standby = await standbyDecodingProblems(admin, version: version, systemID: server?["id"])
+            problems += standby.problems
+            primary = standby.primary
         }
         if configuration.failover == true && version < Self.failoverSlotsVersion {
             problems.append("$.postgres.failover is true, but PostgreSQL \(Self.versionName(version)) cannot synchronize a logical slot to standbys (PostgreSQL 17 and later can); remove \"failover\" or set it to false, and see the README's \"Failover\" for what a failover means on this version")
         }
-        let failover = configuration.failover ?? (version >= Self.failoverSlotsVersion)
+        // PostgreSQL synchronizes only a primary's slots: one created on a standby cannot have FAILOVER.
+        let failover = !onStandby && (configuration.failover ?? (version >= Self.failoverSlotsVersion))
         let quotedTable = SQLIdentifier.quoteQualified(configuration.table)
         guard let table = try await admin.query("""
             SELECT c.oid::text AS oid, n.nspname, c.relname, c.relkind::text AS relkind
@@ -89,6 +110,7 @@ extension Connector {
             WHERE c.oid = to_regclass($1)
             """, [quotedTable]).first, let oid = table["oid"], let schema = table["nspname"], let name = table["relname"] else {
             await admin.close()
+            await primary?.close()
             throw ConnectorError(.setup, "the outbox table \(configuration.table) does not exist (or the role cannot see it); check $.outbox.table and GRANT SELECT on it", problems: problems + ["the outbox table \(configuration.table) does not exist (or the role cannot see it); check $.outbox.table and GRANT SELECT on it"])
         }
         let outbox = OutboxTable(schema: schema, name: name, partitioned: table["relkind"] == "p", serverVersion: version)
@@ -114,16 +136,24 @@ extension Connector {
         }
         let systemID = server?["id"] ?? "unknown"
         if problems.isEmpty || !createMissing {
-            try await ensurePublication(admin: admin, outbox: outbox, generated: generated, create: createMissing,
-                                        problems: &problems)
+            try await ensurePublication(admin: admin, writer: primary, outbox: outbox, generated: generated,
+                                        create: createMissing, problems: &problems)
         }
         guard problems.isEmpty else {
             await admin.close()
+            await primary?.close()
             throw ConnectorError(.setup, "the database is not ready for connector \(configuration.name):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"),
                                  problems: problems)
         }
-        return Setup(admin: AdminConnection(conninfo: configuration.conninfo, connection: admin), schema: schema, table: name,
-                     systemID: systemID, serverVersion: version, failover: failover, sessions: SessionMemory())
+        let sessions = SessionMemory()
+        sessions.state.withLock { $0.onStandby = onStandby }
+        var primaryAdmin: AdminConnection?
+        if let primaryConninfo = configuration.primaryConninfo, let primary {
+            primaryAdmin = AdminConnection(conninfo: primaryConninfo, connection: primary)
+        }
+        return Setup(admin: AdminConnection(conninfo: configuration.conninfo, connection: admin), primary: primaryAdmin,
+                     schema: schema, table: name, systemID: systemID, serverVersion: version, failover: failover,
+                     sessions: sessions)
     }
 
     /// The outbox table as the publication checks need it.
@@ -136,8 +166,11 @@ extension Connector {
         var quoted: String { "\(SQLIdentifier.quote(schema)).\(SQLIdentifier.quote(name))" }
     }
 
-    private func ensurePublication(admin: Connection, outbox: OutboxTable, generated: [String: String], create: Bool,
-                                   problems: inout [String]) async throws {
+    /// Checks the publication on `admin`'s server; creates it there, or on `writer` (the primary) when `admin` is a
+    /// standby, then waits until the standby has replayed the creation (a slot created before that point would
+    /// decode without it).
+    private func ensurePublication(admin: Connection, writer: Connection?, outbox: OutboxTable, generated: [String: String],
+                                   create: Bool, problems: inout [String]) async throws {
         let quotedPublication = SQLIdentifier.quote(configuration.publication)
         let publication = try await admin.query(
             "SELECT * FROM pg_catalog.pg_publication WHERE pubname = $1", [configuration.publication]).first
@@ -158,10 +191,13 @@ extension Connector {
                 return
             }
             guard problems.isEmpty else { return }
-            try await admin.execute("""
+            try await (writer ?? admin).execute("""
                 CREATE PUBLICATION \(quotedPublication) FOR TABLE \(outbox.quoted) \
                 WITH (\(publicationOptions(outbox, generated: !storedGenerated.isEmpty)))
                 """)
+            if let writer {
+                try await waitForReplay(of: writer, on: admin, what: "the creation of the publication \(configuration.publication)")
+            }
             logger.info("publication_created", ("publication", configuration.publication), ("table", "\(outbox.schema).\(outbox.name)"))
             return
         }
@@ -244,10 +280,11 @@ extension Connector {
         guard identity.systemID == setup.systemID else {
             throw ConnectorError(.setup, "the server in $.postgres.conninfo is now another cluster (system identifier \(identity.systemID), was \(setup.systemID)): its slot \(slot) is not the one this connector streamed from. Point the conninfo back at the original cluster or its promoted standby; to move to a new cluster, run `tailgate backfill` there and restart")
         }
-        let recovery = try await replication.simpleQuery("SELECT pg_is_in_recovery() AS recovery").first?.bool("recovery")
-        if recovery == true {
+        let recovery = try await replication.simpleQuery("SELECT pg_is_in_recovery() AS recovery").first?.bool("recovery") == true
+        if recovery, setup.primary == nil {
             throw ConnectorError(.setup, Self.standbyProblem)
         }
+        setup.sessions.state.withLock { $0.onStandby = recovery }
         let memory = setup.sessions.state.withLock { $0 }
         let failedOver = memory.timeline.map { $0 != identity.timeline } ?? false
         guard let state = try await replication.slotState(slot) else {
@@ -258,7 +295,7 @@ extension Connector {
             guard configuration.createSlot else {
                 throw ConnectorError(.setup, "replication slot \(slot) does not exist; create it with SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput'\(setup.failover ? ", failover => true" : "")), or set \"createSlot\": true")
             }
-            let created = try await replication.createSlot(slot, failover: setup.failover)
+            let created = try await createSlot(replication, setup: setup, onStandby: recovery)
             try await record.remember(systemID: setup.systemID, slot: slot, since: created.consistentPoint)
             setup.sessions.state.withLock {
                 $0.timeline = identity.timeline
@@ -340,11 +377,17 @@ extension Connector {
         let since = state.confirmedFlushLSN?.description ?? "its last position"
         let recovery = "Drop and re-create it (SELECT pg_drop_replication_slot('\(state.name)'); the connector creates it again only after you remove its line from the slot record), then run `tailgate backfill` for the rows written since \(since)."
         let cause: String
-        switch state.invalidationReason {
+        // 16 has no invalidation_reason, and its `conflicting` is true for every invalidation (wal_removed too): on
+        // a standby it is taken for a recovery conflict, on a primary for lost WAL.
+        let onStandby = setup.sessions.state.withLock { $0.onStandby }
+        let invalidation = state.invalidationReason ?? (state.isConflicting == true && onStandby ? "conflicting" : nil)
+        switch invalidation {
         case "idle_timeout":
             cause = "it was unused for longer than idle_replication_slot_timeout, so PostgreSQL invalidated it (its WAL may still be there, but an invalidated slot cannot stream). Raise idle_replication_slot_timeout or set it to 0 for this server, and keep the connector running"
         case "rows_removed":
             cause = "catalog rows it needed were removed (a recovery conflict: on a standby, hot_standby_feedback must be on and the physical slot in use)"
+        case "conflicting":
+            cause = "a recovery conflict on the standby invalidated it (PostgreSQL 16 does not say which, and it also says conflicting when max_slot_wal_keep_size removed its WAL: rows_removed, the primary vacuumed catalog rows the slot needed, so set hot_standby_feedback = on and primary_slot_name on the standby; or wal_level_insufficient, wal_level was lowered below logical on the primary)"
         case "wal_level_insufficient":
             cause = "wal_level was lowered below logical on the primary. Set wal_level = logical and restart PostgreSQL"
         case "wal_removed", nil:
@@ -352,7 +395,8 @@ extension Connector {
         case let other?:
             cause = "PostgreSQL reports invalidation_reason = \(other)"
         }
-        let reason = state.invalidationReason.map { ", invalidation_reason = \($0)" } ?? ""
+        let reason = state.invalidationReason.map { ", invalidation_reason = \($0)" }
+            ?? (invalidation == nil ? "" : ", conflicting = true")
         return ConnectorError(.slotLost, "replication slot \(state.name) is invalidated (wal_status = \(state.walStatus ?? "lost")\(reason)): \(cause). \(recovery)")
     }
 
@@ -363,7 +407,9 @@ extension Connector {
         let row: QueryResult.Row?
         do {
             row = try await setup.admin.query(deadline: SlotWatcher.queryDeadline, """
-                SELECT s.*, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::bigint::text AS retained
+                SELECT s.*, pg_catalog.pg_is_in_recovery() AS recovery,
+                       pg_catalog.pg_wal_lsn_diff(CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+                                                       ELSE pg_catalog.pg_current_wal_lsn() END, s.restart_lsn)::bigint::text AS retained
                 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1
                 """, [configuration.slot]).first
         } catch {
@@ -371,6 +417,9 @@ extension Connector {
             return
         }
         guard let row, let state = ReplicationConnection.SlotState(row: row) else { return }
+        if let recovery = row.bool("recovery") {
+            setup.sessions.state.withLock { $0.onStandby = recovery }
+        }
         metrics.slot(walStatus: state.walStatus, safeWALSize: state.safeWALSize, retainedWAL: row["retained"].flatMap { Int64($0) })
         if state.isInvalidated {
             throw invalidatedSlotError(state, setup: setup)

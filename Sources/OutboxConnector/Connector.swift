@@ -176,14 +176,14 @@ public final class Connector: Sendable {
                 await stop.sleep(for: delay)
                 action = machine.waited()
             case .finish, .none:
-                await setup?.admin.close()
+                await setup?.close()
                 let left = await producer?.close(timeout: .seconds(1)) ?? 0
                 logger.info("stopped", ("delivered", "\(metrics.deliveredTotal)"), ("purged", "\(left)"))
                 return
             case .fail(let error):
                 recordFailure(error)
                 await producer?.close(timeout: .seconds(1))
-                await setup?.admin.close()
+                await setup?.close()
                 if options.failedStatusHold > .zero {
                     logger.info("failed_status_held", ("seconds", "\(options.failedStatusHold.seconds)"), ("detail", "/status answers FAILED until then or a stop request"))
                     await stop.sleep(for: options.failedStatusHold)

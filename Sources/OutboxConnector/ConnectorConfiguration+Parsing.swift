@@ -37,9 +37,12 @@ extension ConnectorConfiguration {
         let name = reader.string(top["name"], at: "$.name", required: true, pattern: .name) ?? ""
 
         let postgres = reader.object(top["postgres"], at: "$.postgres", required: true) ?? .object([])
-        reader.allowOnly(["conninfo", "slot", "publication", "createSlot", "createPublication", "failover"], in: postgres, at: "$.postgres")
+        reader.allowOnly(["conninfo", "primaryConninfo", "slot", "publication", "createSlot", "createPublication", "failover"], in: postgres, at: "$.postgres")
         let conninfo = reader.string(postgres["conninfo"], at: "$.postgres.conninfo", required: true,
                                      quote: EnvironmentSubstitution.conninfoQuote) ?? ""
+        // Only for a conninfo naming a standby (checked at connect time, where it is known).
+        let primaryConninfo = reader.string(postgres["primaryConninfo"], at: "$.postgres.primaryConninfo",
+                                            quote: EnvironmentSubstitution.conninfoQuote)
         let slot = reader.string(postgres["slot"], at: "$.postgres.slot", required: true, pattern: .slot) ?? ""
         let publication = reader.string(postgres["publication"], at: "$.postgres.publication", required: true, pattern: .name) ?? ""
         let createSlot = reader.bool(postgres["createSlot"], at: "$.postgres.createSlot") ?? true
@@ -160,7 +163,7 @@ extension ConnectorConfiguration {
         let cloudEvents = Self.cloudEvents(top, headers: headers.map(\.name), reader: &reader)
         guard reader.problems.isEmpty, let table else { throw ConfigurationError(problems: reader.problems) }
         var configuration = ConnectorConfiguration(
-            name: name, conninfo: conninfo, slot: slot, publication: publication, createSlot: createSlot,
+            name: name, conninfo: conninfo, primaryConninfo: primaryConninfo, slot: slot, publication: publication, createSlot: createSlot,
             createPublication: createPublication, failover: failover, table: table, eventIdColumn: eventIdColumn,
             keyColumn: keyColumn, payloadColumn: payloadColumn, topic: topic, allowedTopics: allowedTopics, headers: headers,
             traceColumn: traceColumn, traceStateColumn: traceStateColumn, kafka: kafka,

@@ -20,6 +20,10 @@ public struct ConnectorConfiguration: Sendable {
     public var name: String
     /// The libpq connection string, after substitution. Never log it: see ``maskedConninfo``.
     public var conninfo: String
+    /// Where the connector writes (heartbeats, the publication's creation) when ``conninfo`` names a physical
+    /// standby that it decodes on (PostgreSQL 16+); `nil` when the conninfo is the primary. Never log it: see
+    /// ``maskedPrimaryConninfo``.
+    public var primaryConninfo: String? = nil
     /// The logical replication slot.
     public var slot: String
     /// The publication.
@@ -67,6 +71,9 @@ public struct ConnectorConfiguration: Sendable {
 
     /// The connection string with any password replaced by `***`, for logs.
     public var maskedConninfo: String { Self.mask(conninfo) }
+
+    /// ``primaryConninfo`` with any password replaced by `***`, for logs.
+    public var maskedPrimaryConninfo: String? { primaryConninfo.map(Self.mask) }
 
     /// Replaces `password=…` values (quoted or not) and URI passwords with `***`.
     public static func mask(_ conninfo: String) -> String {

@@ -48,7 +48,7 @@ final class ReplicationSession: Sendable {
         let connector = self.connector, setup = self.setup
         let watcher = SlotWatcher(
             heartbeatInterval: configuration.heartbeatIntervalSeconds > 0 ? .seconds(configuration.heartbeatIntervalSeconds) : nil,
-            admin: setup.admin, metrics: metrics, logger: logger,
+            heartbeatTarget: { setup.writer }, metrics: metrics, logger: logger,
             lastActivity: { [self] in lastActivity.withLock { $0 } },
             checkSlot: { try await connector.watchSlot(setup) },
             onSlotLost: { pipeline.fail($0) }).start()

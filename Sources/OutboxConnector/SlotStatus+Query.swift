@@ -33,30 +33,35 @@ extension SlotStatus {
             SELECT current_setting('server_version_num')::int::text AS version, pg_catalog.pg_is_in_recovery() AS recovery
             """).first
         let version = server?.int("version") ?? 0
-        if server?.bool("recovery") == true {
-            throw PostgresError(code: .connectionFailed, message: "postgres.conninfo points at a standby (in recovery); point it at the primary the connector streams from")
+        let onStandby = server?.bool("recovery") == true
+        if onStandby && version < Connector.standbyDecodingVersion {
+            throw PostgresError(code: .connectionFailed, message: "postgres.conninfo points at a standby (in recovery) of PostgreSQL \(Connector.versionName(version)), which cannot decode on a standby (16+ can); point it at the primary the connector streams from")
         }
         // The slot's own columns through LibPQ's SlotState (every version's columns); the derived ones beside them.
         let state = try await db.query(ReplicationConnection.SlotState.parameterizedQuery, [configuration.slot])
             .first.flatMap(ReplicationConnection.SlotState.init(row:))
+        // On a standby the WAL there is what it replayed.
         let row = try await db.query("""
-            SELECT pg_catalog.pg_current_wal_lsn()::text AS current_lsn,
-                   pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::bigint::text AS retained,
-                   pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint::text AS lag,
+            SELECT here.position::text AS current_lsn,
+                   pg_catalog.pg_wal_lsn_diff(here.position, s.restart_lsn)::bigint::text AS retained,
+                   pg_catalog.pg_wal_lsn_diff(here.position, s.confirmed_flush_lsn)::bigint::text AS lag,
                    extract(epoch FROM r.flush_lag)::text AS flush_lag,
                    extract(epoch FROM r.reply_time)::text AS reply_time,
                    coalesce(host(r.client_addr), CASE WHEN r.pid IS NOT NULL THEN 'local' END) AS client
-            FROM (SELECT 1) AS one
+            FROM (SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+                              ELSE pg_catalog.pg_current_wal_lsn() END AS position) AS here
             LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = $1
             LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid = s.active_pid
             """, [configuration.slot]).first
-        let supportsFailover = version >= Connector.failoverSlotsVersion
+        // A standby's own slot cannot be a failover slot; its promotion keeps it (see ``SlotStatus/standby``).
+        let supportsFailover = version >= Connector.failoverSlotsVersion && !onStandby
         var status = SlotStatus(
             name: configuration.slot, serverVersion: version, exists: state != nil,
             isLogicalPgoutput: state.map { $0.isLogical && $0.plugin == "pgoutput" },
             active: state?.isActive ?? false, activePID: state?.activePID, activeClient: row?["client"],
             walStatus: state?.walStatus,
-            invalidationReason: state?.invalidationReason ?? (state?.isConflicting == true ? "conflicting" : nil),
+            // 16's `conflicting` is true for every invalidation, wal_removed included: a conflict only on a standby.
+            invalidationReason: state?.invalidationReason ?? (state?.isConflicting == true && onStandby ? "conflicting" : nil),
             currentLSN: row?["current_lsn"], restartLSN: state?.restartLSN?.description,
             confirmedFlushLSN: state?.confirmedFlushLSN?.description, retainedWALBytes: row?["retained"].flatMap { Int64($0) },
             lagBytes: row?["lag"].flatMap { Int64($0) }, safeWALSizeBytes: state?.safeWALSize, lagSeconds: nil, lagSource: "none",
@@ -73,6 +78,9 @@ extension SlotStatus {
                 status.lagSource = "oldest_unconfirmed_commit"
             }
         }
+        if onStandby {
+            status.standby = try await standbyLag(db, configuration: configuration)
+        }
         if supportsFailover {
             status.failover.synchronizedStandbySlots = try await db.query("SELECT current_setting('synchronized_standby_slots', true) AS value").first?["value"]
             if let standby {
@@ -87,6 +95,26 @@ extension SlotStatus {
             status.failover.standbyChecked = true
         }
         return status
+    }
+
+    /// The standby's replay lag: in time from its own clock, in bytes against `postgres.primaryConninfo` when set
+    /// and reachable.
+    private static func standbyLag(_ standby: Connection, configuration: ConnectorConfiguration) async throws -> Standby {
+        let replay = try await standby.query("""
+            SELECT CASE WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0
+                        ELSE extract(epoch FROM now() - pg_catalog.pg_last_xact_replay_timestamp()) END::text AS seconds,
+                   pg_catalog.pg_last_wal_replay_lsn()::text AS replayed
+            """).first
+        var lag = Standby(replayLagSeconds: replay?["seconds"].flatMap { Double($0) })
+        if let primaryConninfo = configuration.primaryConninfo, let replayed = replay?["replayed"].flatMap({ LSN($0) }),
+           let primary = try? await Connection.connect(primaryConninfo) {
+            let current = try? await primary.query("SELECT pg_catalog.pg_current_wal_lsn()::text AS lsn").first?["lsn"].flatMap { LSN($0) }
+            await primary.close()
+            if let current {
+                lag.replayLagBytes = current >= replayed ? Int64(current.rawValue - replayed.rawValue) : 0
+            }
+        }
+        return lag
     }
 
     private static func publication(_ db: Connection, configuration: ConnectorConfiguration) async throws -> Publication {

@@ -49,13 +49,15 @@ public struct SlotStatus: Sendable, Hashable, Codable {
     public var publication: Publication
     /// Failover readiness (PostgreSQL 17+).
     public var failover: Failover
+    /// The slot's server is a physical standby the connector decodes on (PostgreSQL 16+); `nil` on a primary.
+    public var standby: Standby?
 
     /// Creates a value.
     public init(name: String, serverVersion: Int, exists: Bool, isLogicalPgoutput: Bool? = nil, active: Bool,
                 activePID: Int32? = nil, activeClient: String? = nil, walStatus: String? = nil, invalidationReason: String? = nil,
                 currentLSN: String? = nil, restartLSN: String? = nil, confirmedFlushLSN: String? = nil,
                 retainedWALBytes: Int64? = nil, lagBytes: Int64? = nil, safeWALSizeBytes: Int64? = nil, lagSeconds: Double? = nil,
-                lagSource: String, lastReply: Date? = nil, publication: Publication, failover: Failover) {
+                lagSource: String, lastReply: Date? = nil, publication: Publication, failover: Failover, standby: Standby? = nil) {
         self.name = name
         self.serverVersion = serverVersion
         self.exists = exists
@@ -76,6 +78,22 @@ public struct SlotStatus: Sendable, Hashable, Codable {
         self.lastReply = lastReply
         self.publication = publication
         self.failover = failover
+        self.standby = standby
+    }
+
+    /// How far the standby holding the slot is behind its primary: every event reaches Kafka that much later.
+    public struct Standby: Sendable, Hashable, Codable {
+        /// Seconds since the last replayed transaction committed on the primary, 0 when the standby has replayed
+        /// all it received (`pg_last_xact_replay_timestamp()`); `nil` before it replayed any.
+        public var replayLagSeconds: Double?
+        /// The primary's WAL position minus the standby's replayed position; `nil` without `postgres.primaryConninfo`.
+        public var replayLagBytes: Int64?
+
+        /// Creates a value.
+        public init(replayLagSeconds: Double? = nil, replayLagBytes: Int64? = nil) {
+            self.replayLagSeconds = replayLagSeconds
+            self.replayLagBytes = replayLagBytes
+        }
     }
 
     /// A publication's coverage of the outbox table.

@@ -1,7 +1,7 @@
 import LibPQ
 import Observability
 
-/// Beside a replication session, on the admin connection: checks the slot every ``checkInterval`` and emits a
+/// Beside a replication session: checks the slot every ``checkInterval`` and emits a
 /// heartbeat when the outbox has been quiet for the heartbeat interval (``Connector/watchSlot(_:)`` is the check).
 ///
 /// It never stands in the stream's way: it runs in a task of its own, every query has a deadline, and a failed
@@ -14,7 +14,8 @@ struct SlotWatcher: Sendable {
     static let queryDeadline = Duration.seconds(5)
 
     let heartbeatInterval: Duration?
-    let admin: AdminConnection
+    /// Where a heartbeat is written now (the primary, while decoding on a standby).
+    let heartbeatTarget: @Sendable () -> AdminConnection
     let metrics: ConnectorMetrics
     let logger: EventLogger
     /// When the session last published a record.
@@ -68,7 +69,7 @@ struct SlotWatcher: Sendable {
 
     private func heartbeat() async {
         do {
-            try await admin.query(deadline: Self.queryDeadline, "SELECT pg_logical_emit_message(false, 'tailgate.heartbeat', now()::text)")
+            try await heartbeatTarget().query(deadline: Self.queryDeadline, "SELECT pg_logical_emit_message(false, 'tailgate.heartbeat', now()::text)")
             metrics.heartbeat()
         } catch {
             logger.warning("heartbeat_failed", ("error", "\(error)"))

@@ -76,6 +76,10 @@ extension StatusReport {
             found.append(Finding(.attention, "retained_wal", subject,
                                  "the slot holds \(Self.bytes(retained)) of WAL (threshold \(Self.bytes(thresholds.retainedWALBytes))); the disk fills until the connector confirms"))
         }
+        if let seconds = slot.standby?.replayLagSeconds, seconds > thresholds.lagSeconds {
+            found.append(Finding(.attention, "standby_replay_lag", subject,
+                                 "the standby holding the slot has replayed the primary's WAL only up to \(Self.seconds(seconds)) ago (threshold \(Self.seconds(thresholds.lagSeconds))): events reach Kafka that much later. Check the standby's replication (pg_stat_wal_receiver) and its load"))
+        }
         found += failoverFindings(slot.failover, subject: subject)
         return found
     }

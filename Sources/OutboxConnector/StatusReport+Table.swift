@@ -106,7 +106,10 @@ extension StatusReport {
         }
         lines.append(row("publication", "\(publication.name): \(coverage)"))
         let failover = slot.failover
-        if !failover.supported {
+        if let standby = slot.standby {
+            lines.append(row("on standby", "yes: replay lag \(standby.replayLagSeconds.map(Self.seconds) ?? "unknown"), \(standby.replayLagBytes.map { Self.bytes($0) } ?? "? (no primaryConninfo)") behind the primary; every event reaches Kafka that much later"))
+            lines.append(row("failover", "a promotion of this standby keeps the slot; a failover to another server loses it"))
+        } else if !failover.supported {
             lines.append(row("failover", "not available before PostgreSQL 17 (slots are not copied to standbys)"))
         } else {
             lines.append(row("failover", "failover \(failover.enabled == true ? "on" : "off"), synchronized_standby_slots '\(failover.synchronizedStandbySlots ?? "")'"

@@ -10,7 +10,9 @@ enum ValidateCommand {
           Checks FILE: unknown keys, wrong types, missing fields, bad names, unset ${env:...} variables; every
           problem is listed with its JSON path. With --connect it also checks the database: wal_level, the
           REPLICATION attribute, the outbox table, its columns and primary key, and the publication (that it
-          publishes every mapped column of every row). It changes nothing. Exits 0 when ready, 1 otherwise.
+          publishes every mapped column of every row). With postgres.conninfo naming a standby to decode on
+          (PostgreSQL 16+) it checks postgres.primaryConninfo, hot_standby_feedback, primary_slot_name and the
+          primary's wal_level. It changes nothing. Exits 0 when ready, 1 otherwise.
 
           It also reports what a failover needs (PostgreSQL 17+: a failover slot, synchronized_standby_slots on
           the primary). With --standby CONNINFO (a standby that may be promoted) it checks the standby too

@@ -32,6 +32,18 @@ import Testing
         #expect(ConnectorConfiguration.mask("postgresql://tailgate:s3cret@db/commerce") == "postgresql://tailgate:***@db/commerce")
     }
 
+    @Test func aPrimaryConninfoIsSubstitutedQuotedAndMasked() throws {
+        let json = Self.minimal.replacingOccurrences(
+            of: #""conninfo": "dbname=x""#,
+            with: #""conninfo": "host=standby dbname=x", "primaryConninfo": "host=${env:PRIMARY} dbname=x password=s3cret""#)
+        let configuration = try ConnectorConfiguration.parse(Data(json.utf8), environment: ["PRIMARY": "db1 sslmode=disable"])
+        #expect(configuration.primaryConninfo == "host='db1 sslmode=disable' dbname=x password=s3cret")
+        #expect(configuration.maskedPrimaryConninfo == "host='db1 sslmode=disable' dbname=x password=***")
+        #expect(try ConnectorConfiguration.parse(Data(Self.minimal.utf8)).primaryConninfo == nil)
+        #expect(Self.problems(Self.minimal.replacingOccurrences(of: #""slot": "s""#, with: #""slot": "s", "primaryConninfo": 5"#))
+            .contains { $0.contains("$.postgres.primaryConninfo") })
+    }
+
     static func problems(_ json: String, environment: [String: String] = [:]) -> [String] {
         do {
             _ = try ConnectorConfiguration.parse(Data(json.utf8), environment: environment)

@@ -3,6 +3,7 @@ import LibPQ
 import Observability
 import OutboxConnector
 import OutboxConsumer
+import RDKafka
 import Synchronization
 import TestSupport
 import Testing
@@ -17,7 +18,8 @@ import Testing
         let primary: TestPostgres
         let standby: TestPostgres
 
-        static func make(syncSlots: Bool) async throws -> Pair {
+        /// `standbySettings` are appended to the standby's configuration (e.g. `hot_standby_feedback = off`).
+        static func make(syncSlots: Bool, standbySettings: [String] = []) async throws -> Pair {
             let primary = try await TestPostgres.start(settings: ["wal_sender_timeout = 10s"])
             let fixture = try await OutboxFixture.make(postgres: primary)
             // The consumer's ledger (one row per application, no unique constraint: a loss and a duplicate cannot
@@ -25,7 +27,7 @@ import Testing
             try await fixture.db.execute("CREATE TABLE ledger (event_id text NOT NULL, applied_at timestamptz DEFAULT clock_timestamp())")
             let standby = try await TestPostgres.startStandby(
                 of: primary, slot: "standby1", database: fixture.database,
-                settings: syncSlots ? ["sync_replication_slots = on"] : [])
+                settings: (syncSlots ? ["sync_replication_slots = on"] : []) + standbySettings)
             if syncSlots {
                 // The connector must not receive what the standby has not flushed: a failover would lose it.
                 try await fixture.db.execute("ALTER SYSTEM SET synchronized_standby_slots = 'standby1'")
@@ -63,6 +65,17 @@ import Testing
                 kafka: ["bootstrap.servers": fixture.kafka.bootstrapServers, "fetch.wait.max.ms": "50"],
                 postgres: conninfo(), maxBatchSize: 100, retryBackoff: .milliseconds(20), maxBackoff: .milliseconds(500)),
                 logger: EventLogger(write: { log.append($0) }))
+        }
+
+        /// The promoted standby's outbox event ids (read through `newPrimary`), and `order-events` read back until
+        /// it holds them all (or 90 s passed), with the distinct event ids it holds.
+        func compareWithKafka(_ newPrimary: Connection) async throws
+            -> (onNewPrimary: Set<String>, records: [ConsumerRecord], published: Set<String>) {
+            let onNewPrimary = Set(try await newPrimary.query("SELECT id::text AS id FROM outbox_event").rows.compactMap { $0["id"] })
+            let records = try await fixture.readBack(["order-events"], timeout: .seconds(90)) { records in
+                onNewPrimary.isSubset(of: Set(records.compactMap { $0.headerText("event_id") }))
+            }
+            return (onNewPrimary, records, Set(records.compactMap { $0.headerText("event_id") }))
         }
 
         static let ledgerHandler: OutboxConsumer.Handler = { event, db in
@@ -165,11 +178,7 @@ import Testing
         // The new primary is the truth: every event it has is in Kafka, and Kafka has no event it lacks.
         let newPrimary = try await Connection.connect(pair.standby.conninfo(database: pair.fixture.database))
         defer { Task { await newPrimary.close() } }
-        let onNewPrimary = Set(try await newPrimary.query("SELECT id::text AS id FROM outbox_event").rows.compactMap { $0["id"] })
-        let records = try await pair.fixture.readBack(["order-events"], timeout: .seconds(90)) { records in
-            onNewPrimary.isSubset(of: Set(records.compactMap { $0.headerText("event_id") }))
-        }
-        let published = Set(records.compactMap { $0.headerText("event_id") })
+        let (onNewPrimary, records, published) = try await pair.compareWithKafka(newPrimary)
         let committed = Set(writer.committed.withLock { $0 })
         let missing = onNewPrimary.subtracting(published).count
         let phantom = published.subtracting(onNewPrimary).count

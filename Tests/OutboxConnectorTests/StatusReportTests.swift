@@ -58,6 +58,7 @@ import Testing
         case "no_inserts": s.publication.publishesInserts = false
         case "not_covered": s.publication.coversTable = false
         case "partitioned": s.publication.partitioned = true
+        case "standby_lag": s.standby = SlotStatus.Standby(replayLagSeconds: 61, replayLagBytes: 1 << 20)
         default: Issue.record("unknown change \(change)")
         }
         return s
@@ -79,6 +80,7 @@ import Testing
         ("no_inserts", "publication_without_inserts", 3),
         ("not_covered", "publication_missing_table", 3),
         ("partitioned", "publication_not_via_root", 3),
+        ("standby_lag", "standby_replay_lag", 2),
     ] as [(String, String, Int32)])
     func eachSlotProblemHasItsCodeAndExitCode(change: String, code: String, exitCode: Int32) {
         let report = Self.evaluate(slot: Self.changed(change))
