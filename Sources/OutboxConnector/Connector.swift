@@ -203,10 +203,7 @@ public final class Connector: Sendable {
                                  log: { event in
                                      // Tailgate sets enable.gapless.guarantee on purpose; librdkafka calls it experimental.
                                      if event.facility == "CONFWARN", event.message.contains("enable.gapless.guarantee") { return }
-                                     // syslog levels: 0-3 are errors, 4 warnings, 5 notices; info and debug are dropped.
-                                     guard event.level.rawValue <= KafkaLogEvent.Level.notice.rawValue else { return }
-                                     logger.log(event.level.rawValue <= KafkaLogEvent.Level.error.rawValue ? .error : .warning, "kafka_log",
-                                                [("facility", event.facility), ("message", event.message)])
+                                     logger.log(event)
                                  },
                                  onReachabilityChange: { reachable in
                                      metrics.kafkaReachable(reachable)

@@ -45,7 +45,8 @@ final class ConsumerLoop {
     /// Runs until a stop request. Throws only what retrying cannot fix (bad Kafka settings, a fatal consumer error).
     func run() throws {
         // Kafka settings are checked before waiting for anything, so a typo fails at once.
-        let deadLetters = try DeadLetterPublisher(kafka: configuration.kafka, clientID: "\(configuration.groupID)-dead-letters")
+        let deadLetters = try DeadLetterPublisher(kafka: configuration.kafka, clientID: "\(configuration.groupID)-dead-letters",
+                                                  log: { [logger = consumer.logger] in logger.log($0) })
         defer {
             let done = DispatchSemaphore(value: 0)
             Task { await deadLetters.close(); done.signal() }
@@ -58,9 +59,8 @@ final class ConsumerLoop {
         // Offsets live in the service's database; Kafka's copy is only a mirror.
         properties["enable.auto.commit"] = "false"
         properties["enable.auto.offset.store"] = "false"
-        let kafka = try KafkaConsumer(properties: properties, log: { [consumer] event in
-            if event.level <= .warning { consumer.emit("warning", "kafka_log", [("facility", event.facility), ("message", event.message)]) }
-        }, rebalance: { rebalance.handle($0) })
+        let kafka = try KafkaConsumer(properties: properties, log: { [logger = consumer.logger] in logger.log($0) },
+                                      rebalance: { rebalance.handle($0) })
         stop.setInterrupt { kafka.wakeup() }
         defer {
             stop.setInterrupt(nil)
