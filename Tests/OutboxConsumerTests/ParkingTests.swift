@@ -86,6 +86,31 @@ import Testing
 }
 
 @Suite struct ParkedStoreTests {
+    /// A key's parked events come back in numeric offset order across offsets of different widths: the poison head
+    /// (37) before the events parked behind it (160-249). Ordered by the offset as text, 160-249 came first.
+    @Test func parkedEventsComeBackInNumericOffsetOrder() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.createDatabase(prefix: "parked")
+        let store = ParkedStore(table: QualifiedName(parsing: "tailgate_parked")!, group: "svc")
+        let connection = try await Connection.connect(postgres.conninfo(database: database))
+        defer { Task { await connection.close() } }
+        let offsets: [Int64] = [37] + Array(160..<250)
+        let key = ParkedStore.Key(topic: "events", partition: 0, key: "k")
+        let released = try await connection.withSession { session in
+            for statement in store.createStatements() { try session.query(statement) }
+            try session.query("BEGIN")
+            for offset in offsets.shuffled() {
+                let record = ConsumerRecord(topic: "events", partition: 0, offset: offset, key: Array("k".utf8), value: nil, headers: [],
+                                            timestampMilliseconds: nil)
+                try store.park(session, record, eventID: "e-\(offset)", key: key, error: offset == 37 ? "poison pill" : nil)
+            }
+            let events = try store.events(session, of: key)
+            try session.query("COMMIT")
+            return events.map(\.record.offset)
+        }
+        #expect(released == offsets)
+    }
+
     @Test func byteaTextAndHeadersRoundTrip() {
         #expect(ParkedStore.decodeBytea("\\x00ff10Ab") == [0x00, 0xFF, 0x10, 0xAB])
         #expect(ParkedStore.decodeBytea("\\x0") == nil, "an odd number of digits")
