@@ -170,7 +170,10 @@ final class ConsumerLoop {
                     $0.pausedPartitions = rebalance.flow.pausedCount
                     $0.kafkaUnreachableSeconds = unreachable.seconds
                 }
-                if configuration.poisonPolicy == .parkKey, pending.isEmpty, !rebalance.flow.isWaiting {
+                // Between two batches, whatever the traffic: a release waiting for an idle poll never ran on a
+                // partition with a trickle of records. The pending batch (if any) comes after the released events,
+                // so the key's order holds; a batch being retried is not overtaken.
+                if configuration.poisonPolicy == .parkKey, !rebalance.flow.isWaiting {
                     releaseRequestedKeys(applier, partitions: rebalance.flow.assigned)
                     if ContinuousClock.now - lastParkedCheck >= .seconds(5) {
                         lastParkedCheck = .now
