@@ -3,6 +3,7 @@ import LibPQ
 import Observability
 import PGOutput
 import RDKafka
+import ServiceRuntime
 import Synchronization
 
 /// The outbox pipeline: WAL in through logical replication, keyed Kafka records out, WAL confirmed only behind
@@ -27,7 +28,8 @@ public final class Connector: Sendable {
         public var shutdownTimeout: Duration
         /// How often the replication stream reports its position without being asked.
         public var statusInterval: Duration
-        /// The longest wait between reconnection attempts.
+        /// The longest wait between reconnection attempts (4 s by default: the connector resumes within about five
+        /// seconds of an outage's end; waits are jittered between half and all of each step).
         public var maxBackoff: Duration
         /// How long the replication stream may hear nothing from the server before the connection counts as lost
         /// (a reply is asked for after half of it), like PostgreSQL's `wal_receiver_timeout`. Keep it below the
@@ -43,7 +45,7 @@ public final class Connector: Sendable {
 
         /// Creates options.
         public init(stateDirectory: String = ".tailgate-state", shutdownTimeout: Duration = .seconds(30),
-                    statusInterval: Duration = .seconds(10), maxBackoff: Duration = .seconds(30),
+                    statusInterval: Duration = .seconds(10), maxBackoff: Duration = .seconds(4),
                     receiveTimeout: Duration = .seconds(30), kafkaTimeout: Duration = .seconds(30)) {
             self.stateDirectory = stateDirectory
             self.shutdownTimeout = shutdownTimeout

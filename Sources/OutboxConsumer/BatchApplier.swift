@@ -1,6 +1,8 @@
 import Foundation
 import LibPQ
+import Observability
 import RDKafka
+import ServiceRuntime
 
 /// Applies one batch of records in one transaction: claims the event ids in the inbox, runs the handler for each
 /// new event, handles poison by the configured policy, stores the next offsets, commits.
@@ -36,7 +38,7 @@ struct BatchApplier {
     let handler: OutboxConsumer.Handler
     let deadLetters: DeadLetterPublisher
     let stop: StopSignal
-    let emit: (String, String, [(String, String)]) -> Void
+    let logger: EventLogger
 
     /// Applies `records` (all of them on partitions this member owns) in one transaction.
     ///
@@ -107,7 +109,7 @@ struct BatchApplier {
                     try parked.park(session, record, eventID: id, key: key, error: nil)
                     try inbox.markParked(session, id: id, error: nil)
                     counts.parked += 1
-                    emit("info", "parked_behind", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
+                    logger.log(.info, "parked_behind", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key)])
                 } else if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
                                                       applied: &applied, handlerRoundTrips: &handlerRoundTrips) {
@@ -115,7 +117,7 @@ struct BatchApplier {
                     try inbox.markParked(session, id: id, error: reason)
                     parkedKeys.insert(key)
                     counts.parked += 1
-                    emit("warning", "key_parked", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
+                    logger.log(.warning, "key_parked", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key), ("error", String(reason.prefix(200)))])
                 }
             }
@@ -193,7 +195,7 @@ struct BatchApplier {
                 if case .retryBatch(let reason) = verdict { throw BatchRollback(reason: reason, cause: error) }
                 attempt += 1
                 counts.handlerFailures += 1
-                emit("warning", "handler_failed", [("event_id", id), ("attempt", "\(attempt)"), ("poison", "\(verdict == .poison)"),
+                logger.log(.warning, "handler_failed", [("event_id", id), ("attempt", "\(attempt)"), ("poison", "\(verdict == .poison)"),
                                                    ("error", "\(error)")])
                 if verdict == .poison || attempt >= configuration.handlerAttempts { return "\(error)" }
                 if stop.wait(for: backoff.next()) { throw StopInterrupted() }
@@ -250,7 +252,7 @@ struct BatchApplier {
         ]
         try deadLetters.publishAndWait(KafkaRecord(topic: configuration.deadLetterTopic, key: record.key, value: record.value, headers: headers))
         try inbox.markDeadLettered(session, id: id, error: reason)
-        emit("warning", "dead_lettered", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
+        logger.log(.warning, "dead_lettered", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                           ("offset", "\(record.offset)"), ("reason", String(reason.prefix(200)))])
     }
 }

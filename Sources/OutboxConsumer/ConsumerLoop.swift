@@ -2,6 +2,7 @@ import Foundation
 import LibPQ
 import Observability
 import RDKafka
+import ServiceRuntime
 
 /// The consumer's thread: polls Kafka, hands batches to the ``BatchApplier``, retries rolled-back batches with
 /// backoff while keeping the group membership, keeps every assigned partition fetching unless it is deliberately
@@ -20,6 +21,7 @@ final class ConsumerLoop {
     private let handler: OutboxConsumer.Handler
     private let stop: StopSignal
     private let database: DatabaseLink
+    private let logger: EventLogger
     /// The database connection (``DatabaseLink/connectionsOpened``) on which the stored offsets were last compared
     /// with what this member knows; the first one, which the assignments read, needs no comparison.
     private var offsetsCheckedOn = 1
@@ -29,17 +31,14 @@ final class ConsumerLoop {
         self.configuration = consumer.configuration
         self.handler = handler
         self.stop = consumer.stopSignal
+        self.logger = consumer.logger
         self.database = DatabaseLink(conninfo: consumer.configuration.postgres,
                                      schema: consumer.inbox.createStatements(offsets: consumer.offsets, parked: consumer.parked),
                                      onLost: { [consumer] error in
-                                         consumer.emit("warning", "database_connection_lost", [
+                                         consumer.logger.log(.warning, "database_connection_lost", [
                                              ("error", "\(error)"), ("then", "the next use reconnects; the batch in progress, if any, is retried"),
                                          ])
                                      })
-    }
-
-    private func emit(_ level: String, _ event: String, _ fields: [(String, String)] = []) {
-        consumer.emit(level, event, fields)
     }
 
     /// Runs until a stop request. Throws only what retrying cannot fix (bad Kafka settings, a fatal consumer error).
@@ -53,7 +52,7 @@ final class ConsumerLoop {
             done.wait()
         }
         let rebalance = RebalanceHandler(offsets: consumer.offsets, database: database, stop: stop, patience: Self.offsetPatience,
-                                         initialBackoff: configuration.retryBackoff, emit: { [consumer] in consumer.emit($0, $1, $2) })
+                                         initialBackoff: configuration.retryBackoff, logger: logger)
         var properties = ConsumerConfiguration.kafkaDefaults.merging(configuration.kafka) { $1 }
         properties["group.id"] = configuration.groupID
         // Offsets live in the service's database; Kafka's copy is only a mirror.
@@ -61,20 +60,20 @@ final class ConsumerLoop {
         properties["enable.auto.offset.store"] = "false"
         let kafka = try KafkaConsumer(properties: properties, log: { [logger = consumer.logger] in logger.log($0) },
                                       rebalance: { rebalance.handle($0) })
-        stop.setInterrupt { kafka.wakeup() }
+        let wakeOnStop = stop.onStop { kafka.wakeup() }
         defer {
-            stop.setInterrupt(nil)
+            stop.remove(wakeOnStop) // waits for a wakeup in progress: the consumer is closed next
             try? kafka.closeBlocking()
             database.close()
-            emit("info", "stopped")
+            logger.log(.info, "stopped")
         }
         // Joining the group before the database answers would only start every partition at Kafka's copy.
         guard waitForDatabase() else { return }
         try kafka.subscribe(configuration.topics)
-        emit("info", "started", [("topics", configuration.topics.joined(separator: ","))])
+        logger.log(.info, "started", [("topics", configuration.topics.joined(separator: ","))])
         try consume(kafka, rebalance: rebalance, applier: BatchApplier(
             configuration: configuration, inbox: consumer.inbox, offsets: consumer.offsets, parked: consumer.parked, handler: handler,
-            deadLetters: deadLetters, stop: stop, emit: { [consumer] in consumer.emit($0, $1, $2) }))
+            deadLetters: deadLetters, stop: stop, logger: logger))
     }
 
     /// Connects (and creates the consumer's tables), retrying with backoff; `false` when a stop came first.
@@ -86,7 +85,7 @@ final class ConsumerLoop {
                 return true
             } catch {
                 let delay = backoff.next()
-                emit("warning", "postgres_unavailable", [("error", "\(error)"), ("reason", FailureClassifier.batchReason(error)),
+                logger.log(.warning, "postgres_unavailable", [("error", "\(error)"), ("reason", FailureClassifier.batchReason(error)),
                                                          ("retry_in", "\(delay)")])
                 if stop.wait(for: delay) { return false }
             }
@@ -131,7 +130,7 @@ final class ConsumerLoop {
                 // A revocation took every record of the batch being retried: nothing is waiting any more.
                 rebalance.flow.stopWaiting()
                 retryAt = nil
-                emit("info", "retry_abandoned", [("reason", "its partitions were revoked")])
+                logger.log(.info, "retry_abandoned", [("reason", "its partitions were revoked")])
             }
             reconcile(kafka, &rebalance.flow)
 
@@ -142,10 +141,10 @@ final class ConsumerLoop {
                 let waiting = !pending.isEmpty || lag > 0
                 switch stall.observe(now: .now, waiting: waiting, progressed: progressed) {
                 case .stalled(let waited):
-                    emit("error", "stalled", [("waited", "\(waited)"), ("waiting_records", "\(pending.count)"), ("lag", "\(lag)"),
+                    logger.log(.error, "stalled", [("waited", "\(waited)"), ("waiting_records", "\(pending.count)"), ("lag", "\(lag)"),
                                               ("paused_partitions", "\(rebalance.flow.pausedCount)"), ("last_error", lastFailure ?? "none")])
                 case .recovered(let lasted):
-                    emit("info", "stall_ended", [("lasted", "\(lasted)")])
+                    logger.log(.info, "stall_ended", [("lasted", "\(lasted)")])
                 case nil: break
                 }
                 progressed = false
@@ -156,10 +155,10 @@ final class ConsumerLoop {
                 let unreachable = kafka.unreachableFor ?? .zero
                 if unreachable >= configuration.stallThreshold, !kafkaUnreachableReported {
                     kafkaUnreachableReported = true
-                    emit("error", "kafka_unreachable", [("for", "\(unreachable)"), ("bootstrap", configuration.kafka["bootstrap.servers"] ?? "")])
+                    logger.log(.error, "kafka_unreachable", [("for", "\(unreachable)"), ("bootstrap", configuration.kafka["bootstrap.servers"] ?? "")])
                 } else if unreachable == .zero, kafkaUnreachableReported {
                     kafkaUnreachableReported = false
-                    emit("info", "kafka_reachable")
+                    logger.log(.info, "kafka_reachable")
                 }
                 let waited = stall.waited(now: .now)
                 consumer.metrics.update {
@@ -229,7 +228,7 @@ final class ConsumerLoop {
                 }
                 if rebalance.flow.isWaiting {
                     rebalance.flow.stopWaiting()
-                    emit("info", "resumed", [("partitions", "\(rebalance.flow.partitions.count)")])
+                    logger.log(.info, "resumed", [("partitions", "\(rebalance.flow.partitions.count)")])
                 }
                 reconcile(kafka, &rebalance.flow)
                 rebalance.knownOffsets.merge(outcome.nextOffsets.filter { rebalance.flow.assigned.contains($0.key) }) { max($0, $1) }
@@ -244,7 +243,7 @@ final class ConsumerLoop {
                     $0.consecutiveBatchRetries += 1
                     $0.lastRetryReason = rollback.reason
                 }
-                emit("error", "batch_rolled_back", [("reason", rollback.reason), ("error", "\(rollback.cause)"),
+                logger.log(.error, "batch_rolled_back", [("reason", rollback.reason), ("error", "\(rollback.cause)"),
                                                     ("records", "\(pending.count)"), ("retry_in", "\(delay)")])
                 rebalance.flow.startWaiting()
                 reconcile(kafka, &rebalance.flow)
@@ -277,7 +276,7 @@ final class ConsumerLoop {
                 lost.append("\(partition):\(stored[partition].map(String.init) ?? "none")<\(rebalance.knownOffsets[partition] ?? 0)")
                 rebalance.knownOffsets[partition] = stored[partition]
             }
-            emit("warning", "offsets_rewound", [
+            logger.log(.warning, "offsets_rewound", [
                 ("partitions", lost.joined(separator: ",")),
                 ("reason", "the database holds older offsets than this consumer committed: it lost commits (a failover to a standby "
                     + "that had not received them, or a crash under synchronous_commit=off); those events are applied again"),
@@ -294,23 +293,23 @@ final class ConsumerLoop {
         do {
             keys = try database.withSession { try consumer.parked.releaseRequests($0, partitions) }
         } catch {
-            emit("warning", "release_check_failed", [("error", "\(error)")])
+            logger.log(.warning, "release_check_failed", [("error", "\(error)")])
             return
         }
         for key in keys where !stop.isRequested {
-            emit("info", "release_started", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key)])
+            logger.log(.info, "release_started", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key)])
             do {
                 let (released, stoppedBy) = try applier.release(key, database: database)
                 consumer.metrics.update { $0.released += released; $0.applied += released }
                 if let stoppedBy {
-                    emit("warning", "release_stopped", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key),
+                    logger.log(.warning, "release_stopped", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key),
                                                         ("released", "\(released)"), ("error", String(stoppedBy.prefix(200)))])
                 } else {
-                    emit("info", "key_released", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key),
+                    logger.log(.info, "key_released", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key),
                                                   ("released", "\(released)")])
                 }
             } catch let rollback as BatchRollback {
-                emit("warning", "release_rolled_back", [("key", key.key), ("reason", rollback.reason), ("error", "\(rollback.cause)")])
+                logger.log(.warning, "release_rolled_back", [("key", key.key), ("reason", rollback.reason), ("error", "\(rollback.cause)")])
                 return
             } catch {
                 return // a stop cut it short; rolled back, the request stays
@@ -329,7 +328,7 @@ final class ConsumerLoop {
         }
         if let logging, summary.keys > 0 {
             logging()
-            emit("warning", "parked_keys", [("keys", "\(summary.keys)"), ("events", "\(summary.events)"),
+            logger.log(.warning, "parked_keys", [("keys", "\(summary.keys)"), ("events", "\(summary.events)"),
                                             ("oldest_age", "\(Int(summary.oldestSeconds))s"), ("table", configuration.parkedTable)])
         }
     }
@@ -352,15 +351,15 @@ final class ConsumerLoop {
         do {
             if !actions.pause.isEmpty {
                 try kafka.pause(actions.pause)
-                emit("info", "partitions_paused", [("partitions", actions.pause.map(\.description).joined(separator: ","))])
+                logger.log(.info, "partitions_paused", [("partitions", actions.pause.map(\.description).joined(separator: ","))])
             }
             if !actions.resume.isEmpty {
                 try kafka.resume(actions.resume)
-                emit("info", "partitions_resumed", [("partitions", actions.resume.map(\.description).joined(separator: ","))])
+                logger.log(.info, "partitions_resumed", [("partitions", actions.resume.map(\.description).joined(separator: ","))])
             }
         } catch {
             flow.failed(actions)
-            emit("warning", "pause_or_resume_failed", [("error", "\(error)")])
+            logger.log(.warning, "pause_or_resume_failed", [("error", "\(error)")])
         }
     }
 
@@ -373,9 +372,9 @@ final class ConsumerLoop {
                 deleted += count
                 if count == 0 { break }
             }
-            if deleted > 0 { emit("info", "inbox_swept", [("deleted", "\(deleted)")]) }
+            if deleted > 0 { logger.log(.info, "inbox_swept", [("deleted", "\(deleted)")]) }
         } catch {
-            emit("warning", "inbox_sweep_failed", [("error", "\(error)")])
+            logger.log(.warning, "inbox_sweep_failed", [("error", "\(error)")])
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import LibPQ
 import Observability
 import RDKafka
+import ServiceRuntime
 import Synchronization
 
 /// Applies each outbox event exactly once to the service's own PostgreSQL database.
@@ -114,12 +115,6 @@ public final class OutboxConsumer: Sendable {
         } onCancel: {
             stopSignal.request()
         }
-    }
-
-    /// Logs one event; `level` is a level's name (`info`, `warning`, …), and `fields` is evaluated only when that
-    /// level is enabled.
-    func emit(_ level: String, _ event: String, _ fields: @autoclosure () -> [(String, String)] = []) {
-        logger.log(EventLogger.Level(name: level) ?? .error, event, fields())
     }
 }
 

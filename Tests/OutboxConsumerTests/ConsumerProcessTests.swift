@@ -88,8 +88,8 @@ import Testing
         let postgres = try await TestPostgres.start()
         let fixture = try await ConsumerFixture.make(postgres: postgres, partitions: 6)
         defer { fixture.close() }
-        let log = "/tmp/cons/rebalance-crash.log"
-        unlink(log)
+        let log = logPath("rebalance-crash")
+        defer { unlink(log) }
         let first = try startConsumer(fixture, log: log)
         let second = try startConsumer(fixture, log: log)
         var produced = 0
