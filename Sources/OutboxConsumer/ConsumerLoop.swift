@@ -4,9 +4,11 @@ import Observability
 import RDKafka
 import ServiceRuntime
 
-/// The consumer's thread: polls Kafka, hands batches to the ``BatchApplier``, retries rolled-back batches with
-/// backoff while keeping the group membership, keeps every assigned partition fetching unless it is deliberately
-/// waiting (``PartitionFlow``), and reports stalls.
+/// The consumer's thread: the executor of the ``ConsumerStateMachine``'s actions. It polls Kafka, hands batches to
+/// the ``BatchApplier``, waits out a rolled-back batch's backoff while keeping the group membership, keeps every
+/// assigned partition fetching unless it is deliberately waiting (``PartitionFlow``), releases parked keys, and reports
+/// stalls; what happens to the batch in hand (applied, with savepoints, retried, dropped, released before) is the
+/// machine's decision, tested without a database or a broker.
 ///
 /// Every wait here is an event: a Kafka poll (woken early by a stop through ``KafkaConsumer/wakeup()``), or a
 /// backoff delay on the ``StopSignal``.
@@ -93,163 +95,207 @@ final class ConsumerLoop {
         return false
     }
 
-    private func consume(_ kafka: KafkaConsumer, rebalance: RebalanceHandler, applier: BatchApplier) throws {
-        var pending: [ConsumerRecord] = []
-        var backoff = Backoff(initial: configuration.retryBackoff, maximum: configuration.maxBackoff)
-        var retryAt: ContinuousClock.Instant?
-        var stall = StallDetector(threshold: configuration.stallThreshold, now: .now)
-        var lastSweep = ContinuousClock.now
-        var lastHousekeeping = ContinuousClock.now
+    /// What the loop keeps between housekeeping ticks (lag, stalls, the Kafka mirror, parked keys, the inbox sweep).
+    private struct Housekeeping {
+        var last = ContinuousClock.now
+        var stall: StallDetector
         var progressed = false
         var lastFailure: String?
         var kafkaUnreachableReported = false
+        var lastSweep = ContinuousClock.now
         var lastParkedCheck = ContinuousClock.now - .seconds(60)
         var lastParkedLog = ContinuousClock.now
         var mirror = MirrorSchedule(interval: .seconds(1), now: .now)
-        defer { mirrorOffsets(kafka, &mirror, stopping: true) }
+    }
 
-        while !stop.isRequested {
-            // The only waits: for records when idle, for the retry time when a batch is being retried. Both are
-            // Kafka polls, so the group keeps this member and rebalances are served meanwhile.
-            let now = ContinuousClock.now
-            if pending.isEmpty {
-                pending = try kafka.poll(maxRecords: configuration.maxBatchSize, timeout: Self.tick)
-            } else if let due = retryAt, now < due {
-                pending += try kafka.poll(maxRecords: configuration.maxBatchSize, timeout: min(due - now, Self.tick))
-            }
-            if rebalance.revokedSinceLastLook {
-                // Records of partitions that went to another member are not this member's to apply. Records of a
-                // partition assigned to it again stay: the same poll may have returned records fetched from its new
-                // start, and dropping those would skip them. Older ones are applied again at worst (the inbox skips
-                // them), and the stored offset never moves backwards.
-                rebalance.revokedSinceLastLook = false
-                let owned = rebalance.flow.assigned
-                pending.removeAll { !owned.contains($0.topicPartition) }
-            }
-            if pending.isEmpty, rebalance.flow.isWaiting {
-                // A revocation took every record of the batch being retried: nothing is waiting any more.
-                rebalance.flow.stopWaiting()
-                retryAt = nil
-                logger.log(.info, "retry_abandoned", [("reason", "its partitions were revoked")])
-            }
-            reconcile(kafka, &rebalance.flow)
+    /// Performs the ``ConsumerStateMachine``'s actions until it says to finish: the executor, with no decision of
+    /// its own about the batch in hand.
+    private func consume(_ kafka: KafkaConsumer, rebalance: RebalanceHandler, applier: BatchApplier) throws {
+        var machine = ConsumerStateMachine(initialBackoff: configuration.retryBackoff, maxBackoff: configuration.maxBackoff)
+        var house = Housekeeping(stall: StallDetector(threshold: configuration.stallThreshold, now: .now))
+        defer { mirrorOffsets(kafka, &house.mirror, stopping: true) }
+        var next = ConsumerStateMachine.Action.poll
+        var retryAt: ContinuousClock.Instant?
 
-            if mirror.isDue(now: .now) { mirrorOffsets(kafka, &mirror, stopping: false) }
-            if ContinuousClock.now - lastHousekeeping >= Self.tick {
-                lastHousekeeping = .now
-                let lag = recordLag(kafka, rebalance.flow.partitions)
-                let waiting = !pending.isEmpty || lag > 0
-                switch stall.observe(now: .now, waiting: waiting, progressed: progressed) {
-                case .stalled(let waited):
-                    logger.log(.error, "stalled", [("waited", "\(waited)"), ("waiting_records", "\(pending.count)"), ("lag", "\(lag)"),
-                                              ("paused_partitions", "\(rebalance.flow.pausedCount)"), ("last_error", lastFailure ?? "none")])
-                case .recovered(let lasted):
-                    logger.log(.info, "stall_ended", [("lasted", "\(lasted)")])
-                case nil: break
-                }
-                progressed = false
-                if pending.isEmpty, database.isConnected, database.connectionsOpened != offsetsCheckedOn,
-                   let rewound = try? rewindWhereTheDatabaseLostCommits(kafka, rebalance) {
-                    mirror.rewound(rewound.storedNext)
-                }
-                let unreachable = kafka.unreachableFor ?? .zero
-                if unreachable >= configuration.stallThreshold, !kafkaUnreachableReported {
-                    kafkaUnreachableReported = true
-                    logger.log(.error, "kafka_unreachable", [("for", "\(unreachable)"), ("bootstrap", configuration.kafka["bootstrap.servers"] ?? "")])
-                } else if unreachable == .zero, kafkaUnreachableReported {
-                    kafkaUnreachableReported = false
-                    logger.log(.info, "kafka_reachable")
-                }
-                let waited = stall.waited(now: .now)
-                consumer.metrics.update {
-                    $0.stalled = stall.isStalled
-                    $0.secondsWithoutProgress = waited.seconds
-                    $0.waitingRecords = pending.count
-                    $0.assignedPartitions = rebalance.flow.partitions.count
-                    $0.pausedPartitions = rebalance.flow.pausedCount
-                    $0.kafkaUnreachableSeconds = unreachable.seconds
-                }
-                // Between two batches, whatever the traffic: a release waiting for an idle poll never ran on a
-                // partition with a trickle of records. The pending batch (if any) comes after the released events,
-                // so the key's order holds; a batch being retried is not overtaken.
-                if configuration.poisonPolicy == .parkKey, !rebalance.flow.isWaiting {
-                    releaseRequestedKeys(applier, partitions: rebalance.flow.assigned)
-                    if ContinuousClock.now - lastParkedCheck >= .seconds(5) {
-                        lastParkedCheck = .now
-                        refreshParkedSummary(logging: ContinuousClock.now - lastParkedLog >= .seconds(60) ? { lastParkedLog = .now } : nil)
+        while true {
+            if stop.isRequested, next != .finish { next = machine.stop() }
+            if housekeepingIsDue(&house) {
+                housekeeping(kafka, rebalance, &machine, &house)
+                // Parked keys are released at a batch boundary: before the next poll or the next batch.
+                switch next {
+                case .poll, .apply:
+                    if case .releaseParkedKeys = machine.housekeeping(releasesDue: configuration.poisonPolicy == .parkKey) {
+                        next = .releaseParkedKeys
                     }
-                }
-                if pending.isEmpty, ContinuousClock.now - lastSweep >= configuration.retentionInterval {
-                    sweepInbox()
-                    lastSweep = .now
+                default:
+                    break
                 }
             }
-            guard !stop.isRequested, !pending.isEmpty else { continue }
-            if let due = retryAt, ContinuousClock.now < due { continue }
-
-            do {
+            switch next {
+            case .poll:
+                // The only waits: for records when idle, for the retry time when a batch is being retried. Both are
+                // Kafka polls, so the group keeps this member and rebalances are served meanwhile.
+                let timeout = retryAt.map { min(max($0 - .now, .zero), Self.tick) } ?? Self.tick
+                let records = try kafka.poll(maxRecords: configuration.maxBatchSize, timeout: timeout)
+                next = machine.recordsPolled(records, revokedLeaving: rebalance.takeRevocation())
+                reconcile(kafka, &rebalance.flow)
+                if next == .none, let due = retryAt {
+                    // Still waiting for the rolled-back batch's retry time.
+                    next = ContinuousClock.now >= due ? machine.backoffElapsed() : .poll
+                }
+            case .apply(let records, let savepoints):
+                retryAt = nil
                 if !database.isConnected || database.connectionsOpened != offsetsCheckedOn {
                     // Before a batch commits on a new connection: a database that lost commits must not have the
                     // batch store offsets past the records those commits applied.
-                    let rewound = try BatchApplier.asRollback { try rewindWhereTheDatabaseLostCommits(kafka, rebalance) }
-                    mirror.rewound(rewound.storedNext)
-                    if !rewound.partitions.isEmpty {
-                        pending.removeAll { rewound.partitions.contains($0.topicPartition) }
-                        if pending.isEmpty {
-                            // Every waiting record was of a rewound partition: they are fetched again from there.
-                            retryAt = nil
-                            if rebalance.flow.isWaiting { rebalance.flow.stopWaiting() }
-                            reconcile(kafka, &rebalance.flow)
+                    do {
+                        let rewound = try BatchApplier.asRollback { try rewindWhereTheDatabaseLostCommits(kafka, rebalance) }
+                        house.mirror.rewound(rewound.storedNext)
+                        if !rewound.partitions.isEmpty {
+                            next = machine.databaseReconnected(rewound: rewound.partitions)
                             continue
                         }
+                    } catch let rollback as BatchRollback {
+                        next = batchRolledBack(rollback, &machine, &house)
+                        continue
                     }
                 }
-                let outcome = try applier.apply(pending, database: database)
-                pending = []
-                retryAt = nil
-                backoff.reset()
-                progressed = true
-                lastFailure = nil
-                consumer.metrics.update { metrics in
-                    metrics.applied += outcome.counts.applied
-                    metrics.duplicatesSkipped += outcome.counts.duplicatesSkipped
-                    metrics.deadLettered += outcome.counts.deadLettered
-                    metrics.handlerFailures += outcome.counts.handlerFailures
-                    metrics.batches += outcome.counts.batches
-                    metrics.parked += outcome.counts.parked
-                    metrics.roundTrips += outcome.counts.roundTrips
-                    metrics.consecutiveBatchRetries = 0
-                    metrics.lastRetryReason = nil
-                    let committed = Date()
-                    for event in outcome.applied {
-                        metrics.commitToApplied[event.eventType, default: PrometheusHistogram(upperBounds: ConsumerMetrics.commitToAppliedBounds)]
-                            .observe(max(0, committed.timeIntervalSince(event.commitTime)))
+                do {
+                    switch try applier.apply(records, savepoints: savepoints, database: database) {
+                    case .committed(let outcome):
+                        committed(outcome, rebalance, &house)
+                        next = machine.batchCommitted()
+                    case .handlerFailed(let roundTrips):
+                        consumer.metrics.update { $0.roundTrips += roundTrips }
+                        next = machine.batchFailed(.handlerFailed)
                     }
+                } catch let rollback as BatchRollback {
+                    next = batchRolledBack(rollback, &machine, &house)
+                } catch is StopInterrupted {
+                    next = machine.stop()
                 }
+            case .retryAfter(let delay, _, _):
+                retryAt = .now + delay
+                rebalance.flow.startWaiting()
+                reconcile(kafka, &rebalance.flow)
+                next = .poll
+            case .resumeAndPoll:
                 if rebalance.flow.isWaiting {
                     rebalance.flow.stopWaiting()
                     logger.log(.info, "resumed", [("partitions", "\(rebalance.flow.partitions.count)")])
                 }
                 reconcile(kafka, &rebalance.flow)
-                rebalance.knownOffsets.merge(outcome.nextOffsets.filter { rebalance.flow.assigned.contains($0.key) }) { max($0, $1) }
-                // The mirror for lag dashboards and the assignment fallback; the database's copy is the one that counts.
-                mirror.committed(outcome.nextOffsets)
-            } catch let rollback as BatchRollback {
-                let delay = backoff.next()
-                retryAt = .now + delay
-                lastFailure = rollback.reason
-                consumer.metrics.update {
-                    $0.batchRetries += 1
-                    $0.consecutiveBatchRetries += 1
-                    $0.lastRetryReason = rollback.reason
-                }
-                logger.log(.error, "batch_rolled_back", [("reason", rollback.reason), ("error", "\(rollback.cause)"),
-                                                    ("records", "\(pending.count)"), ("retry_in", "\(delay)")])
-                rebalance.flow.startWaiting()
+                next = .poll
+            case .abandonRetry(let reason):
+                retryAt = nil
+                if rebalance.flow.isWaiting { rebalance.flow.stopWaiting() }
+                logger.log(.info, "retry_abandoned", [("reason", reason)])
                 reconcile(kafka, &rebalance.flow)
-            } catch is StopInterrupted {
-                break
+                next = .poll
+            case .releaseParkedKeys:
+                releaseRequestedKeys(applier, partitions: rebalance.flow.assigned, &house)
+                next = machine.releasesDone()
+            case .finish:
+                return
+            case .none:
+                // Every action the loop performs reports an event the machine expects in the state it left; .none
+                // here would be a transition the machine's tests show cannot happen.
+                assertionFailure("the consumer state machine answered none in state \(machine.state)")
+                next = .poll
             }
+        }
+    }
+
+    /// Logs and counts a rolled-back batch; returns the machine's answer.
+    private func batchRolledBack(_ rollback: BatchRollback, _ machine: inout ConsumerStateMachine,
+                                 _ house: inout Housekeeping) -> ConsumerStateMachine.Action {
+        let records = machine.pending.count
+        let action = machine.batchFailed(.rolledBack(reason: rollback.reason))
+        house.lastFailure = rollback.reason
+        consumer.metrics.update {
+            $0.batchRetries += 1
+            $0.consecutiveBatchRetries += 1
+            $0.lastRetryReason = rollback.reason
+        }
+        if case .retryAfter(let delay, _, _) = action {
+            logger.log(.error, "batch_rolled_back", [("reason", rollback.reason), ("error", "\(rollback.cause)"),
+                                                     ("records", "\(records)"), ("retry_in", "\(delay)")])
+        }
+        return action
+    }
+
+    /// Records a committed batch in the metrics, the known offsets and the Kafka mirror.
+    private func committed(_ outcome: BatchApplier.Outcome, _ rebalance: RebalanceHandler, _ house: inout Housekeeping) {
+        house.progressed = true
+        house.lastFailure = nil
+        consumer.metrics.update { metrics in
+            metrics.applied += outcome.counts.applied
+            metrics.duplicatesSkipped += outcome.counts.duplicatesSkipped
+            metrics.deadLettered += outcome.counts.deadLettered
+            metrics.handlerFailures += outcome.counts.handlerFailures
+            metrics.batches += outcome.counts.batches
+            metrics.parked += outcome.counts.parked
+            metrics.roundTrips += outcome.counts.roundTrips
+            metrics.consecutiveBatchRetries = 0
+            metrics.lastRetryReason = nil
+            let committed = Date()
+            for event in outcome.applied {
+                metrics.commitToApplied[event.eventType, default: PrometheusHistogram(upperBounds: ConsumerMetrics.commitToAppliedBounds)]
+                    .observe(max(0, committed.timeIntervalSince(event.commitTime)))
+            }
+        }
+        rebalance.knownOffsets.merge(outcome.nextOffsets.filter { rebalance.flow.assigned.contains($0.key) }) { max($0, $1) }
+        // The mirror for lag dashboards and the assignment fallback; the database's copy is the one that counts.
+        house.mirror.committed(outcome.nextOffsets)
+    }
+
+    /// Whether a housekeeping tick is due (one per ``tick``); starts it if so.
+    private func housekeepingIsDue(_ house: inout Housekeeping) -> Bool {
+        guard ContinuousClock.now - house.last >= Self.tick else { return false }
+        house.last = .now
+        return true
+    }
+
+    /// Lag, stalls, the Kafka mirror, the idle offsets check and the inbox sweep.
+    private func housekeeping(_ kafka: KafkaConsumer, _ rebalance: RebalanceHandler, _ machine: inout ConsumerStateMachine,
+                              _ house: inout Housekeeping) {
+        if house.mirror.isDue(now: .now) { mirrorOffsets(kafka, &house.mirror, stopping: false) }
+        let pending = machine.pending.count
+        let lag = recordLag(kafka, rebalance.flow.partitions)
+        switch house.stall.observe(now: .now, waiting: pending > 0 || lag > 0, progressed: house.progressed) {
+        case .stalled(let waited):
+            logger.log(.error, "stalled", [("waited", "\(waited)"), ("waiting_records", "\(pending)"), ("lag", "\(lag)"),
+                                           ("paused_partitions", "\(rebalance.flow.pausedCount)"), ("last_error", house.lastFailure ?? "none")])
+        case .recovered(let lasted):
+            logger.log(.info, "stall_ended", [("lasted", "\(lasted)")])
+        case nil: break
+        }
+        house.progressed = false
+        if pending == 0, database.isConnected, database.connectionsOpened != offsetsCheckedOn,
+           let rewound = try? rewindWhereTheDatabaseLostCommits(kafka, rebalance) {
+            house.mirror.rewound(rewound.storedNext)
+            _ = machine.databaseReconnected(rewound: rewound.partitions)
+        }
+        let unreachable = kafka.unreachableFor ?? .zero
+        if unreachable >= configuration.stallThreshold, !house.kafkaUnreachableReported {
+            house.kafkaUnreachableReported = true
+            logger.log(.error, "kafka_unreachable", [("for", "\(unreachable)"), ("bootstrap", configuration.kafka["bootstrap.servers"] ?? "")])
+        } else if unreachable == .zero, house.kafkaUnreachableReported {
+            house.kafkaUnreachableReported = false
+            logger.log(.info, "kafka_reachable")
+        }
+        let waited = house.stall.waited(now: .now)
+        consumer.metrics.update {
+            $0.stalled = house.stall.isStalled
+            $0.secondsWithoutProgress = waited.seconds
+            $0.waitingRecords = pending
+            $0.assignedPartitions = rebalance.flow.partitions.count
+            $0.pausedPartitions = rebalance.flow.pausedCount
+            $0.kafkaUnreachableSeconds = unreachable.seconds
+        }
+        if pending == 0, ContinuousClock.now - house.lastSweep >= configuration.retentionInterval {
+            sweepInbox()
+            house.lastSweep = .now
         }
     }
 
@@ -286,8 +332,14 @@ final class ConsumerLoop {
         return (Set(rewinds.keys), stored.filter { rewinds.keys.contains($0.key) })
     }
 
-    /// Carries out the release requests for parked keys of `partitions` (only the partition's owner applies them).
-    private func releaseRequestedKeys(_ applier: BatchApplier, partitions: Set<TopicPartition>) {
+    /// Carries out the release requests for parked keys of `partitions` (only the partition's owner applies them),
+    /// and refreshes the parked keys' summary every 5 s (logging it every minute while keys are parked).
+    private func releaseRequestedKeys(_ applier: BatchApplier, partitions: Set<TopicPartition>, _ house: inout Housekeeping) {
+        if ContinuousClock.now - house.lastParkedCheck >= .seconds(5) {
+            house.lastParkedCheck = .now
+            let logNow = ContinuousClock.now - house.lastParkedLog >= .seconds(60)
+            if refreshParkedSummary(logging: logNow), logNow { house.lastParkedLog = .now }
+        }
         guard !partitions.isEmpty, !stop.isRequested else { return }
         let keys: [ParkedStore.Key]
         do {
@@ -315,22 +367,23 @@ final class ConsumerLoop {
                 return // a stop cut it short; rolled back, the request stays
             }
         }
-        if !keys.isEmpty { refreshParkedSummary(logging: nil) }
+        if !keys.isEmpty { refreshParkedSummary(logging: false) }
     }
 
-    /// Reads how many keys are parked (and the oldest's age) into the metrics; `logging` logs it too.
-    private func refreshParkedSummary(logging: (() -> Void)?) {
-        guard let summary = try? database.withSession({ try consumer.parked.summary($0) }) else { return }
+    /// Reads how many keys are parked (and the oldest's age) into the metrics; with `logging`, logs it too when keys
+    /// are parked. Returns whether it logged.
+    @discardableResult
+    private func refreshParkedSummary(logging: Bool) -> Bool {
+        guard let summary = try? database.withSession({ try consumer.parked.summary($0) }) else { return false }
         consumer.metrics.update {
             $0.parkedKeys = summary.keys
             $0.parkedEvents = summary.events
             $0.oldestParkedSeconds = summary.oldestSeconds
         }
-        if let logging, summary.keys > 0 {
-            logging()
-            logger.log(.warning, "parked_keys", [("keys", "\(summary.keys)"), ("events", "\(summary.events)"),
-                                            ("oldest_age", "\(Int(summary.oldestSeconds))s"), ("table", configuration.parkedTable)])
-        }
+        guard logging, summary.keys > 0 else { return false }
+        logger.log(.warning, "parked_keys", [("keys", "\(summary.keys)"), ("events", "\(summary.events)"),
+                                             ("oldest_age", "\(Int(summary.oldestSeconds))s"), ("table", configuration.parkedTable)])
+        return true
     }
 
     /// Mirrors the committed offsets to Kafka once a durability barrier has passed (see ``MirrorSchedule``).

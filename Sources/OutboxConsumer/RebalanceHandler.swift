@@ -10,8 +10,8 @@ import ServiceRuntime
 final class RebalanceHandler {
     /// Which partitions are assigned, and whether each fetches; the loop reconciles it after every poll.
     var flow = PartitionFlow()
-    /// Whether partitions were revoked or lost since the loop last looked.
-    var revokedSinceLastLook = false
+    /// Whether partitions were revoked or lost since the loop last asked (``takeRevocation()``).
+    private var revokedSinceLastLook = false
     /// The next offset the database holds for each assigned partition as far as this member knows: what it loaded
     /// at the assignment, raised by each batch the loop commits. A database that holds less after a reconnect lost
     /// commits (see ``OffsetStore/rewinds(known:stored:)``).
@@ -53,6 +53,13 @@ final class RebalanceHandler {
                  [("partitions", partitions.map(\.description).joined(separator: ","))])
             return [:]
         }
+    }
+
+    /// The partitions this member owns if some were revoked or lost since the last call, else `nil`.
+    func takeRevocation() -> Set<TopicPartition>? {
+        guard revokedSinceLastLook else { return nil }
+        revokedSinceLastLook = false
+        return flow.assigned
     }
 
     /// The database's stored offsets, or `nil` when it could not be read within ``patience`` (or a stop came).
