@@ -36,6 +36,8 @@ struct BatchApplier {
     let offsets: OffsetStore
     let parked: ParkedStore
     let handler: OutboxConsumer.Handler
+    /// Runs the handler on the consumer's thread, awaiting whatever it awaits.
+    let executor = ConsumerThreadExecutor()
     let deadLetters: DeadLetterPublisher
     let stop: StopSignal
     let logger: EventLogger
@@ -199,7 +201,7 @@ struct BatchApplier {
         func runHandler(_ session: Session) throws {
             let before = session.roundTrips
             defer { handlerRoundTrips += session.roundTrips - before }
-            try handler(event, session)
+            try executor.run(handler, event, session)
         }
         guard savepoints else {
             do {

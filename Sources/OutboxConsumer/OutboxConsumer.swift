@@ -35,11 +35,14 @@ import Synchronization
 public final class OutboxConsumer: Sendable {
     /// Applies one event inside the batch's transaction.
     ///
+    /// The handler may `await` (a call to another service, an actor): it runs as a task on the consumer's own thread,
+    /// so its statements on the batch's `Session` stay on the connection's thread, and the transaction waits for it.
+    ///
     /// Throwing retries the event (in a savepoint) and, after ``ConsumerConfiguration/handlerAttempts`` attempts,
     /// dead-letters it. A ``PostgresError`` that describes the database rather than the event (connection lost,
     /// read-only, undefined table or column, insufficient privilege, lock or statement timeout, …) instead rolls the
     /// whole batch back and retries it until it succeeds. ``HandlerFailure`` says which explicitly.
-    public typealias Handler = @Sendable (OutboxEvent, Session) throws -> Void
+    public typealias Handler = @Sendable (OutboxEvent, Session) async throws -> Void
 
     /// The configuration.
     public let configuration: ConsumerConfiguration
