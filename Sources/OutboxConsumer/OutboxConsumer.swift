@@ -37,6 +37,8 @@ public final class OutboxConsumer: Sendable {
     ///
     /// The handler may `await` (a call to another service, an actor): it runs as a task on the consumer's own thread,
     /// so its statements on the batch's `Session` stay on the connection's thread, and the transaction waits for it.
+    /// Await what it starts: an unstructured `Task` it leaves running inherits that thread as its executor and
+    /// makes progress only while a handler runs.
     ///
     /// Throwing retries the event (in a savepoint) and, after ``ConsumerConfiguration/handlerAttempts`` attempts,
     /// dead-letters it. A ``PostgresError`` that describes the database rather than the event (connection lost,
