@@ -29,8 +29,11 @@ let package = Package(
         .target(name: "RDKafka", dependencies: ["CLibRDKafka", "Observability"]),
         // Logging, Prometheus text, the /metrics server and shutdown signals, for the connector, consumer and CLI.
         .target(name: "Observability"),
-        .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka", "Observability"]),
-        .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka", "Observability"]),
+        // What the connector and the consumer both run on: the stop signal, the backoff, the SQLSTATE
+        // classification table, the stall detector. Package-internal: not a product.
+        .target(name: "ServiceRuntime", dependencies: ["LibPQ"]),
+        .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka", "Observability", "ServiceRuntime"]),
+        .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka", "Observability", "ServiceRuntime"]),
         .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ", "PGOutput", "Observability"]),
         .executableTarget(name: "commerce-example", dependencies: ["LibPQ", "OutboxConsumer", "Observability"]),
         // The contenders scripts/bench compares (connector, null sink, polling relay, consumers); not a product.
@@ -42,6 +45,7 @@ let package = Package(
         .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka", "TestSupport"]),
         .testTarget(name: "OutboxConnectorTests", dependencies: ["OutboxConnector", "OutboxConsumer", "Observability", "TestSupport"], resources: [.copy("BadConfigs")]),
         .testTarget(name: "OutboxConsumerTests", dependencies: ["OutboxConsumer", "Observability", "TestSupport"]),
+        .testTarget(name: "ServiceRuntimeTests", dependencies: ["ServiceRuntime", "LibPQ"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability", "TestSupport"]),
         // A child process for signal and metrics-server tests (Observability only).
         .executableTarget(name: "ObservabilityProbe", dependencies: ["Observability"], path: "Tests/ObservabilityProbe"),

@@ -48,22 +48,6 @@ public struct PostgresError: Error, Hashable, Sendable, CustomStringConvertible 
         self.hint = hint
     }
 
-    /// The error is transient: the same work can succeed on a new connection or a retry
-    /// (connection loss, `08*` connection exceptions, `57P0*` shutdowns, `40001` serialization, `40P01` deadlock,
-    /// `55006` object in use such as an active replication slot).
-    public var isTransient: Bool {
-        if code == .connectionLost || code == .connectionFailed { return true }
-        guard let state = sqlState else { return false }
-        switch state.errorClass {
-        case .connectionException:
-            return true
-        case .operatorIntervention:
-            return state != .queryCanceled
-        default:
-            return [.serializationFailure, .deadlockDetected, .objectInUse, .tooManyConnections].contains(state)
-        }
-    }
-
     public var description: String {
         var text: String
         switch code {

@@ -68,6 +68,8 @@ public struct SQLState: Hashable, Sendable, ExpressibleByStringLiteral, CustomSt
     public static let uniqueViolation: SQLState = "23505"
     /// `25006`: a write in a read-only transaction (a standby, or a primary during failover).
     public static let readOnlySQLTransaction: SQLState = "25006"
+    /// `3F000`: the schema does not exist.
+    public static let invalidSchemaName: SQLState = "3F000"
     /// `26000`: the prepared statement does not exist (deallocated, or never prepared on this connection).
     public static let invalidSQLStatementName: SQLState = "26000"
     /// `40001`: serialization failure; retry the transaction.

@@ -3,6 +3,7 @@ import LibPQ
 import Observability
 import PGOutput
 import RDKafka
+import ServiceRuntime
 import Synchronization
 
 /// The outbox pipeline: WAL in through logical replication, keyed Kafka records out, WAL confirmed only behind
@@ -28,7 +29,8 @@ public final class Connector: Sendable {
         public var shutdownTimeout: Duration
         /// How often the replication stream reports its position without being asked.
         public var statusInterval: Duration
-        /// The longest wait between reconnection attempts.
+        /// The longest wait between reconnection attempts (4 s by default: the connector resumes within about five
+        /// seconds of an outage's end; waits are jittered between half and all of each step).
         public var maxBackoff: Duration
         /// How long the replication stream may hear nothing from the server before the connection counts as lost
         /// (a reply is asked for after half of it), like PostgreSQL's `wal_receiver_timeout`. Keep it below the
@@ -47,7 +49,7 @@ public final class Connector: Sendable {
 
         /// Creates options.
         public init(stateDirectory: String = ".tailgate-state", shutdownTimeout: Duration = .seconds(30),
-                    statusInterval: Duration = .seconds(10), maxBackoff: Duration = .seconds(30),
+                    statusInterval: Duration = .seconds(10), maxBackoff: Duration = .seconds(4),
                     receiveTimeout: Duration = .seconds(30), kafkaTimeout: Duration = .seconds(30)) {
             self.stateDirectory = stateDirectory
             self.shutdownTimeout = shutdownTimeout
@@ -226,10 +228,7 @@ public final class Connector: Sendable {
                                  log: { event in
                                      // Tailgate sets enable.gapless.guarantee on purpose; librdkafka calls it experimental.
                                      if event.facility == "CONFWARN", event.message.contains("enable.gapless.guarantee") { return }
-                                     // syslog levels: 0-3 are errors, 4 warnings, 5 notices; info and debug are dropped.
-                                     guard event.level.rawValue <= KafkaLogEvent.Level.notice.rawValue else { return }
-                                     logger.log(event.level.rawValue <= KafkaLogEvent.Level.error.rawValue ? .error : .warning, "kafka_log",
-                                                [("facility", event.facility), ("message", event.message)])
+                                     logger.log(event)
                                  },
                                  onReachabilityChange: { reachable in
                                      metrics.kafkaReachable(reachable)

@@ -1,5 +1,6 @@
 import LibPQ
 import RDKafka
+import ServiceRuntime
 
 /// The connector's lifecycle: after each event, what the connector does next. Pure: no I/O, no clock, no logging.
 ///
@@ -72,32 +73,35 @@ struct ConnectorStateMachine {
     }
 
     private(set) var state: State = .preparing
-    private let initialBackoff: Duration
-    private let maxBackoff: Duration
-    /// The next backoff for a failure that is not a busy slot.
-    private(set) var backoff: Duration
+    /// The waits after failures (the shared ``Backoff``: capped, jittered).
+    private(set) var backoff: Backoff
+    /// Where each wait's jitter comes from: a random number in production, a fixed one in a test, so that the
+    /// machine stays deterministic.
+    private let jitter: @Sendable () -> Double
 
     /// Creates the machine; call ``start()`` for the first action.
     ///
     /// - Parameters:
     ///   - initialBackoff: The first wait after a failure, and the wait after a session that streamed.
     ///   - maxBackoff: The longest wait; waits double up to it over consecutive failed attempts.
-    init(initialBackoff: Duration = .milliseconds(250), maxBackoff: Duration = .seconds(30)) {
-        self.initialBackoff = initialBackoff
-        self.maxBackoff = max(maxBackoff, initialBackoff)
-        self.backoff = initialBackoff
+    ///   - jitter: A number in `0...1` per wait (see ``Backoff/next(jitter:)``).
+    init(initialBackoff: Duration = .milliseconds(250), maxBackoff: Duration = Backoff.defaultMaximum,
+         jitter: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }) {
+        self.backoff = Backoff(initial: initialBackoff, maximum: maxBackoff)
+        self.jitter = jitter
     }
 
     /// The busy-slot wait is capped: the slot frees within moments of its holder's death (a terminated walsender,
     /// another connector stopping), and waiting longer only delays the takeover.
     static let slotInUseMaxWait = Duration.seconds(1)
 
-    /// Classifies an error. The one place that decides which failures are waited out.
+    /// Classifies an error. The one place that decides which failures the connector waits out, from the
+    /// ``DatabaseCondition`` table it shares with the consumer: a condition that clears by itself is waited out.
     static func classify(_ error: any Error) -> Failure {
         switch error {
-        case let error as PostgresError where error.sqlState == .objectInUse:
+        case let error as PostgresError where DatabaseCondition(error) == .objectInUse:
             return .slotInUse(error)
-        case let error as PostgresError where error.isTransient:
+        case let error as PostgresError where DatabaseCondition(error)?.clearsByItself == true:
             return .postgresUnavailable(error)
         case let error as KafkaError where error.isFatal:
             return .kafkaFatal(error)
@@ -128,7 +132,7 @@ struct ConnectorStateMachine {
     /// The session opened its stream: the backoff starts over after it ends.
     mutating func sessionStarted() {
         if case .streaming = state { state = .streaming(streamed: true) }
-        backoff = initialBackoff
+        backoff.reset()
     }
 
     /// A session ended without an error: it drained after a stop request.
@@ -186,20 +190,18 @@ struct ConnectorStateMachine {
     }
 
     private mutating func wait(then step: Step, failure: Failure) -> Action {
-        if case .streaming(streamed: true) = state { backoff = initialBackoff }
+        if case .streaming(streamed: true) = state { backoff.reset() }
         state = .waiting(then: step)
         var recreateProducer = false
-        let delay: Duration
+        var delay = backoff.next(jitter: jitter())
         switch failure {
         case .slotInUse:
-            delay = min(backoff, Self.slotInUseMaxWait)
+            delay = min(delay, Self.slotInUseMaxWait)
         case .kafkaFatal:
-            delay = backoff
             recreateProducer = true
         case .postgresUnavailable, .slotRecordUnavailable, .permanent:
-            delay = backoff
+            break
         }
-        backoff = min(backoff * 2, maxBackoff)
         return .wait(delay, cause: failure, recreateProducer: recreateProducer)
     }
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import ServiceRuntime
 import Synchronization
 
 /// An operation that did not finish within its deadline.
@@ -29,17 +30,5 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ what: String,
         DispatchQueue.global().asyncAfter(deadline: .now() + DispatchTimeInterval(limit)) {
             if outcome.resume(.failure(DeadlineExceeded(what: what, limit: limit))) { work.cancel() }
         }
-    }
-}
-
-extension DispatchTimeInterval {
-    /// The same span, to the nanosecond.
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        guard seconds < Int64.max / 1_000_000_000 else {
-            self = .never
-            return
-        }
-        self = .nanoseconds(Int(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)))
     }
 }

@@ -1,4 +1,5 @@
 import Observability
+import ServiceRuntime
 
 /// Says so in the log when Kafka stalls: no broker reachable, or records waiting without an acknowledgement, for
 /// longer than the connector's Kafka timeout — the moment `/healthz` turns 503 — and again when it ends.
@@ -14,19 +15,19 @@ struct KafkaStallWatcher: Sendable {
     /// Starts watching; cancel the task to stop.
     func start() -> Task<Void, Never> {
         Task {
-            var stalled = false
+            var detector = StallDetector(threshold: timeout, now: .now)
             while !Task.isCancelled {
                 // A timer: the stall is a matter of time passing, not of an event that would announce it.
                 try? await Task.sleep(for: .seconds(1))
-                let waited = metrics.kafkaStalledFor
-                if let waited, waited > timeout {
-                    guard !stalled else { continue }
-                    stalled = true
+                let now = ContinuousClock.now
+                switch detector.observe(now: now, waitingSince: metrics.kafkaStalledFor.map { now - $0 }) {
+                case .stalled(let waited):
                     logger.warning("kafka_stalled", ("for", "\(waited.components.seconds)s"), ("in_flight", "\(metrics.inFlightRecords)"),
                                    ("detail", "Kafka has acknowledged nothing, or no broker has been reachable, for longer than --kafka-timeout; records wait, nothing past them is confirmed, and /healthz answers 503"))
-                } else if stalled {
-                    stalled = false
+                case .recovered:
                     logger.info("kafka_stall_ended", ("detail", "Kafka acknowledges records again"))
+                case nil:
+                    break
                 }
             }
         }

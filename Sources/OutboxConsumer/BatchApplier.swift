@@ -1,6 +1,8 @@
 import Foundation
 import LibPQ
+import Observability
 import RDKafka
+import ServiceRuntime
 
 /// Applies one batch of records in one transaction: claims the event ids in the inbox, runs the handler for each
 /// new event, handles poison by the configured policy, stores the next offsets, commits.
@@ -34,35 +36,49 @@ struct BatchApplier {
     let offsets: OffsetStore
     let parked: ParkedStore
     let handler: OutboxConsumer.Handler
+    /// Runs the handler on the consumer's thread, awaiting whatever it awaits.
+    let executor = ConsumerThreadExecutor()
     let deadLetters: DeadLetterPublisher
     let stop: StopSignal
-    let emit: (String, String, [(String, String)]) -> Void
+    let logger: EventLogger
+
+    /// How an attempt at a batch ended, when it did not throw.
+    enum Attempt {
+        /// The batch committed.
+        case committed(Outcome)
+        /// A handler failed in the attempt without savepoints: it was rolled back, to be applied again with a
+        /// savepoint per event (``ConsumerStateMachine`` decides). `roundTrips` is what the attempt cost.
+        case handlerFailed(roundTrips: Int)
+    }
 
     /// Applies `records` (all of them on partitions this member owns) in one transaction.
     ///
+    /// Without `savepoints` every handler runs straight in the transaction (two round trips for the consumer's own
+    /// statements, whatever the batch's size); with them each event runs in its own savepoint, where a failing one is
+    /// retried, then parked or dead-lettered alone.
+    ///
     /// - Throws: ``BatchRollback`` when the batch was rolled back and must be retried; ``StopInterrupted`` when a
     ///   stop cut a handler's retry delay short (the batch was rolled back).
-    func apply(_ records: [ConsumerRecord], database: DatabaseLink) throws -> Outcome {
+    func apply(_ records: [ConsumerRecord], savepoints: Bool, database: DatabaseLink) throws -> Attempt {
         try Self.asRollback {
             try database.withSession { session in
-                do {
-                    return try applyInTransaction(records, session, savepoints: false)
-                } catch let fallback as NeedsSavepoints {
-                    var outcome = try applyInTransaction(records, session, savepoints: true)
-                    outcome.counts.roundTrips += fallback.roundTrips
-                    return outcome
-                }
+                try applyInTransaction(records, session, savepoints: savepoints)
             }
         }
     }
 
-    private func applyInTransaction(_ records: [ConsumerRecord], _ session: Session, savepoints: Bool) throws -> Outcome {
+    private func applyInTransaction(_ records: [ConsumerRecord], _ session: Session, savepoints: Bool) throws -> Attempt {
         var counts = ConsumerMetrics.Snapshot()
         let roundTripsBefore = session.roundTrips
         var handlerRoundTrips = 0
         // Everything but the handlers' statements: the consumer's own cost of exactly-once.
         func ownRoundTrips() -> Int { session.roundTrips - roundTripsBefore - handlerRoundTrips }
         var applied: [(eventType: String, commitTime: Date)] = []
+        func rolledBackForSavepoints() -> Attempt {
+            session.discardDeferred()
+            _ = try? session.query("ROLLBACK")
+            return .handlerFailed(roundTrips: ownRoundTrips())
+        }
         session.discardDeferred()
         do {
             let identified = records.map { record -> (record: ConsumerRecord, id: String, hasID: Bool) in
@@ -95,9 +111,11 @@ struct BatchApplier {
                     continue
                 }
                 guard parking else {
-                    if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
-                                                   applied: &applied, handlerRoundTrips: &handlerRoundTrips) {
-                        poison.append((record, id, reason))
+                    switch try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
+                                          applied: &applied, handlerRoundTrips: &handlerRoundTrips) {
+                    case .applied: break
+                    case .poison(let reason): poison.append((record, id, reason))
+                    case .needsSavepoints: return rolledBackForSavepoints()
                     }
                     continue
                 }
@@ -107,15 +125,20 @@ struct BatchApplier {
                     try parked.park(session, record, eventID: id, key: key, error: nil)
                     try inbox.markParked(session, id: id, error: nil)
                     counts.parked += 1
-                    emit("info", "parked_behind", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
+                    logger.log(.info, "parked_behind", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key)])
-                } else if let reason = try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
-                                                      applied: &applied, handlerRoundTrips: &handlerRoundTrips) {
+                    continue
+                }
+                switch try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
+                                      applied: &applied, handlerRoundTrips: &handlerRoundTrips) {
+                case .applied: break
+                case .needsSavepoints: return rolledBackForSavepoints()
+                case .poison(let reason):
                     try parked.park(session, record, eventID: id, key: key, error: reason)
                     try inbox.markParked(session, id: id, error: reason)
                     parkedKeys.insert(key)
                     counts.parked += 1
-                    emit("warning", "key_parked", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
+                    logger.log(.warning, "key_parked", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key), ("error", String(reason.prefix(200)))])
                 }
             }
@@ -129,20 +152,17 @@ struct BatchApplier {
             try session.query("COMMIT")
             counts.roundTrips = ownRoundTrips()
             counts.batches = 1
-            return Outcome(nextOffsets: next, counts: counts, applied: applied)
-        } catch var fallback as NeedsSavepoints {
-            session.discardDeferred()
-            _ = try? session.query("ROLLBACK")
-            fallback.roundTrips = ownRoundTrips()
-            throw fallback
+            return .committed(Outcome(nextOffsets: next, counts: counts, applied: applied))
         } catch let failure as PostgresError where failure.isDeferred && !savepoints {
             // A handler's deferred statement failed where a later statement sent it (COMMIT, a later event's query):
             // which event it belongs to is found by applying the batch again with a savepoint per event, where each
             // event's deferred statements are sent inside its own savepoint.
-            session.discardDeferred()
-            _ = try? session.query("ROLLBACK")
-            if case .retryBatch(let reason) = FailureClassifier.classify(failure) { throw BatchRollback(reason: reason, cause: failure) }
-            throw NeedsSavepoints(roundTrips: ownRoundTrips())
+            if case .retryBatch(let reason) = FailureClassifier.classify(failure) {
+                session.discardDeferred()
+                _ = try? session.query("ROLLBACK")
+                throw BatchRollback(reason: reason, cause: failure)
+            }
+            return rolledBackForSavepoints()
         } catch {
             session.discardDeferred()
             _ = try? session.query("ROLLBACK")
@@ -150,14 +170,26 @@ struct BatchApplier {
         }
     }
 
-    /// Runs the handler for one event, in a savepoint, until it succeeds or the event is poison; returns why it is
-    /// poison, or `nil` when it was applied.
+    /// How one event went.
+    private enum EventResult {
+        /// The handler succeeded.
+        case applied
+        /// Retrying it cannot succeed, or its attempts ran out: why.
+        case poison(String)
+        /// Without savepoints, its handler failed: the batch is rolled back, to be applied with them.
+        case needsSavepoints
+    }
+
+    /// Runs the handler for one event, in a savepoint, until it succeeds or the event is poison.
     ///
     /// With `savepoints: false` the handler runs once, straight in the transaction; a failure that is not the
-    /// database's throws ``NeedsSavepoints``.
+    /// database's is ``EventResult/needsSavepoints``.
+    ///
+    /// - Throws: ``BatchRollback`` for a failure that is the database's (or a handler's `retryLater`);
+    ///   ``StopInterrupted`` when a stop cut a retry delay short.
     private func applyEvent(_ record: ConsumerRecord, id: String, session: Session, savepoints: Bool = true,
                             counts: inout ConsumerMetrics.Snapshot,
-                            applied: inout [(eventType: String, commitTime: Date)], handlerRoundTrips: inout Int) throws -> String? {
+                            applied: inout [(eventType: String, commitTime: Date)], handlerRoundTrips: inout Int) throws -> EventResult {
         let event = OutboxEvent(
             id: id, type: record.header("event_type")?.stringValue, key: record.key.map { String(decoding: $0, as: UTF8.self) },
             payload: record.value ?? [], headers: record.headers, topic: record.topic, partition: record.partition,
@@ -169,16 +201,16 @@ struct BatchApplier {
         func runHandler(_ session: Session) throws {
             let before = session.roundTrips
             defer { handlerRoundTrips += session.roundTrips - before }
-            try handler(event, session)
+            try executor.run(handler, event, session)
         }
         guard savepoints else {
             do {
                 try runHandler(session)
                 succeeded()
-                return nil
+                return .applied
             } catch {
                 if case .retryBatch(let reason) = FailureClassifier.classify(error) { throw BatchRollback(reason: reason, cause: error) }
-                throw NeedsSavepoints()
+                return .needsSavepoints
             }
         }
         var attempt = 0
@@ -187,15 +219,15 @@ struct BatchApplier {
             do {
                 try session.savepoint("tailgate_event") { try runHandler($0) }
                 succeeded()
-                return nil
+                return .applied
             } catch {
                 let verdict = FailureClassifier.classify(error)
                 if case .retryBatch(let reason) = verdict { throw BatchRollback(reason: reason, cause: error) }
                 attempt += 1
                 counts.handlerFailures += 1
-                emit("warning", "handler_failed", [("event_id", id), ("attempt", "\(attempt)"), ("poison", "\(verdict == .poison)"),
+                logger.log(.warning, "handler_failed", [("event_id", id), ("attempt", "\(attempt)"), ("poison", "\(verdict == .poison)"),
                                                    ("error", "\(error)")])
-                if verdict == .poison || attempt >= configuration.handlerAttempts { return "\(error)" }
+                if verdict == .poison || attempt >= configuration.handlerAttempts { return .poison("\(error)") }
                 if stop.wait(for: backoff.next()) { throw StopInterrupted() }
             }
         }
@@ -217,8 +249,9 @@ struct BatchApplier {
                     for (record, id) in try parked.events(session, of: key) {
                         var releasedNow: [(eventType: String, commitTime: Date)] = [] // parked long ago: not freshness
                         var handlerRoundTrips = 0
-                        if let reason = try applyEvent(record, id: id, session: session, counts: &counts, applied: &releasedNow,
-                                                       handlerRoundTrips: &handlerRoundTrips) {
+                        // With savepoints (the default) an event is applied or poison, never sent back for savepoints.
+                        if case .poison(let reason) = try applyEvent(record, id: id, session: session, counts: &counts,
+                                                                     applied: &releasedNow, handlerRoundTrips: &handlerRoundTrips) {
                             try parked.stopRelease(session, key, at: record.offset, error: reason)
                             try inbox.markParked(session, id: id, error: reason)
                             stoppedBy = reason
@@ -250,7 +283,7 @@ struct BatchApplier {
         ]
         try deadLetters.publishAndWait(KafkaRecord(topic: configuration.deadLetterTopic, key: record.key, value: record.value, headers: headers))
         try inbox.markDeadLettered(session, id: id, error: reason)
-        emit("warning", "dead_lettered", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
+        logger.log(.warning, "dead_lettered", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                           ("offset", "\(record.offset)"), ("reason", String(reason.prefix(200)))])
     }
 }
@@ -260,12 +293,6 @@ struct BatchRollback: Error, CustomStringConvertible {
     var reason: String
     var cause: any Error
     var description: String { "\(reason) (\(cause))" }
-}
-
-/// A handler failed in a batch run without savepoints: it was rolled back, to be applied again with them.
-struct NeedsSavepoints: Error {
-    /// Statements the rolled-back attempt cost.
-    var roundTrips = 0
 }
 
 /// A stop request cut a wait short inside a batch; the batch was rolled back.

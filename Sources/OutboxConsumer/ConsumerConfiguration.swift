@@ -41,7 +41,8 @@ public struct ConsumerConfiguration: Sendable {
     public var handlerAttempts: Int
     /// The wait before the first retry of a failing handler or batch; doubled each time up to ``maxBackoff``.
     public var retryBackoff: Duration
-    /// The longest wait between retries.
+    /// The longest wait between retries (4 s by default: work resumes within about five seconds of an outage's
+    /// end; waits are jittered between half and all of each step).
     public var maxBackoff: Duration
     /// What happens to a poison event (default: park its key, keeping per-key order).
     public var poisonPolicy: PoisonPolicy
@@ -80,7 +81,7 @@ public struct ConsumerConfiguration: Sendable {
     /// Creates a configuration with defaults for everything but the essentials.
     public init(groupID: String, topics: [String], kafka: [String: String], postgres: String,
                 inboxTable: String = "tailgate_inbox", offsetsTable: String = "tailgate_offsets", maxBatchSize: Int = 500,
-                handlerAttempts: Int = 3, retryBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(10),
+                handlerAttempts: Int = 3, retryBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(4),
                 deadLetterTopic: String? = nil, missingEventID: MissingEventIDPolicy = .useRecordCoordinates,
                 startOffset: StartOffset = .beginning, inboxRetention: Duration = .seconds(7 * 24 * 3600),
                 retentionInterval: Duration = .seconds(600), stallThreshold: Duration = .seconds(30),

@@ -2,10 +2,13 @@ import Foundation
 import LibPQ
 import Observability
 import RDKafka
+import ServiceRuntime
 
-/// The consumer's thread: polls Kafka, hands batches to the ``BatchApplier``, retries rolled-back batches with
-/// backoff while keeping the group membership, keeps every assigned partition fetching unless it is deliberately
-/// waiting (``PartitionFlow``), and reports stalls.
+/// The consumer's thread: the executor of the ``ConsumerStateMachine``'s actions. It polls Kafka, hands batches to
+/// the ``BatchApplier``, waits out a rolled-back batch's backoff while keeping the group membership, keeps every
+/// assigned partition fetching unless it is deliberately waiting (``PartitionFlow``), releases parked keys, and reports
+/// stalls; what happens to the batch in hand (applied, with savepoints, retried, dropped, released before) is the
+/// machine's decision, tested without a database or a broker.
 ///
 /// Every wait here is an event: a Kafka poll (woken early by a stop through ``KafkaConsumer/wakeup()``), or a
 /// backoff delay on the ``StopSignal``.
@@ -20,6 +23,7 @@ final class ConsumerLoop {
     private let handler: OutboxConsumer.Handler
     private let stop: StopSignal
     private let database: DatabaseLink
+    private let logger: EventLogger
     /// The database connection (``DatabaseLink/connectionsOpened``) on which the stored offsets were last compared
     /// with what this member knows; the first one, which the assignments read, needs no comparison.
     private var offsetsCheckedOn = 1
@@ -29,52 +33,49 @@ final class ConsumerLoop {
         self.configuration = consumer.configuration
         self.handler = handler
         self.stop = consumer.stopSignal
+        self.logger = consumer.logger
         self.database = DatabaseLink(conninfo: consumer.configuration.postgres,
                                      schema: consumer.inbox.createStatements(offsets: consumer.offsets, parked: consumer.parked),
                                      onLost: { [consumer] error in
-                                         consumer.emit("warning", "database_connection_lost", [
+                                         consumer.logger.log(.warning, "database_connection_lost", [
                                              ("error", "\(error)"), ("then", "the next use reconnects; the batch in progress, if any, is retried"),
                                          ])
                                      })
     }
 
-    private func emit(_ level: String, _ event: String, _ fields: [(String, String)] = []) {
-        consumer.emit(level, event, fields)
-    }
-
     /// Runs until a stop request. Throws only what retrying cannot fix (bad Kafka settings, a fatal consumer error).
     func run() throws {
         // Kafka settings are checked before waiting for anything, so a typo fails at once.
-        let deadLetters = try DeadLetterPublisher(kafka: configuration.kafka, clientID: "\(configuration.groupID)-dead-letters")
+        let deadLetters = try DeadLetterPublisher(kafka: configuration.kafka, clientID: "\(configuration.groupID)-dead-letters",
+                                                  log: { [logger = consumer.logger] in logger.log($0) })
         defer {
             let done = DispatchSemaphore(value: 0)
             Task { await deadLetters.close(); done.signal() }
             done.wait()
         }
         let rebalance = RebalanceHandler(offsets: consumer.offsets, database: database, stop: stop, patience: Self.offsetPatience,
-                                         initialBackoff: configuration.retryBackoff, emit: { [consumer] in consumer.emit($0, $1, $2) })
+                                         initialBackoff: configuration.retryBackoff, logger: logger)
         var properties = ConsumerConfiguration.kafkaDefaults.merging(configuration.kafka) { $1 }
         properties["group.id"] = configuration.groupID
         // Offsets live in the service's database; Kafka's copy is only a mirror.
         properties["enable.auto.commit"] = "false"
         properties["enable.auto.offset.store"] = "false"
-        let kafka = try KafkaConsumer(properties: properties, log: { [consumer] event in
-            if event.level <= .warning { consumer.emit("warning", "kafka_log", [("facility", event.facility), ("message", event.message)]) }
-        }, rebalance: { rebalance.handle($0) })
-        stop.setInterrupt { kafka.wakeup() }
+        let kafka = try KafkaConsumer(properties: properties, log: { [logger = consumer.logger] in logger.log($0) },
+                                      rebalance: { rebalance.handle($0) })
+        let wakeOnStop = stop.onStop { kafka.wakeup() }
         defer {
-            stop.setInterrupt(nil)
+            stop.remove(wakeOnStop) // waits for a wakeup in progress: the consumer is closed next
             try? kafka.closeBlocking()
             database.close()
-            emit("info", "stopped")
+            logger.log(.info, "stopped")
         }
         // Joining the group before the database answers would only start every partition at Kafka's copy.
         guard waitForDatabase() else { return }
         try kafka.subscribe(configuration.topics)
-        emit("info", "started", [("topics", configuration.topics.joined(separator: ","))])
+        logger.log(.info, "started", [("topics", configuration.topics.joined(separator: ","))])
         try consume(kafka, rebalance: rebalance, applier: BatchApplier(
             configuration: configuration, inbox: consumer.inbox, offsets: consumer.offsets, parked: consumer.parked, handler: handler,
-            deadLetters: deadLetters, stop: stop, emit: { [consumer] in consumer.emit($0, $1, $2) }))
+            deadLetters: deadLetters, stop: stop, logger: logger))
     }
 
     /// Connects (and creates the consumer's tables), retrying with backoff; `false` when a stop came first.
@@ -86,7 +87,7 @@ final class ConsumerLoop {
                 return true
             } catch {
                 let delay = backoff.next()
-                emit("warning", "postgres_unavailable", [("error", "\(error)"), ("reason", FailureClassifier.batchReason(error)),
+                logger.log(.warning, "postgres_unavailable", [("error", "\(error)"), ("reason", FailureClassifier.batchReason(error)),
                                                          ("retry_in", "\(delay)")])
                 if stop.wait(for: delay) { return false }
             }
@@ -94,160 +95,207 @@ final class ConsumerLoop {
         return false
     }
 
-    private func consume(_ kafka: KafkaConsumer, rebalance: RebalanceHandler, applier: BatchApplier) throws {
-        var pending: [ConsumerRecord] = []
-        var backoff = Backoff(initial: configuration.retryBackoff, maximum: configuration.maxBackoff)
-        var retryAt: ContinuousClock.Instant?
-        var stall = StallDetector(threshold: configuration.stallThreshold, now: .now)
-        var lastSweep = ContinuousClock.now
-        var lastHousekeeping = ContinuousClock.now
+    /// What the loop keeps between housekeeping ticks (lag, stalls, the Kafka mirror, parked keys, the inbox sweep).
+    private struct Housekeeping {
+        var last = ContinuousClock.now
+        var stall: StallDetector
         var progressed = false
         var lastFailure: String?
         var kafkaUnreachableReported = false
+        var lastSweep = ContinuousClock.now
         var lastParkedCheck = ContinuousClock.now - .seconds(60)
         var lastParkedLog = ContinuousClock.now
         var mirror = MirrorSchedule(interval: .seconds(1), now: .now)
-        defer { mirrorOffsets(kafka, &mirror, stopping: true) }
+    }
 
-        while !stop.isRequested {
-            // The only waits: for records when idle, for the retry time when a batch is being retried. Both are
-            // Kafka polls, so the group keeps this member and rebalances are served meanwhile.
-            let now = ContinuousClock.now
-            if pending.isEmpty {
-                pending = try kafka.poll(maxRecords: configuration.maxBatchSize, timeout: Self.tick)
-            } else if let due = retryAt, now < due {
-                pending += try kafka.poll(maxRecords: configuration.maxBatchSize, timeout: min(due - now, Self.tick))
-            }
-            if rebalance.revokedSinceLastLook {
-                // Records of partitions that went to another member are not this member's to apply. Records of a
-                // partition assigned to it again stay: the same poll may have returned records fetched from its new
-                // start, and dropping those would skip them. Older ones are applied again at worst (the inbox skips
-                // them), and the stored offset never moves backwards.
-                rebalance.revokedSinceLastLook = false
-                let owned = rebalance.flow.assigned
-                pending.removeAll { !owned.contains($0.topicPartition) }
-            }
-            if pending.isEmpty, rebalance.flow.isWaiting {
-                // A revocation took every record of the batch being retried: nothing is waiting any more.
-                rebalance.flow.stopWaiting()
-                retryAt = nil
-                emit("info", "retry_abandoned", [("reason", "its partitions were revoked")])
-            }
-            reconcile(kafka, &rebalance.flow)
+    /// Performs the ``ConsumerStateMachine``'s actions until it says to finish: the executor, with no decision of
+    /// its own about the batch in hand.
+    private func consume(_ kafka: KafkaConsumer, rebalance: RebalanceHandler, applier: BatchApplier) throws {
+        var machine = ConsumerStateMachine(initialBackoff: configuration.retryBackoff, maxBackoff: configuration.maxBackoff)
+        var house = Housekeeping(stall: StallDetector(threshold: configuration.stallThreshold, now: .now))
+        defer { mirrorOffsets(kafka, &house.mirror, stopping: true) }
+        var next = ConsumerStateMachine.Action.poll
+        var retryAt: ContinuousClock.Instant?
 
-            if mirror.isDue(now: .now) { mirrorOffsets(kafka, &mirror, stopping: false) }
-            if ContinuousClock.now - lastHousekeeping >= Self.tick {
-                lastHousekeeping = .now
-                let lag = recordLag(kafka, rebalance.flow.partitions)
-                let waiting = !pending.isEmpty || lag > 0
-                switch stall.observe(now: .now, waiting: waiting, progressed: progressed) {
-                case .stalled(let waited):
-                    emit("error", "stalled", [("waited", "\(waited)"), ("waiting_records", "\(pending.count)"), ("lag", "\(lag)"),
-                                              ("paused_partitions", "\(rebalance.flow.pausedCount)"), ("last_error", lastFailure ?? "none")])
-                case .recovered(let lasted):
-                    emit("info", "stall_ended", [("lasted", "\(lasted)")])
-                case nil: break
-                }
-                progressed = false
-                if pending.isEmpty, database.isConnected, database.connectionsOpened != offsetsCheckedOn,
-                   let rewound = try? rewindWhereTheDatabaseLostCommits(kafka, rebalance) {
-                    mirror.rewound(rewound.storedNext)
-                }
-                let unreachable = kafka.unreachableFor ?? .zero
-                if unreachable >= configuration.stallThreshold, !kafkaUnreachableReported {
-                    kafkaUnreachableReported = true
-                    emit("error", "kafka_unreachable", [("for", "\(unreachable)"), ("bootstrap", configuration.kafka["bootstrap.servers"] ?? "")])
-                } else if unreachable == .zero, kafkaUnreachableReported {
-                    kafkaUnreachableReported = false
-                    emit("info", "kafka_reachable")
-                }
-                let waited = stall.waited(now: .now)
-                consumer.metrics.update {
-                    $0.stalled = stall.isStalled
-                    $0.secondsWithoutProgress = waited.seconds
-                    $0.waitingRecords = pending.count
-                    $0.assignedPartitions = rebalance.flow.partitions.count
-                    $0.pausedPartitions = rebalance.flow.pausedCount
-                    $0.kafkaUnreachableSeconds = unreachable.seconds
-                }
-                if configuration.poisonPolicy == .parkKey, pending.isEmpty, !rebalance.flow.isWaiting {
-                    releaseRequestedKeys(applier, partitions: rebalance.flow.assigned)
-                    if ContinuousClock.now - lastParkedCheck >= .seconds(5) {
-                        lastParkedCheck = .now
-                        refreshParkedSummary(logging: ContinuousClock.now - lastParkedLog >= .seconds(60) ? { lastParkedLog = .now } : nil)
+        while true {
+            if stop.isRequested, next != .finish { next = machine.stop() }
+            if housekeepingIsDue(&house) {
+                housekeeping(kafka, rebalance, &machine, &house)
+                // Parked keys are released at a batch boundary: before the next poll or the next batch.
+                switch next {
+                case .poll, .apply:
+                    if case .releaseParkedKeys = machine.housekeeping(releasesDue: configuration.poisonPolicy == .parkKey) {
+                        next = .releaseParkedKeys
                     }
-                }
-                if pending.isEmpty, ContinuousClock.now - lastSweep >= configuration.retentionInterval {
-                    sweepInbox()
-                    lastSweep = .now
+                default:
+                    break
                 }
             }
-            guard !stop.isRequested, !pending.isEmpty else { continue }
-            if let due = retryAt, ContinuousClock.now < due { continue }
-
-            do {
+            switch next {
+            case .poll:
+                // The only waits: for records when idle, for the retry time when a batch is being retried. Both are
+                // Kafka polls, so the group keeps this member and rebalances are served meanwhile.
+                let timeout = retryAt.map { min(max($0 - .now, .zero), Self.tick) } ?? Self.tick
+                let records = try kafka.poll(maxRecords: configuration.maxBatchSize, timeout: timeout)
+                next = machine.recordsPolled(records, revokedLeaving: rebalance.takeRevocation())
+                reconcile(kafka, &rebalance.flow)
+                if next == .none, let due = retryAt {
+                    // Still waiting for the rolled-back batch's retry time.
+                    next = ContinuousClock.now >= due ? machine.backoffElapsed() : .poll
+                }
+            case .apply(let records, let savepoints):
+                retryAt = nil
                 if !database.isConnected || database.connectionsOpened != offsetsCheckedOn {
                     // Before a batch commits on a new connection: a database that lost commits must not have the
                     // batch store offsets past the records those commits applied.
-                    let rewound = try BatchApplier.asRollback { try rewindWhereTheDatabaseLostCommits(kafka, rebalance) }
-                    mirror.rewound(rewound.storedNext)
-                    if !rewound.partitions.isEmpty {
-                        pending.removeAll { rewound.partitions.contains($0.topicPartition) }
-                        if pending.isEmpty {
-                            // Every waiting record was of a rewound partition: they are fetched again from there.
-                            retryAt = nil
-                            if rebalance.flow.isWaiting { rebalance.flow.stopWaiting() }
-                            reconcile(kafka, &rebalance.flow)
+                    do {
+                        let rewound = try BatchApplier.asRollback { try rewindWhereTheDatabaseLostCommits(kafka, rebalance) }
+                        house.mirror.rewound(rewound.storedNext)
+                        if !rewound.partitions.isEmpty {
+                            next = machine.databaseReconnected(rewound: rewound.partitions)
                             continue
                         }
+                    } catch let rollback as BatchRollback {
+                        next = batchRolledBack(rollback, &machine, &house)
+                        continue
                     }
                 }
-                let outcome = try applier.apply(pending, database: database)
-                pending = []
-                retryAt = nil
-                backoff.reset()
-                progressed = true
-                lastFailure = nil
-                consumer.metrics.update { metrics in
-                    metrics.applied += outcome.counts.applied
-                    metrics.duplicatesSkipped += outcome.counts.duplicatesSkipped
-                    metrics.deadLettered += outcome.counts.deadLettered
-                    metrics.handlerFailures += outcome.counts.handlerFailures
-                    metrics.batches += outcome.counts.batches
-                    metrics.parked += outcome.counts.parked
-                    metrics.roundTrips += outcome.counts.roundTrips
-                    metrics.consecutiveBatchRetries = 0
-                    metrics.lastRetryReason = nil
-                    let committed = Date()
-                    for event in outcome.applied {
-                        metrics.commitToApplied[event.eventType, default: PrometheusHistogram(upperBounds: ConsumerMetrics.commitToAppliedBounds)]
-                            .observe(max(0, committed.timeIntervalSince(event.commitTime)))
+                do {
+                    switch try applier.apply(records, savepoints: savepoints, database: database) {
+                    case .committed(let outcome):
+                        committed(outcome, rebalance, &house)
+                        next = machine.batchCommitted()
+                    case .handlerFailed(let roundTrips):
+                        consumer.metrics.update { $0.roundTrips += roundTrips }
+                        next = machine.batchFailed(.handlerFailed)
                     }
+                } catch let rollback as BatchRollback {
+                    next = batchRolledBack(rollback, &machine, &house)
+                } catch is StopInterrupted {
+                    next = machine.stop()
                 }
-                if rebalance.flow.isWaiting {
-                    rebalance.flow.stopWaiting()
-                    emit("info", "resumed", [("partitions", "\(rebalance.flow.partitions.count)")])
-                }
-                reconcile(kafka, &rebalance.flow)
-                rebalance.knownOffsets.merge(outcome.nextOffsets.filter { rebalance.flow.assigned.contains($0.key) }) { max($0, $1) }
-                // The mirror for lag dashboards and the assignment fallback; the database's copy is the one that counts.
-                mirror.committed(outcome.nextOffsets)
-            } catch let rollback as BatchRollback {
-                let delay = backoff.next()
+            case .retryAfter(let delay, _, _):
                 retryAt = .now + delay
-                lastFailure = rollback.reason
-                consumer.metrics.update {
-                    $0.batchRetries += 1
-                    $0.consecutiveBatchRetries += 1
-                    $0.lastRetryReason = rollback.reason
-                }
-                emit("error", "batch_rolled_back", [("reason", rollback.reason), ("error", "\(rollback.cause)"),
-                                                    ("records", "\(pending.count)"), ("retry_in", "\(delay)")])
                 rebalance.flow.startWaiting()
                 reconcile(kafka, &rebalance.flow)
-            } catch is StopInterrupted {
-                break
+                next = .poll
+            case .resumeAndPoll:
+                if rebalance.flow.isWaiting {
+                    rebalance.flow.stopWaiting()
+                    logger.log(.info, "resumed", [("partitions", "\(rebalance.flow.partitions.count)")])
+                }
+                reconcile(kafka, &rebalance.flow)
+                next = .poll
+            case .abandonRetry(let reason):
+                retryAt = nil
+                if rebalance.flow.isWaiting { rebalance.flow.stopWaiting() }
+                logger.log(.info, "retry_abandoned", [("reason", reason)])
+                reconcile(kafka, &rebalance.flow)
+                next = .poll
+            case .releaseParkedKeys:
+                releaseRequestedKeys(applier, partitions: rebalance.flow.assigned, &house)
+                next = machine.releasesDone()
+            case .finish:
+                return
+            case .none:
+                // Every action the loop performs reports an event the machine expects in the state it left; .none
+                // here would be a transition the machine's tests show cannot happen.
+                assertionFailure("the consumer state machine answered none in state \(machine.state)")
+                next = .poll
             }
+        }
+    }
+
+    /// Logs and counts a rolled-back batch; returns the machine's answer.
+    private func batchRolledBack(_ rollback: BatchRollback, _ machine: inout ConsumerStateMachine,
+                                 _ house: inout Housekeeping) -> ConsumerStateMachine.Action {
+        let records = machine.pending.count
+        let action = machine.batchFailed(.rolledBack(reason: rollback.reason))
+        house.lastFailure = rollback.reason
+        consumer.metrics.update {
+            $0.batchRetries += 1
+            $0.consecutiveBatchRetries += 1
+            $0.lastRetryReason = rollback.reason
+        }
+        if case .retryAfter(let delay, _, _) = action {
+            logger.log(.error, "batch_rolled_back", [("reason", rollback.reason), ("error", "\(rollback.cause)"),
+                                                     ("records", "\(records)"), ("retry_in", "\(delay)")])
+        }
+        return action
+    }
+
+    /// Records a committed batch in the metrics, the known offsets and the Kafka mirror.
+    private func committed(_ outcome: BatchApplier.Outcome, _ rebalance: RebalanceHandler, _ house: inout Housekeeping) {
+        house.progressed = true
+        house.lastFailure = nil
+        consumer.metrics.update { metrics in
+            metrics.applied += outcome.counts.applied
+            metrics.duplicatesSkipped += outcome.counts.duplicatesSkipped
+            metrics.deadLettered += outcome.counts.deadLettered
+            metrics.handlerFailures += outcome.counts.handlerFailures
+            metrics.batches += outcome.counts.batches
+            metrics.parked += outcome.counts.parked
+            metrics.roundTrips += outcome.counts.roundTrips
+            metrics.consecutiveBatchRetries = 0
+            metrics.lastRetryReason = nil
+            let committed = Date()
+            for event in outcome.applied {
+                metrics.commitToApplied[event.eventType, default: PrometheusHistogram(upperBounds: ConsumerMetrics.commitToAppliedBounds)]
+                    .observe(max(0, committed.timeIntervalSince(event.commitTime)))
+            }
+        }
+        rebalance.knownOffsets.merge(outcome.nextOffsets.filter { rebalance.flow.assigned.contains($0.key) }) { max($0, $1) }
+        // The mirror for lag dashboards and the assignment fallback; the database's copy is the one that counts.
+        house.mirror.committed(outcome.nextOffsets)
+    }
+
+    /// Whether a housekeeping tick is due (one per ``tick``); starts it if so.
+    private func housekeepingIsDue(_ house: inout Housekeeping) -> Bool {
+        guard ContinuousClock.now - house.last >= Self.tick else { return false }
+        house.last = .now
+        return true
+    }
+
+    /// Lag, stalls, the Kafka mirror, the idle offsets check and the inbox sweep.
+    private func housekeeping(_ kafka: KafkaConsumer, _ rebalance: RebalanceHandler, _ machine: inout ConsumerStateMachine,
+                              _ house: inout Housekeeping) {
+        if house.mirror.isDue(now: .now) { mirrorOffsets(kafka, &house.mirror, stopping: false) }
+        let pending = machine.pending.count
+        let lag = recordLag(kafka, rebalance.flow.partitions)
+        switch house.stall.observe(now: .now, waiting: pending > 0 || lag > 0, progressed: house.progressed) {
+        case .stalled(let waited):
+            logger.log(.error, "stalled", [("waited", "\(waited)"), ("waiting_records", "\(pending)"), ("lag", "\(lag)"),
+                                           ("paused_partitions", "\(rebalance.flow.pausedCount)"), ("last_error", house.lastFailure ?? "none")])
+        case .recovered(let lasted):
+            logger.log(.info, "stall_ended", [("lasted", "\(lasted)")])
+        case nil: break
+        }
+        house.progressed = false
+        if pending == 0, database.isConnected, database.connectionsOpened != offsetsCheckedOn,
+           let rewound = try? rewindWhereTheDatabaseLostCommits(kafka, rebalance) {
+            house.mirror.rewound(rewound.storedNext)
+            _ = machine.databaseReconnected(rewound: rewound.partitions)
+        }
+        let unreachable = kafka.unreachableFor ?? .zero
+        if unreachable >= configuration.stallThreshold, !house.kafkaUnreachableReported {
+            house.kafkaUnreachableReported = true
+            logger.log(.error, "kafka_unreachable", [("for", "\(unreachable)"), ("bootstrap", configuration.kafka["bootstrap.servers"] ?? "")])
+        } else if unreachable == .zero, house.kafkaUnreachableReported {
+            house.kafkaUnreachableReported = false
+            logger.log(.info, "kafka_reachable")
+        }
+        let waited = house.stall.waited(now: .now)
+        consumer.metrics.update {
+            $0.stalled = house.stall.isStalled
+            $0.secondsWithoutProgress = waited.seconds
+            $0.waitingRecords = pending
+            $0.assignedPartitions = rebalance.flow.partitions.count
+            $0.pausedPartitions = rebalance.flow.pausedCount
+            $0.kafkaUnreachableSeconds = unreachable.seconds
+        }
+        if pending == 0, ContinuousClock.now - house.lastSweep >= configuration.retentionInterval {
+            sweepInbox()
+            house.lastSweep = .now
         }
     }
 
@@ -274,7 +322,7 @@ final class ConsumerLoop {
                 lost.append("\(partition):\(stored[partition].map(String.init) ?? "none")<\(rebalance.knownOffsets[partition] ?? 0)")
                 rebalance.knownOffsets[partition] = stored[partition]
             }
-            emit("warning", "offsets_rewound", [
+            logger.log(.warning, "offsets_rewound", [
                 ("partitions", lost.joined(separator: ",")),
                 ("reason", "the database holds older offsets than this consumer committed: it lost commits (a failover to a standby "
                     + "that had not received them, or a crash under synchronous_commit=off); those events are applied again"),
@@ -284,51 +332,58 @@ final class ConsumerLoop {
         return (Set(rewinds.keys), stored.filter { rewinds.keys.contains($0.key) })
     }
 
-    /// Carries out the release requests for parked keys of `partitions` (only the partition's owner applies them).
-    private func releaseRequestedKeys(_ applier: BatchApplier, partitions: Set<TopicPartition>) {
+    /// Carries out the release requests for parked keys of `partitions` (only the partition's owner applies them),
+    /// and refreshes the parked keys' summary every 5 s (logging it every minute while keys are parked).
+    private func releaseRequestedKeys(_ applier: BatchApplier, partitions: Set<TopicPartition>, _ house: inout Housekeeping) {
+        if ContinuousClock.now - house.lastParkedCheck >= .seconds(5) {
+            house.lastParkedCheck = .now
+            let logNow = ContinuousClock.now - house.lastParkedLog >= .seconds(60)
+            if refreshParkedSummary(logging: logNow), logNow { house.lastParkedLog = .now }
+        }
         guard !partitions.isEmpty, !stop.isRequested else { return }
         let keys: [ParkedStore.Key]
         do {
             keys = try database.withSession { try consumer.parked.releaseRequests($0, partitions) }
         } catch {
-            emit("warning", "release_check_failed", [("error", "\(error)")])
+            logger.log(.warning, "release_check_failed", [("error", "\(error)")])
             return
         }
         for key in keys where !stop.isRequested {
-            emit("info", "release_started", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key)])
+            logger.log(.info, "release_started", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key)])
             do {
                 let (released, stoppedBy) = try applier.release(key, database: database)
                 consumer.metrics.update { $0.released += released; $0.applied += released }
                 if let stoppedBy {
-                    emit("warning", "release_stopped", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key),
+                    logger.log(.warning, "release_stopped", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key),
                                                         ("released", "\(released)"), ("error", String(stoppedBy.prefix(200)))])
                 } else {
-                    emit("info", "key_released", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key),
+                    logger.log(.info, "key_released", [("topic", key.topic), ("partition", "\(key.partition)"), ("key", key.key),
                                                   ("released", "\(released)")])
                 }
             } catch let rollback as BatchRollback {
-                emit("warning", "release_rolled_back", [("key", key.key), ("reason", rollback.reason), ("error", "\(rollback.cause)")])
+                logger.log(.warning, "release_rolled_back", [("key", key.key), ("reason", rollback.reason), ("error", "\(rollback.cause)")])
                 return
             } catch {
                 return // a stop cut it short; rolled back, the request stays
             }
         }
-        if !keys.isEmpty { refreshParkedSummary(logging: nil) }
+        if !keys.isEmpty { refreshParkedSummary(logging: false) }
     }
 
-    /// Reads how many keys are parked (and the oldest's age) into the metrics; `logging` logs it too.
-    private func refreshParkedSummary(logging: (() -> Void)?) {
-        guard let summary = try? database.withSession({ try consumer.parked.summary($0) }) else { return }
+    /// Reads how many keys are parked (and the oldest's age) into the metrics; with `logging`, logs it too when keys
+    /// are parked. Returns whether it logged.
+    @discardableResult
+    private func refreshParkedSummary(logging: Bool) -> Bool {
+        guard let summary = try? database.withSession({ try consumer.parked.summary($0) }) else { return false }
         consumer.metrics.update {
             $0.parkedKeys = summary.keys
             $0.parkedEvents = summary.events
             $0.oldestParkedSeconds = summary.oldestSeconds
         }
-        if let logging, summary.keys > 0 {
-            logging()
-            emit("warning", "parked_keys", [("keys", "\(summary.keys)"), ("events", "\(summary.events)"),
-                                            ("oldest_age", "\(Int(summary.oldestSeconds))s"), ("table", configuration.parkedTable)])
-        }
+        guard logging, summary.keys > 0 else { return false }
+        logger.log(.warning, "parked_keys", [("keys", "\(summary.keys)"), ("events", "\(summary.events)"),
+                                             ("oldest_age", "\(Int(summary.oldestSeconds))s"), ("table", configuration.parkedTable)])
+        return true
     }
 
     /// Mirrors the committed offsets to Kafka once a durability barrier has passed (see ``MirrorSchedule``).
@@ -349,15 +404,15 @@ final class ConsumerLoop {
         do {
             if !actions.pause.isEmpty {
                 try kafka.pause(actions.pause)
-                emit("info", "partitions_paused", [("partitions", actions.pause.map(\.description).joined(separator: ","))])
+                logger.log(.info, "partitions_paused", [("partitions", actions.pause.map(\.description).joined(separator: ","))])
             }
             if !actions.resume.isEmpty {
                 try kafka.resume(actions.resume)
-                emit("info", "partitions_resumed", [("partitions", actions.resume.map(\.description).joined(separator: ","))])
+                logger.log(.info, "partitions_resumed", [("partitions", actions.resume.map(\.description).joined(separator: ","))])
             }
         } catch {
             flow.failed(actions)
-            emit("warning", "pause_or_resume_failed", [("error", "\(error)")])
+            logger.log(.warning, "pause_or_resume_failed", [("error", "\(error)")])
         }
     }
 
@@ -370,9 +425,9 @@ final class ConsumerLoop {
                 deleted += count
                 if count == 0 { break }
             }
-            if deleted > 0 { emit("info", "inbox_swept", [("deleted", "\(deleted)")]) }
+            if deleted > 0 { logger.log(.info, "inbox_swept", [("deleted", "\(deleted)")]) }
         } catch {
-            emit("warning", "inbox_sweep_failed", [("error", "\(error)")])
+            logger.log(.warning, "inbox_sweep_failed", [("error", "\(error)")])
         }
     }
 

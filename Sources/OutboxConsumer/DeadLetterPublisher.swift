@@ -24,7 +24,8 @@ final class DeadLetterPublisher: Sendable {
     private let outcomes = Outcomes()
     private let nextToken = Atomic<UInt64>(0)
 
-    init(kafka: [String: String], clientID: String) throws(KafkaError) {
+    /// Creates the producer; `log` receives its librdkafka lines.
+    init(kafka: [String: String], clientID: String, log: @escaping KafkaLogHandler = defaultKafkaLogHandler) throws(KafkaError) {
         var properties = kafka
         for key in ["group.id", "enable.auto.commit", "enable.auto.offset.store", "auto.offset.reset", "enable.partition.eof",
                     "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy",
@@ -33,7 +34,7 @@ final class DeadLetterPublisher: Sendable {
         }
         properties["client.id"] = clientID
         let outcomes = self.outcomes
-        producer = try KafkaProducer(configuration: ProducerConfiguration(properties: properties), log: { _ in }) { report in
+        producer = try KafkaProducer(configuration: ProducerConfiguration(properties: properties), log: log) { report in
             outcomes.delivered(token: report.token, error: report.error)
         }
     }

@@ -3,6 +3,7 @@ import Foundation
 import LibPQ
 import Observability
 import RDKafka
+import ServiceRuntime
 import Synchronization
 
 /// Applies each outbox event exactly once to the service's own PostgreSQL database.
@@ -34,11 +35,16 @@ import Synchronization
 public final class OutboxConsumer: Sendable {
     /// Applies one event inside the batch's transaction.
     ///
+    /// The handler may `await` (a call to another service, an actor): it runs as a task on the consumer's own thread,
+    /// so its statements on the batch's `Session` stay on the connection's thread, and the transaction waits for it.
+    /// Await what it starts: an unstructured `Task` it leaves running inherits that thread as its executor and
+    /// makes progress only while a handler runs.
+    ///
     /// Throwing retries the event (in a savepoint) and, after ``ConsumerConfiguration/handlerAttempts`` attempts,
     /// dead-letters it. A ``PostgresError`` that describes the database rather than the event (connection lost,
     /// read-only, undefined table or column, insufficient privilege, lock or statement timeout, …) instead rolls the
     /// whole batch back and retries it until it succeeds. ``HandlerFailure`` says which explicitly.
-    public typealias Handler = @Sendable (OutboxEvent, Session) throws -> Void
+    public typealias Handler = @Sendable (OutboxEvent, Session) async throws -> Void
 
     /// The configuration.
     public let configuration: ConsumerConfiguration
@@ -114,12 +120,6 @@ public final class OutboxConsumer: Sendable {
         } onCancel: {
             stopSignal.request()
         }
-    }
-
-    /// Logs one event; `level` is a level's name (`info`, `warning`, …), and `fields` is evaluated only when that
-    /// level is enabled.
-    func emit(_ level: String, _ event: String, _ fields: @autoclosure () -> [(String, String)] = []) {
-        logger.log(EventLogger.Level(name: level) ?? .error, event, fields())
     }
 }
 

@@ -122,13 +122,15 @@ struct ParkedStore: Sendable {
         }.sorted { ($0.topic, $0.partition, $0.key) < ($1.topic, $1.partition, $1.key) }
     }
 
-    /// The parked events of `key`, in order, locked until the transaction ends.
+    /// The parked events of `key`, in offset order (numeric: the poison head first, whatever the offsets' widths),
+    /// locked until the transaction ends.
     func events(_ session: Session, of key: Key) throws -> [(record: ConsumerRecord, eventID: String)] {
+        // `ORDER BY p."offset"` names the bigint column: an unqualified "offset" would be the text output column.
         let rows = try session.query("""
-            SELECT "offset"::text AS "offset", event_id, key_bytes, value, headers::text AS headers,
-                   (extract(epoch FROM record_timestamp) * 1000)::bigint::text AS ts
-            FROM \(table) WHERE consumer_group = $1 AND topic = $2 AND partition = $3 AND record_key = $4
-            ORDER BY "offset" FOR UPDATE
+            SELECT p."offset"::text AS "offset", p.event_id, p.key_bytes, p.value, p.headers::text AS headers,
+                   (extract(epoch FROM p.record_timestamp) * 1000)::bigint::text AS ts
+            FROM \(table) p WHERE p.consumer_group = $1 AND p.topic = $2 AND p.partition = $3 AND p.record_key = $4
+            ORDER BY p."offset" FOR UPDATE
             """, [group, key.topic, Int(key.partition), key.key]).rows
         return rows.compactMap { row in
             guard let offset = row["offset"].flatMap({ Int64($0) }), let eventID = row["event_id"] else { return nil }

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 /// An in-memory Kafka cluster for tests and `tailgate dev-kafka`: librdkafka's mock cluster.
 ///
 /// It speaks the real Kafka protocol on random loopback ports and supports fault injection. It is for
@@ -8,8 +7,6 @@ import Synchronization
 /// does not move partition leaders when a broker goes down.
 public final class KafkaMockCluster: Sendable {
     private let handle: MockClusterHandle
-    /// Ports of down brokers, kept out of automatic port choice until they are up (see `ReservedPorts`).
-    private let reservedPorts = Mutex<Set<Int>>([])
 
     /// Kafka protocol API keys that faults can target.
     public static let apiKeys: [String: Int16] = [
@@ -39,22 +36,11 @@ public final class KafkaMockCluster: Sendable {
     ///
     /// - Throws: ``KafkaError``.
     public func setBrokerDown(_ id: Int32) throws(KafkaError) {
-        if ReservedPorts.isEnabled, let port = port(of: id) {
-            ReservedPorts.reserve(port)
-            reservedPorts.withLock { _ = $0.insert(port) }
-        }
         // Going down is when librdkafka 2.0.2 closes the listener and binds its port again at once (for the way
         // back up): never while a child process is being spawned (see `listenerGate`).
         Self.listenerGate.lock()
         defer { Self.listenerGate.unlock() }
         try handle.setBroker(id, up: false)
-    }
-
-    /// The port broker `id` listens on (brokers are listed in id order in ``bootstrapServers``).
-    private func port(of id: Int32) -> Int? {
-        let servers = bootstrapServers.split(separator: ",")
-        guard id >= 1, Int(id) <= servers.count else { return nil }
-        return servers[Int(id) - 1].split(separator: ":").last.flatMap { Int($0) }
     }
 
     /// Brings a broker back up.
@@ -64,10 +50,6 @@ public final class KafkaMockCluster: Sendable {
         Self.listenerGate.lock()
         defer { Self.listenerGate.unlock() }
         try handle.setBroker(id, up: true)
-        if ReservedPorts.isEnabled, let port = port(of: id) {
-            ReservedPorts.release(port)
-            reservedPorts.withLock { _ = $0.remove(port) }
-        }
     }
 
     /// Held while a broker changes state, and by whoever starts child processes in this process.
@@ -103,6 +85,5 @@ public final class KafkaMockCluster: Sendable {
     /// Shuts the cluster down.
     public func close() {
         handle.destroy()
-        for port in reservedPorts.withLock({ $0 }) { ReservedPorts.release(port) }
     }
 }

@@ -33,7 +33,7 @@ Task {
             if event.type == "Slow" { try db.execute("SELECT pg_sleep(0.3)") }
             // A "Pause" keeps the batch's transaction open and idle on the server for 4 s (the client thinks), so
             // that a test can cut the network while the server holds the batch's locks.
-            if event.type == "Pause" { Thread.sleep(forTimeInterval: 4) }
+            if event.type == "Pause" { try await Task.sleep(for: .seconds(4)) }
             // A little work per event, so that batches are in flight when the test kills the process.
             try db.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
                            [event.id, event.topic, Int(event.partition), event.offset])

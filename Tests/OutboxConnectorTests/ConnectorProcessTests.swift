@@ -68,7 +68,7 @@ import Testing
         #expect(await eventually { (await process.delivered ?? 0) >= 1_000 })
         #expect(try await eventually { try await fixture.slotState()?.confirmedFlushLSN ?? .invalid > .invalid })
 
-        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
+        for broker: Int32 in 1...3 { try fixture.kafka.takeBrokerDown(broker) }
         // A witness slot maps each event written during the outage to its transaction's commit end LSN.
         let witnessSlot = "w_\(fixture.database)"
         try await fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [witnessSlot])
@@ -82,7 +82,7 @@ import Testing
                 "confirmed \(duringOutage) passed \(outageCommits.values.filter { $0 <= duringOutage }.count) events Kafka never acknowledged")
         #expect(await process.delivered == 1_000, "nothing was acknowledged during the outage")
         try await fixture.db.query("SELECT pg_drop_replication_slot($1)", [witnessSlot])
-        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerUp(broker) }
+        for broker: Int32 in 1...3 { try fixture.kafka.bringBrokerUp(broker) }
 
         #expect(await eventually(timeout: .seconds(60)) { (await process.delivered ?? 0) >= 2_000 }, "the 2,000 records were not all delivered within 60 s of the brokers coming back: \(process.child.output.suffix(1500))")
         #expect(try await eventually { try await fixture.slotState()?.confirmedFlushLSN ?? .invalid > duringOutage },

@@ -33,7 +33,7 @@ import Testing
         }
 
         func machine() -> Machine {
-            var machine = Machine(initialBackoff: .milliseconds(100), maxBackoff: .seconds(2))
+            var machine = Machine(initialBackoff: .milliseconds(100), maxBackoff: .seconds(2), jitter: { 1 })
             _ = machine.start()
             switch self {
             case .preparing: break
@@ -189,19 +189,29 @@ import Testing
     }
 
     @Test func backoffDoublesOverFailedAttemptsUpToTheMaximumAndStartsOverAfterASessionThatStreamed() {
-        var machine = Machine(initialBackoff: .milliseconds(100), maxBackoff: .milliseconds(500))
+        var machine = Machine(initialBackoff: .milliseconds(100), maxBackoff: .milliseconds(500), jitter: { 1 })
         _ = machine.start()
-        var delays: [Duration] = []
-        for _ in 0..<5 {
-            guard case .wait(let delay, _, _) = machine.failed(Self.refused) else { Issue.record("no wait"); return }
-            delays.append(delay)
-            _ = machine.waited()
-        }
-        #expect(delays == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(500), .milliseconds(500)])
+        #expect(Self.waits(&machine, 5) == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(500), .milliseconds(500)])
         _ = machine.prepared()
         machine.sessionStarted()
         guard case .wait(let afterStreaming, _, _) = machine.failed(Self.lost) else { Issue.record("no wait"); return }
         #expect(afterStreaming == .milliseconds(100), "a session that streamed resets the backoff")
+    }
+
+    /// The waits come from the shared, jittered backoff; the jitter is the machine's input, so it stays pure.
+    @Test func theJitterSpreadsTheWaitsAndTheDefaultCapIsFourSeconds() {
+        var machine = Machine(initialBackoff: .seconds(1), jitter: { 0 })
+        _ = machine.start()
+        #expect(Self.waits(&machine, 6) == [.seconds(1), .seconds(1), .seconds(2), .seconds(2), .seconds(2), .seconds(2)])
+    }
+
+    /// The waits of `count` consecutive refused connections.
+    static func waits(_ machine: inout Machine, _ count: Int) -> [Duration] {
+        (0..<count).compactMap { _ in
+            defer { _ = machine.waited() }
+            guard case .wait(let delay, _, _) = machine.failed(refused) else { Issue.record("no wait"); return nil }
+            return delay
+        }
     }
 
     @Test func aBusySlotIsRetriedAtLeastEverySecondHoweverLongTheBackoff() {

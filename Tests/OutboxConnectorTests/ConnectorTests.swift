@@ -561,7 +561,7 @@ import Testing
         let process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port), metricsPort: port,
                                            extraArguments: ["--shutdown-timeout", "2"])
         #expect(await eventually { await process.isStreaming }, "\(process.child.output)")
-        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
+        for broker: Int32 in 1...3 { try fixture.kafka.takeBrokerDown(broker) }
         let witnessSlot = "w_\(fixture.database)"
         try await fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [witnessSlot])
         try await fixture.load(transactions: 0..<5)
@@ -586,7 +586,7 @@ import Testing
         let process = try ConnectorProcess(fixture: fixture, json: fixture.json(metricsPort: port, extra: #", "maxInFlightRecords": 10"#),
                                            metricsPort: port, extraArguments: ["--shutdown-timeout", "3", "--kafka-timeout", "2"])
         #expect(await eventually { await process.isStreaming }, "\(process.child.output)")
-        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
+        for broker: Int32 in 1...3 { try fixture.kafka.takeBrokerDown(broker) }
         let witnessSlot = "w_\(fixture.database)"
         try await fixture.db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [witnessSlot])
         try await fixture.load(transactions: 0..<5)

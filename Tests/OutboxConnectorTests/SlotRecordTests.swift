@@ -83,14 +83,14 @@ import Testing
         defer { fixture.close() }
         let configuration = try await leastPrivilegeConfiguration(fixture)
         try await fixture.kafka.createTopic("tailgate.connector-slots", partitions: 1)
-        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
+        for broker: Int32 in 1...3 { try fixture.kafka.takeBrokerDown(broker) }
         let log = LogLines()
         let connector = fixture.connector(configuration, log: log)
         let task = Task { try await connector.run() }
         #expect(await eventually(timeout: .seconds(60)) { log.contains("event=slot_record_unavailable") }, "\(log.all.suffix(3))")
         #expect(connector.status.waiting?.cause == "slot_record_unavailable")
         #expect(try await fixture.slotState() == nil, "nothing is created while the record cannot be read")
-        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerUp(broker) }
+        for broker: Int32 in 1...3 { try fixture.kafka.bringBrokerUp(broker) }
         #expect(await eventually(timeout: .seconds(90)) { connector.metrics.isStreaming })
         #expect(log.contains("event=slot_created") && log.contains("event=slot_record_kafka"))
         connector.requestStop()
@@ -108,10 +108,10 @@ import Testing
         let first = try await fixture.start(configuration)
         try await first.stop()
         // The slot exists now: the next start only records it, and Kafka is gone.
-        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
+        for broker: Int32 in 1...3 { try fixture.kafka.takeBrokerDown(broker) }
         let log = LogLines()
         let second = try await fixture.start(configuration, log: log)
-        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerUp(broker) }
+        for broker: Int32 in 1...3 { try fixture.kafka.bringBrokerUp(broker) }
         try await second.stop()
         #expect(log.contains("event=slot_record_kafka_failed") && log.contains("event=slot_record_local"), "\(log.all.filter { $0.contains("slot") })")
         #expect(log.contains("GRANT SELECT, INSERT ON"))

@@ -108,7 +108,7 @@ struct StandbyDecodingTests {
             with: "\"conninfo\": \"\(pair.standby.conninfo(database: fixture.database))\", \"primaryConninfo\": \"\(primaryConninfo)\"")
         #expect(json.contains("primaryConninfo"))
         var process = try ConnectorProcess(fixture: fixture, json: json, metricsPort: port)
-        #expect(await eventually(timeout: .seconds(90)) { process.isStreaming }, "never streamed: \(process.child.output)")
+        #expect(await eventually(timeout: .seconds(90)) { await process.isStreaming }, "never streamed: \(process.child.output)")
         // From the slot's creation on, every row committed on the primary must be published.
         let load = OutboxLoad(db: fixture.db, interval: .milliseconds(50))
         #expect(process.child.output.contains("event=slot_creation_waiting"), "slot creation said what it waits for")
@@ -117,7 +117,7 @@ struct StandbyDecodingTests {
             .components(separatedBy: "waited=\"").last?.split(separator: " ").first.flatMap { Double($0) }
         #expect((waited ?? .infinity) < 5, "the slot on the standby was created within 5 s (it took \(waited ?? -1) s)")
         print("standby decoding: slot created on the standby after \(waited ?? -1) s")
-        #expect(await eventually { (process.delivered ?? 0) >= 100 }, "events flow through the standby: \(process.child.output.suffix(600))")
+        #expect(await eventually { (await process.delivered ?? 0) >= 100 }, "events flow through the standby: \(process.child.output.suffix(600))")
         #expect(try await pair.standbySlot() != nil, "the slot is on the standby")
         #expect(try await pair.fixture.slotState() == nil, "and not on the primary")
 
@@ -125,10 +125,10 @@ struct StandbyDecodingTests {
         #expect(await process.child.exitStatus() == 128 + SIGKILL)
         let killed = ContinuousClock.now
         process = try ConnectorProcess(fixture: fixture, json: json, metricsPort: port)
-        #expect(await eventually { process.isStreaming }, "the restart streams again: \(process.child.output)")
+        #expect(await eventually { await process.isStreaming }, "the restart streams again: \(process.child.output)")
         let streamingAgain = ContinuousClock.now - killed
         let deliveredAtRestart = await process.delivered ?? 0
-        #expect(await eventually { (process.delivered ?? 0) > deliveredAtRestart + 50 }, "events flow after the restart")
+        #expect(await eventually { (await process.delivered ?? 0) > deliveredAtRestart + 50 }, "events flow after the restart")
         await load.stop()
         #expect(load.errors.isEmpty, "\(load.errors.prefix(3))")
 

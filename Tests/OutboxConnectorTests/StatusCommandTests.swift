@@ -105,7 +105,7 @@ import Testing
         let fixture = try await OutboxFixture.make()
         defer { fixture.close() }
         let running = try await fixture.start(try fixture.configuration())
-        for broker in 1...3 { try fixture.kafka.setBrokerDown(Int32(broker)) }
+        for broker in 1...3 { try fixture.kafka.takeBrokerDown(Int32(broker)) }
         try await fixture.load(transactions: 0..<10)
         #expect(await eventually { running.metrics.render().contains("tailgate_in_flight_records{connector=\"test-\(fixture.database)\"} 100") })
 
@@ -115,7 +115,7 @@ import Testing
         #expect(report.findings.map(\.code) == ["replication_lag_bytes"], "\(report.findings)")
         #expect(report.slot?.active == true && (report.slot?.lagBytes ?? 0) > 4096)
 
-        for broker in 1...3 { try fixture.kafka.setBrokerUp(Int32(broker)) }
+        for broker in 1...3 { try fixture.kafka.bringBrokerUp(Int32(broker)) }
         #expect(await eventually(timeout: .seconds(60)) { running.metrics.deliveredTotal == 100 })
         let after = try await Self.status(fixture)
         #expect(after.code == 0, "once Kafka is back the connector confirms everything: \(after.output)")

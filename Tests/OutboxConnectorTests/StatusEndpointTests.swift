@@ -35,7 +35,7 @@ import Testing
         #expect(streaming.since <= Date() && streaming.since > Date().addingTimeInterval(-60))
         #expect(await httpGet(port: port, path: "/status")?.body.contains("password") == false)
 
-        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerDown(broker) }
+        for broker: Int32 in 1...3 { try fixture.kafka.takeBrokerDown(broker) }
         try await fixture.load(transactions: 2..<3, rowsPerTransaction: 5)
         let waited = await eventually(timeout: .seconds(30)) { await Self.status(port)?.state == .waiting }
         let lastAnswer = await Self.status(port).map(\.json) ?? "no answer"
@@ -49,7 +49,7 @@ import Testing
         #expect(await eventually { await Self.status(port)?.state == .stopping }, "the drain waits for Kafka: STOPPING meanwhile")
         let stopping = try #require(await Self.status(port))
         #expect(stopping.inFlightRecords == 5 && stopping.waiting == nil)
-        for broker: Int32 in 1...3 { try fixture.kafka.setBrokerUp(broker) }
+        for broker: Int32 in 1...3 { try fixture.kafka.bringBrokerUp(broker) }
         try await task.value
         #expect(connector.metrics.deliveredTotal == 15)
     }

@@ -16,7 +16,7 @@ import Testing
     @Test func aMultiLineErrorStaysOneLine() throws {
         let lines = LogLines()
         let consumer = try OutboxConsumer(configuration: configuration, log: { lines.append($0) })
-        consumer.emit("warning", "batch_rolled_back", [("error", "deadlock detected\nDETAIL: Process 1 waits for \"ShareLock\""), ("retry_in", "0.1 seconds")])
+        consumer.logger.log(.warning, "batch_rolled_back", [("error", "deadlock detected\nDETAIL: Process 1 waits for \"ShareLock\""), ("retry_in", "0.1 seconds")])
         #expect(lines.all.count == 1)
         let line = try #require(lines.all.first)
         #expect(!line.contains("\n"))
@@ -32,8 +32,8 @@ import Testing
         }
         let sink = Sink()
         let consumer = try OutboxConsumer(configuration: configuration, logger: EventLogger(minimumLevel: .warning, sink: sink))
-        consumer.emit("info", "started", [("topics", "events")])
-        consumer.emit("warning", "dead_lettered", [("event_id", "e-1")])
+        consumer.logger.log(.info, "started", [("topics", "events")])
+        consumer.logger.log(.warning, "dead_lettered", [("event_id", "e-1")])
         #expect(sink.events.withLock { $0 } == ["warning dead_lettered group=svc,event_id=e-1"])
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import LibPQ
 import OutboxConsumer
 import RDKafka
+import Synchronization
 import TestSupport
 import Testing
 
@@ -130,6 +131,52 @@ import Testing
         // Said once, whichever use of the connection met the restart first (a batch, or an idle check).
         #expect(lines.contains("event=database_connection_lost"), "the restart was noticed: \(lines.all.suffix(3))")
         try await postgres.stop(mode: .immediate)
+    }
+
+    /// A handler may await (another service, an actor) inside the batch's transaction: what it writes before and
+    /// after the await commits with the batch, once; its statements run on the consumer's own thread, the one that
+    /// owns the connection, never on the cooperative pool; a poison event still parks its key (aw-7's key-7, with
+    /// aw-57, aw-107 and aw-157 behind it).
+    @Test func aHandlerThatAwaitsWritesInTheBatchTransactionOnTheConsumersThread() async throws {
+        actor Pricing {
+            var calls = 0
+            func price(_ id: String) async throws -> Int {
+                calls += 1
+                try await Task.sleep(for: .milliseconds(1))
+                return id.count
+            }
+        }
+        let fixture = try await ConsumerFixture.make(partitions: 2)
+        defer { fixture.close() }
+        try await fixture.db.execute("CREATE TABLE priced (event_id text PRIMARY KEY, price int NOT NULL)")
+        try await fixture.produce((0..<200).map { "aw-\($0)" }) { $0 == "aw-7" ? "Poison" : "Fine" }
+        let pricing = Pricing()
+        // The thread each handler's statements ran on, before and after its await (pthread ids: on Linux a thread's
+        // name is inherited from whichever thread started it, so names prove nothing).
+        let threads = Mutex<(before: Set<UInt>, after: Set<UInt>)>(([], []))
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(batch: 50), log: { _ in })
+        let running = Task {
+            try await consumer.run { event, db in
+                try db.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
+                               [event.id, event.topic, Int(event.partition), event.offset])
+                threads.withLock { _ = $0.before.insert(UInt(pthread_self())) }
+                let price = try await pricing.price(event.id)
+                threads.withLock { _ = $0.after.insert(UInt(pthread_self())) }
+                if event.type == "Poison" { throw ConsumerFixture.PoisonError() }
+                try db.execute("INSERT INTO priced VALUES ($1, $2)", [event.id, price])
+            }
+        }
+        #expect(await eventually { consumer.metrics.snapshot.applied == 196 && consumer.metrics.snapshot.parked == 4 },
+                "\(consumer.metrics.snapshot)")
+        consumer.stop()
+        try await running.value
+        let ledger = try await fixture.ledger()
+        #expect(ledger.count == 196 && ledger.values.allSatisfy { $0 == 1 } && ledger["aw-7"] == nil,
+                "the poison event's first insert was rolled back with its savepoint")
+        #expect(try await fixture.db.query("SELECT count(*)::text AS n FROM priced").first?.int("n") == 196)
+        let (before, after) = threads.withLock { $0 }
+        #expect(before.count == 1 && after == before, "one thread, the consumer's, before and after every await: \(before) \(after)")
+        #expect(await pricing.calls >= 197)
     }
 
     @Test func badSettingsAreRejectedByName() {

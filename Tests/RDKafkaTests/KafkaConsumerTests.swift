@@ -182,17 +182,18 @@ final class RebalanceLog: Sendable {
         try consumer.subscribe(["events"])
         func pollAWhile() async throws { _ = try await consumer.pollOnQueue(maxRecords: 10, timeout: .milliseconds(100)) }
         #expect(try await eventually { try await pollAWhile(); return consumer.unreachableFor == nil })
-        try cluster.setBrokerDown(1)
+        try cluster.takeBrokerDown(1)
         #expect(try await eventually { try await pollAWhile(); return consumer.unreachableFor != nil }, "the outage shows")
-        try cluster.setBrokerUp(1)
+        try cluster.bringBrokerUp(1)
         #expect(try await eventually { try await pollAWhile(); return consumer.unreachableFor == nil }, "and so does its end")
         try await consumer.close()
     }
 }
 
-/// A down broker's port stays out of the kernel's automatic choice until the broker is up again (scripts/test sets
-/// TAILGATE_RESERVE_MOCK_PORTS=1): otherwise any outgoing connection may take it and the mock aborts the process when
-/// it cannot bind it again.
+/// A down broker's port stays out of the kernel's automatic choice until the broker is up again, when tests take it
+/// down through TestSupport's `takeBrokerDown` (scripts/test sets TAILGATE_RESERVE_MOCK_PORTS=1): otherwise any
+/// outgoing connection may take it and the mock aborts the process when it cannot bind it again. The library itself
+/// never touches the setting: `setBrokerDown` leaves it alone.
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["TAILGATE_RESERVE_MOCK_PORTS"] == "1" && getuid() == 0))
 struct MockBrokerPortReservationTests {
     static func reserved() -> [String] {
@@ -204,9 +205,12 @@ struct MockBrokerPortReservationTests {
         let cluster = try KafkaMockCluster(brokers: 2, log: KafkaTestHelpers.quiet)
         defer { cluster.close() }
         let second = try #require(cluster.bootstrapServers.split(separator: ",").last?.split(separator: ":").last.map(String.init))
-        try cluster.setBrokerDown(2)
+        try cluster.takeBrokerDown(2)
         #expect(Self.reserved().contains(second))
-        try cluster.setBrokerUp(2)
+        try cluster.bringBrokerUp(2)
         #expect(!Self.reserved().contains(second))
+        try cluster.setBrokerDown(2)
+        #expect(!Self.reserved().contains(second), "the library alone changes no machine-wide setting")
+        try cluster.setBrokerUp(2)
     }
 }

@@ -74,12 +74,12 @@ import Testing
             }
         }
         try await Task.sleep(for: .milliseconds(500))
-        try cluster.setBrokerDown(1)
+        try cluster.takeBrokerDown(1)
         // Looked for rather than sampled once: on a loaded machine the sending task may not run for seconds.
         let waitedWhileDown = await eventually(timeout: .seconds(30), every: .milliseconds(50)) { producer.inFlightCount > 0 }
         try await Task.sleep(for: .seconds(1))
         let deliveredWhileDown = deliveries.count
-        try cluster.setBrokerUp(1)
+        try cluster.bringBrokerUp(1)
         try await sendAll.value
         let undelivered = await producer.close(timeout: .seconds(60))
         #expect(undelivered == 0)
@@ -154,7 +154,7 @@ import Testing
         let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
         defer { cluster.close() }
         try cluster.createTopic("stuck", partitions: 1)
-        try cluster.setBrokerDown(1)
+        try cluster.takeBrokerDown(1)
         let deliveries = DeliveryLog()
         let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": cluster.bootstrapServers]),
                                          log: KafkaTestHelpers.quiet) { deliveries.record($0) }
@@ -177,7 +177,7 @@ import Testing
     static func fullProducer(_ cluster: KafkaMockCluster, deliveries: DeliveryLog,
                              reachability: (@Sendable (Bool) -> Void)? = nil) async throws -> KafkaProducer {
         try cluster.createTopic("orders", partitions: 1)
-        for broker: Int32 in 1...3 { try cluster.setBrokerDown(broker) }
+        for broker: Int32 in 1...3 { try cluster.takeBrokerDown(broker) }
         let producer = try KafkaProducer(
             configuration: .init(properties: ["bootstrap.servers": cluster.bootstrapServers, "queue.buffering.max.messages": "5",
                                               "statistics.interval.ms": "200"]),
@@ -217,7 +217,7 @@ import Testing
         let blocking = Task.detached { try producer.sendBlocking(KafkaRecord(topic: "orders", key: nil, value: [3]), token: 6) }
         #expect(await eventually { changes.withLock { $0 } == [false] }, "all brokers down is reported")
         #expect(producer.unreachableFor != nil)
-        for broker: Int32 in 1...3 { try cluster.setBrokerUp(broker) }
+        for broker: Int32 in 1...3 { try cluster.bringBrokerUp(broker) }
         try await asynchronous.value
         try await blocking.value
         #expect(await producer.close(timeout: .seconds(30)) == 0)

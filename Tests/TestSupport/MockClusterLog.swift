@@ -4,5 +4,5 @@ import RDKafka
 /// aborts the test process (the mock asserts on some failures, such as a port it cannot re-bind) its cause is
 /// in the output next to the crash.
 public let mockClusterLog: KafkaLogHandler = { event in
-    if event.level >= .critical { print("librdkafka mock cluster \(event.level): \(event.message)") }
+    if event.level.isAtLeast(.critical) { print("librdkafka mock cluster \(event.level): \(event.message)") }
 }

@@ -85,11 +85,11 @@ public final class TestKafka: Sendable {
         return cluster
     }
 
-    /// The mock's ``KafkaMockCluster/setBrokerDown(_:)``.
-    public func setBrokerDown(_ id: Int32) throws { try mock().setBrokerDown(id) }
+    /// The mock's `takeBrokerDown` (Tests/TestSupport/ReservedPorts.swift): down, its port kept out of automatic choice.
+    public func takeBrokerDown(_ id: Int32) throws { try mock().takeBrokerDown(id) }
 
-    /// The mock's ``KafkaMockCluster/setBrokerUp(_:)``.
-    public func setBrokerUp(_ id: Int32) throws { try mock().setBrokerUp(id) }
+    /// The mock's `bringBrokerUp`: up again, its port released.
+    public func bringBrokerUp(_ id: Int32) throws { try mock().bringBrokerUp(id) }
 
     /// The mock's ``KafkaMockCluster/pushRequestErrors(apiKey:errors:)``.
     public func pushRequestErrors(apiKey: Int16, errors: [Int32]) throws { try mock().pushRequestErrors(apiKey: apiKey, errors: errors) }

@@ -1,11 +1,14 @@
 import Synchronization
 
 /// A throwing continuation resumed exactly once, by whichever outcome comes first.
-final class ResumeOnce<T: Sendable>: Sendable {
+package final class ResumeOnce<T: Sendable>: Sendable {
     private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, early: Result<T, any Error>?, done: Bool)>(
         (nil, nil, false))
 
-    func arm(_ continuation: CheckedContinuation<T, any Error>) {
+    package init() {}
+
+    /// Hands over the continuation to resume (at once if an outcome came first).
+    package func arm(_ continuation: CheckedContinuation<T, any Error>) {
         let early = state.withLock { state -> Result<T, any Error>? in
             guard let early = state.early else {
                 state.continuation = continuation
@@ -18,7 +21,7 @@ final class ResumeOnce<T: Sendable>: Sendable {
 
     /// Resumes with `result` unless an earlier outcome did; returns whether this one won.
     @discardableResult
-    func resume(_ result: Result<T, any Error>) -> Bool {
+    package func resume(_ result: Result<T, any Error>) -> Bool {
         let continuation = state.withLock { state -> CheckedContinuation<T, any Error>?? in
             guard !state.done else { return .none }
             state.done = true

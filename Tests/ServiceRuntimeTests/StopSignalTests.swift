@@ -1,0 +1,62 @@
+import Dispatch
+import Foundation
+import ServiceRuntime
+import Synchronization
+import Testing
+
+@Suite struct StopSignalTests {
+    @Test func handlersRunOnceAtTheRequestAndAtOnceWhenRegisteredAfterIt() {
+        let stop = StopSignal()
+        let calls = Atomic<Int>(0)
+        let key = stop.onStop { calls.add(1, ordering: .relaxed) }
+        let removed = stop.onStop { calls.add(100, ordering: .relaxed) }
+        stop.remove(removed)
+        #expect(key != nil && !stop.isRequested)
+        stop.request()
+        stop.request()
+        #expect(stop.isRequested && calls.load(ordering: .relaxed) == 1)
+        #expect(stop.onStop { calls.add(10, ordering: .relaxed) } == nil)
+        #expect(calls.load(ordering: .relaxed) == 11)
+    }
+
+    @Test func anAsyncSleepEndsAtTheRequest() async {
+        let stop = StopSignal()
+        let start = ContinuousClock.now
+        async let slept: Void = stop.sleep(for: .seconds(60))
+        try? await Task.sleep(for: .milliseconds(50))
+        stop.request()
+        await slept
+        #expect(ContinuousClock.now - start < .seconds(10))
+        let short = ContinuousClock.now
+        await StopSignal().sleep(for: .milliseconds(20))
+        #expect(ContinuousClock.now - short >= .milliseconds(20))
+    }
+
+    @Test func aBlockingWaitEndsAtTheRequestAndSaysSo() {
+        let stop = StopSignal()
+        #expect(!stop.wait(for: .milliseconds(10)), "no request: the whole delay, then false")
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(50)) { stop.request() }
+        let start = ContinuousClock.now
+        #expect(stop.wait(for: .seconds(60)))
+        #expect(ContinuousClock.now - start < .seconds(10))
+        #expect(stop.wait(for: .seconds(60)), "a later wait returns at once")
+    }
+
+    /// Once `remove` returns, its handler is not running and never will: the consumer closes the Kafka consumer the
+    /// handler wakes right after.
+    @Test func removeWaitsForAHandlerInProgress() {
+        let stop = StopSignal()
+        let inHandler = DispatchSemaphore(value: 0)
+        let finished = Atomic<Bool>(false)
+        let key = stop.onStop {
+            inHandler.signal()
+            Thread.sleep(forTimeInterval: 0.2)
+            finished.store(true, ordering: .releasing)
+        }
+        DispatchQueue.global().async { stop.request() }
+        inHandler.wait()
+        stop.remove(key)
+        let finishedBeforeRemoveReturned = finished.load(ordering: .acquiring)
+        #expect(finishedBeforeRemoveReturned)
+    }
+}
