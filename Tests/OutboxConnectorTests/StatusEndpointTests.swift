@@ -37,17 +37,19 @@ import Testing
 
         for broker: Int32 in 1...3 { try fixture.kafka.takeBrokerDown(broker) }
         try await fixture.load(transactions: 2..<3, rowsPerTransaction: 5)
-        let waited = await eventually(timeout: .seconds(30)) { await Self.status(port)?.state == .waiting }
-        let lastAnswer = await Self.status(port).map(\.json) ?? "no answer"
-        #expect(waited, "/status never said WAITING for Kafka: \(lastAnswer)")
-        let waiting = try #require(await Self.status(port))
+        var seen: ConnectorStatus?
+        let waited = await eventually(timeout: .seconds(30)) { seen = await Self.status(port); return seen?.state == .waiting }
+        #expect(waited, "/status never said WAITING for Kafka: \(seen.map(\.json) ?? "no answer")")
+        let waiting = try #require(seen)
         #expect(["kafka_unreachable", "kafka_unacknowledged"].contains(waiting.waiting?.cause ?? ""), "\(waiting.json)")
         #expect(waiting.waiting?.nextAttempt == nil && waiting.inFlightRecords == 5)
         #expect(await httpGet(port: port, path: "/healthz")?.status.contains("503") == true, "/healthz keeps its meaning")
 
         connector.requestStop()
-        #expect(await eventually { await Self.status(port)?.state == .stopping }, "the drain waits for Kafka: STOPPING meanwhile")
-        let stopping = try #require(await Self.status(port))
+        var stoppingSeen: ConnectorStatus?
+        #expect(await eventually { stoppingSeen = await Self.status(port); return stoppingSeen?.state == .stopping },
+                "the drain waits for Kafka: STOPPING meanwhile")
+        let stopping = try #require(stoppingSeen)
         #expect(stopping.inFlightRecords == 5 && stopping.waiting == nil)
         for broker: Int32 in 1...3 { try fixture.kafka.bringBrokerUp(broker) }
         try await task.value
@@ -68,8 +70,10 @@ import Testing
         defer { connector.requestStop() }
         #expect(await eventually { connector.metricsPort != nil })
         let port = try #require(connector.metricsPort)
-        #expect(await eventually { await Self.status(port)?.state == .waiting })
-        let waiting = try #require(await Self.status(port))
+        // The answer that said WAITING, not a later one: with a 4 s backoff cap the connector is soon connecting again.
+        var seen: ConnectorStatus?
+        #expect(await eventually { seen = await Self.status(port); return seen?.state == .waiting }, "/status never said WAITING")
+        let waiting = try #require(seen)
         #expect(waiting.waiting?.cause == "postgres_unavailable", "\(waiting.json)")
         let next = try #require(waiting.waiting?.nextAttempt)
         #expect(next > waiting.since && next < Date().addingTimeInterval(31), "the next attempt after the backoff")
