@@ -49,6 +49,9 @@ extension Connector {
             var sharedSlot = false
             /// The decoding server was in recovery when last asked (it decodes on a standby).
             var onStandby = false
+            /// The newest position a session confirmed to PostgreSQL (everything before it acknowledged by Kafka);
+            /// a slot found past it was moved by something else.
+            var confirmedPosition = LSN.invalid
         }
 
         let state = Mutex(State())
@@ -317,19 +320,19 @@ extension Connector {
             // confirms is legitimately past what this process confirmed.
             setup.sessions.state.withLock { $0.sharedSlot = true }
         }
-        let acknowledged = pipelineConfirmable ?? .invalid
+        let confirmed = memory.confirmedPosition
         let slotPosition = state.confirmedFlushLSN ?? .invalid
-        if acknowledged != .invalid, !memory.sharedSlot, slotPosition > acknowledged {
-            throw ConnectorError(.slotLost, "replication slot \(slot) is at \(slotPosition), past \(acknowledged), the last position this connector confirmed\(failedOver ? " before the failover" : ""): something else consumed from it, or it is not the slot this connector used. Events committed in between may be missing from Kafka. Nothing was streamed. To recover: run `tailgate backfill --condition` for the rows written since \(acknowledged)'s commit time, then restart")
+        if confirmed != .invalid, !memory.sharedSlot, slotPosition > confirmed {
+            throw ConnectorError(.slotLost, "replication slot \(slot) is at \(slotPosition), past \(confirmed), the last position this connector confirmed\(failedOver ? " before the failover" : ""): something else consumed from it, or it is not the slot this connector used. Events committed in between may be missing from Kafka. Nothing was streamed. To recover: run `tailgate backfill --condition` for the rows written since \(confirmed)'s commit time, then restart")
         }
         if setup.failover != (state.isFailover ?? false), setup.serverVersion >= Self.failoverSlotsVersion, !state.isActive {
             try await replication.alterSlot(slot, failover: setup.failover)
             logger.info("slot_failover_changed", ("slot", slot), ("failover", "\(setup.failover)"))
         }
         try await record.remember(systemID: setup.systemID, slot: slot, since: slotPosition)
-        var start = max(acknowledged, slotPosition)
-        if failedOver, acknowledged > slotPosition {
-            start = await startAfterFailover(replication, acknowledged: acknowledged, slotPosition: slotPosition,
+        var start = max(confirmed, slotPosition)
+        if failedOver, confirmed > slotPosition {
+            start = await startAfterFailover(replication, confirmed: confirmed, slotPosition: slotPosition,
                                              from: memory.timeline ?? 1, into: identity.timeline)
         }
         if failedOver {
@@ -348,7 +351,7 @@ extension Connector {
     /// Positions before the timeline switch are the same WAL on both servers; past it the new primary wrote its
     /// own. Confirmed positions up to the switch point are kept (no duplicates); anything this connector
     /// published past it came from transactions the new primary does not have, and is reported.
-    private func startAfterFailover(_ replication: ReplicationConnection, acknowledged: LSN, slotPosition: LSN,
+    private func startAfterFailover(_ replication: ReplicationConnection, confirmed: LSN, slotPosition: LSN,
                                     from previous: Int, into timeline: Int) async -> LSN {
         let switchPoint: LSN
         do {
@@ -357,12 +360,12 @@ extension Connector {
             logger.warning("timeline_history_failed", ("error", error.description))
             return slotPosition
         }
-        if acknowledged > switchPoint {
+        if confirmed > switchPoint {
             logger.error("published_past_failover", ("slot", configuration.slot), ("switch_point", switchPoint.description),
-                         ("published_up_to", acknowledged.description),
+                         ("published_up_to", confirmed.description),
                          ("detail", "events from transactions committed between these positions on the old primary were published to Kafka, but the promoted server does not have those transactions; set synchronized_standby_slots on the primary to prevent this (see the README's Failover)"))
         }
-        return max(slotPosition, min(acknowledged, switchPoint))
+        return max(slotPosition, min(confirmed, switchPoint))
     }
 
     private static func slotGoneCauses(version: Int) -> String {

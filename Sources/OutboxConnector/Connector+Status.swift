@@ -27,7 +27,7 @@ extension Connector {
 
     /// The connector's state now, as `GET /status` answers it.
     public var status: ConnectorStatus {
-        let reported = currentPipeline?.reportedPosition ?? .invalid
+        let reported = deliveries.current?.reportedPosition ?? .invalid
         let lifecycle = self.lifecycle.withLock { lifecycle in
             lifecycle.reportedPosition = max(lifecycle.reportedPosition, reported)
             return lifecycle

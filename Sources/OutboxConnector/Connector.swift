@@ -68,18 +68,13 @@ public final class Connector: Sendable {
     let logger: EventLogger
     let router: OutboxRouter
     let stop = StopSignal()
-    /// The session whose records the producer's delivery reports belong to.
-    private let pipeline = Mutex<Pipeline?>(nil)
-    /// The newest position Kafka's acknowledgements released in an earlier session of this process.
-    private let acknowledgedPosition = Mutex<LSN>(.invalid)
-
-    var pipelineConfirmable: LSN? { acknowledgedPosition.withLock { $0 } }
+    /// Where the producer's delivery reports go: the pipeline of the session under way.
+    let deliveries = DeliveryRouter()
     private let boundMetricsPort = Mutex<Int?>(nil)
-    private let sessions = Atomic<UInt64>(0)
+    /// The number of the last session started; each session's delivery tokens are numbered after it.
+    let sessionNumber = Atomic<UInt64>(0)
     /// Where the run loop is, for ``status``.
     let lifecycle = Mutex(Lifecycle())
-    /// The session under way's pipeline, for the position its stream last reported.
-    var currentPipeline: Pipeline? { pipeline.withLock { $0 } }
 
     /// The port `/metrics` listens on while running (useful with `metrics.listen` port 0).
     public var metricsPort: Int? { boundMetricsPort.withLock { $0 } }
@@ -140,7 +135,7 @@ public final class Connector: Sendable {
         var action = machine.start()
         while true {
             // Between steps: after a stop request nothing new starts.
-            if stop.isRequested, case .finish = machine.stopRequested() { action = .finish }
+            if action.startsStep, stop.isRequested { action = machine.stopRequested() }
             switch action {
             case .prepare:
                 record(.running, phase: "preparing")
@@ -151,18 +146,12 @@ public final class Connector: Sendable {
                     action = machine.failed(error)
                 }
             case .startSession:
+                record(.running, phase: "connecting")
                 do {
                     guard let setup else { preconditionFailure("a session before the database was prepared") }
                     let sink = try producer ?? makeProducer()
                     producer = sink
-                    let session = ReplicationSession(connector: self, setup: setup, producer: sink,
-                                                     number: sessions.add(1, ordering: .relaxed).newValue)
-                    record(.running, phase: "connecting")
-                    try await session.run(onStreaming: {
-                        machine.sessionStarted()
-                        self.record(.running, phase: "streaming")
-                    })
-                    action = machine.sessionEnded()
+                    action = try await runSession(setup: setup, producer: sink, machine: &machine)
                 } catch {
                     metrics.setStreaming(false)
                     action = machine.failed(error)
@@ -177,7 +166,7 @@ public final class Connector: Sendable {
                 }
                 await stop.sleep(for: delay)
                 action = machine.waited()
-            case .finish, .none:
+            case .finish:
                 await setup?.close()
                 let left = await producer?.close(timeout: .seconds(1)) ?? 0
                 logger.info("stopped", ("delivered", "\(metrics.deliveredTotal)"), ("purged", "\(left)"))
@@ -214,7 +203,7 @@ public final class Connector: Sendable {
 
     private func makeProducer() throws -> any RecordSink {
         if options.discardRecords {
-            return DiscardingSink(onDelivery: { [weak self] report in self?.delivered(report) })
+            return DiscardingSink(onDelivery: { [deliveries] report in deliveries.delivered(report) })
         }
         var properties = configuration.kafka
         properties["client.id"] = properties["client.id"] ?? "tailgate-\(configuration.name)"
@@ -238,25 +227,8 @@ public final class Connector: Sendable {
                                          logger.warning("kafka_unreachable", ("detail", "no Kafka broker can be reached; records wait in the producer and nothing past them is confirmed"))
                                      }
                                  },
-                                 onDelivery: { [weak self] report in self?.delivered(report) })
+                                 onDelivery: { [deliveries] report in deliveries.delivered(report) })
         producer.prepare(topics: configuration.knownTopics)
         return producer
-    }
-
-    /// Called on the producer's poll thread for each record.
-    private func delivered(_ report: DeliveryReport) {
-        pipeline.withLock { $0 }?.delivered(report)
-    }
-
-    func attach(_ current: Pipeline) {
-        pipeline.withLock { $0 = current }
-    }
-
-    func detach(_ current: Pipeline) {
-        pipeline.withLock { if $0 === current { $0 = nil } }
-    }
-
-    func remember(_ position: LSN) {
-        acknowledgedPosition.withLock { $0 = max($0, position) }
     }
 }

@@ -17,9 +17,14 @@ import ServiceRuntime
 ///
 /// Events arrive between steps: a stop request reaches a running session through the ``StopSignal`` (the session
 /// drains and ends), and the machine hears of it once the step is over, so nothing new starts.
+///
+/// The connector reports only what the last action asks for (``Action/reports``), and a stop request before it
+/// starts a step (``Action/startsStep``). Any other event in a state is impossible: ``accepts(_:in:)`` says which,
+/// the machine stops the process with a precondition failure rather than guess, and a test walks every path from
+/// ``start()`` to show that no path reaches one.
 struct ConnectorStateMachine {
     /// Where the connector is.
-    enum State: Equatable, Sendable {
+    enum State: Hashable, Sendable {
         /// Checking the database (table, publication, privileges) before the first session.
         case preparing
         /// A replication session is connecting or streaming; `streamed` once it has streamed.
@@ -33,7 +38,7 @@ struct ConnectorStateMachine {
     }
 
     /// A step the connector takes after a backoff.
-    enum Step: Equatable, Sendable {
+    enum Step: Hashable, Sendable {
         case prepare
         case startSession
     }
@@ -67,9 +72,53 @@ struct ConnectorStateMachine {
         case finish
         /// Release everything and throw `error`.
         case fail(any Error)
-        /// Nothing to do: the event does not apply in this state (the connector is already stopped, or the event
-        /// came out of order); the connector keeps its current course.
-        case none
+
+        /// Whether the action starts a step, before which the connector reports a stop request if one came.
+        var startsStep: Bool {
+            switch self {
+            case .prepare, .startSession, .wait: true
+            case .finish, .fail: false
+            }
+        }
+
+        /// The events the connector reports after performing the action, one of which comes next (the session
+        /// reports ``Event/sessionStarted`` before it ends, if it streams).
+        var reports: Set<Event> {
+            switch self {
+            case .prepare: [.prepared, .failed]
+            case .startSession: [.sessionStarted, .sessionEnded, .failed]
+            case .wait: [.waited]
+            case .finish, .fail: []
+            }
+        }
+    }
+
+    /// What the connector reports, without payloads: one case per event method.
+    enum Event: CaseIterable, Hashable, Sendable {
+        case prepared, sessionStarted, sessionEnded, failed, waited, stopRequested
+    }
+
+    /// Whether `event` can arrive in `state`; every other pair is a programming error.
+    static func accepts(_ event: Event, in state: State) -> Bool {
+        switch (state, event) {
+        case (.preparing, .prepared), (.preparing, .failed), (.preparing, .stopRequested):
+            true
+        case (.streaming(streamed: false), .sessionStarted), (.streaming(streamed: false), .stopRequested):
+            true
+        case (.streaming, .sessionEnded), (.streaming, .failed):
+            true
+        case (.waiting, .waited), (.waiting, .stopRequested):
+            true
+        default:
+            // A stopped or failed machine hears nothing more: the connector returned. A session starts once.
+            false
+        }
+    }
+
+    /// Stops the process if `event` cannot arrive in the current state: the connector's loop broke the protocol.
+    private func expect(_ event: Event) {
+        precondition(Self.accepts(event, in: state),
+                     "ConnectorStateMachine: \(event) cannot arrive in state \(state); the connector reported an event the last action did not ask for")
     }
 
     private(set) var state: State = .preparing
@@ -120,73 +169,54 @@ struct ConnectorStateMachine {
 
     /// The database checks passed.
     mutating func prepared() -> Action {
-        switch state {
-        case .preparing:
-            state = .streaming(streamed: false)
-            return .startSession
-        case .streaming, .waiting, .stopped, .failed:
-            return .none
-        }
+        expect(.prepared)
+        state = .streaming(streamed: false)
+        return .startSession
     }
 
     /// The session opened its stream: the backoff starts over after it ends.
     mutating func sessionStarted() {
-        if case .streaming = state { state = .streaming(streamed: true) }
+        expect(.sessionStarted)
+        state = .streaming(streamed: true)
         backoff.reset()
     }
 
     /// A session ended without an error: it drained after a stop request.
     mutating func sessionEnded() -> Action {
-        switch state {
-        case .streaming:
-            // A session only ends cleanly when asked to stop.
-            state = .stopped
-            return .finish
-        case .preparing, .waiting, .stopped, .failed:
-            return .none
-        }
+        expect(.sessionEnded)
+        // A session only ends cleanly when asked to stop.
+        state = .stopped
+        return .finish
     }
 
     /// A step failed with `error`.
     mutating func failed(_ error: any Error) -> Action {
+        expect(.failed)
         let failure = Self.classify(error)
-        switch (state, failure) {
-        case (.stopped, _), (.failed, _), (.waiting, _):
-            return .none
-        case (_, .permanent(let error)):
+        if case .permanent(let error) = failure {
             state = .failed
             return .fail(error)
-        case (.preparing, _):
-            return wait(then: .prepare, failure: failure)
-        case (.streaming, _):
-            return wait(then: .startSession, failure: failure)
         }
+        return wait(then: state == .preparing ? .prepare : .startSession, failure: failure)
     }
 
     /// A backoff elapsed (or was cut short by a stop request).
     mutating func waited() -> Action {
-        switch state {
-        case .waiting(then: .prepare):
+        expect(.waited)
+        if state == .waiting(then: .prepare) {
             state = .preparing
             return .prepare
-        case .waiting(then: .startSession):
-            state = .streaming(streamed: false)
-            return .startSession
-        case .preparing, .streaming, .stopped, .failed:
-            return .none
         }
+        state = .streaming(streamed: false)
+        return .startSession
     }
 
     /// A stop was requested (SIGTERM, ``Connector/requestStop()``), and the step under way is over: a session
     /// drained, a wait was cut short. Whatever was to come next does not start.
     mutating func stopRequested() -> Action {
-        switch state {
-        case .preparing, .streaming, .waiting:
-            state = .stopped
-            return .finish
-        case .stopped, .failed:
-            return .none
-        }
+        expect(.stopRequested)
+        state = .stopped
+        return .finish
     }
 
     private mutating func wait(then step: Step, failure: Failure) -> Action {

@@ -2,67 +2,99 @@ import LibPQ
 import Observability
 import PGOutput
 import RDKafka
+import ServiceRuntime
 import Synchronization
 
-/// One replication session: connect, check the slot, stream, decode, route and publish with back-pressure, and on
-/// a stop request drain and confirm what Kafka acknowledged.
+/// One replication session: stream from a checked slot, decode, route and publish with back-pressure, and on a
+/// stop request drain and confirm what Kafka acknowledged.
 ///
-/// The reading runs in a task of its own that a stop request cancels, which wakes a back-pressure wait at once;
-/// the slot checks and heartbeats run beside it (``SlotWatcher``) and never hold it up. A session ends by
-/// returning (it drained after a stop request) or by throwing (the connection broke, a delivery failed, the slot is
-/// gone, the stream is invalid); ``ConnectorStateMachine`` decides what follows.
+/// The session reports what happens to it as ``Event``s on ``events`` and by how ``run()`` ends; it never calls
+/// into the ``Connector``, which alone feeds ``ConnectorStateMachine``. The reading runs in a task of its own that a
+/// stop request cancels, which wakes a back-pressure wait at once. A session ends by returning (it drained after a
+/// stop request) or by throwing (the connection broke, a delivery failed, the slot is gone, the stream is invalid).
 final class ReplicationSession: Sendable {
-    private let connector: Connector
-    private let setup: Connector.Setup
+    /// What a session reports while it runs.
+    enum Event: Sendable {
+        /// The stream is open from `position`; `pipeline` holds its records until Kafka acknowledges them.
+        case streaming(from: LSN, pipeline: Pipeline)
+        /// The session confirmed `position` to PostgreSQL: everything before it was acknowledged by Kafka. Reported
+        /// once, as the session ends, however it ends (the next slot check compares the slot with it).
+        case confirmed(LSN)
+    }
+
+    /// What the session streams with; lent by the connector, which owns each piece.
+    struct Environment: Sendable {
+        let configuration: ConnectorConfiguration
+        let options: Connector.Options
+        let router: OutboxRouter
+        let metrics: ConnectorMetrics
+        let logger: EventLogger
+        /// Cancels the reading when a stop is requested.
+        let stop: StopSignal
+        /// Where the producer's delivery reports go: this session's pipeline while it runs.
+        let deliveries: DeliveryRouter
+    }
+
+    /// The events, in order; the stream finishes when ``run()`` returns or throws.
+    let events: AsyncStream<Event>
+    private let reporter: AsyncStream<Event>.Continuation
+    private let environment: Environment
+    private let replication: ReplicationConnection
+    private let startPosition: LSN
+    private let isOutbox: @Sendable (Relation) -> Bool
     private let producer: any RecordSink
     private let number: UInt64
-    private let lastActivity = Mutex(ContinuousClock.now)
+    private let lastPublishedAt = Mutex(ContinuousClock.now)
 
-    init(connector: Connector, setup: Connector.Setup, producer: any RecordSink, number: UInt64) {
-        self.connector = connector
-        self.setup = setup
+    /// Creates a session on `replication`, whose slot was checked; nothing streams until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - startPosition: Where the slot check said to start.
+    ///   - isOutbox: Whether a relation is the outbox table.
+    ///   - number: This session's number in the process: its delivery tokens never match an earlier session's.
+    init(environment: Environment, replication: ReplicationConnection, startingAt startPosition: LSN,
+         isOutbox: @escaping @Sendable (Relation) -> Bool, producer: any RecordSink, number: UInt64) {
+        (events, reporter) = AsyncStream.makeStream(of: Event.self)
+        self.environment = environment
+        self.replication = replication
+        self.startPosition = startPosition
+        self.isOutbox = isOutbox
         self.producer = producer
         self.number = number
     }
 
-    private var configuration: ConnectorConfiguration { connector.configuration }
-    private var metrics: ConnectorMetrics { connector.metrics }
-    private var logger: EventLogger { connector.logger }
+    private var configuration: ConnectorConfiguration { environment.configuration }
+    private var metrics: ConnectorMetrics { environment.metrics }
+    private var logger: EventLogger { environment.logger }
 
-    /// Runs the session; `onStreaming` is called once the stream is open.
+    /// When the session last published a record (its start, before the first).
+    var lastPublished: ContinuousClock.Instant { lastPublishedAt.withLock { $0 } }
+
+    /// Runs the session, reporting on ``events``.
     ///
     /// - Throws: Whatever ended the session; nothing past the last acknowledged transaction was confirmed.
-    func run(onStreaming: () -> Void) async throws {
-        let replication = try await ReplicationConnection.connect(configuration.conninfo)
-        defer { Task { await replication.close() } }
-        let startPosition = try await connector.checkSlot(replication, setup: setup)
-        let options = connector.options
+    func run() async throws {
+        defer { reporter.finish() }
+        let options = environment.options
         let stream = try await replication.startReplication(
             slot: configuration.slot, start: startPosition,
             options: PGOutputOptions(protocolVersion: 1, publications: [configuration.publication], messages: true),
             statusInterval: options.statusInterval, receiveTimeout: options.receiveTimeout)
         let pipeline = Pipeline(stream: stream, startingAt: startPosition, session: number, metrics: metrics, logger: logger,
                                 deadLetterTopic: configuration.deadLetterTopic, onAcknowledged: options.onAcknowledged)
-        connector.attach(pipeline)
-        defer { connector.detach(pipeline) }
-        let connector = self.connector, setup = self.setup
-        let watcher = SlotWatcher(
-            heartbeatInterval: configuration.heartbeatIntervalSeconds > 0 ? .seconds(configuration.heartbeatIntervalSeconds) : nil,
-            heartbeatTarget: { setup.writer }, metrics: metrics, logger: logger,
-            lastActivity: { [self] in lastActivity.withLock { $0 } },
-            checkSlot: { try await connector.watchSlot(setup) },
-            onSlotLost: { pipeline.fail($0) }).start()
-        defer { watcher.cancel() }
+        // Attached here, before any record is sent, so that no delivery report can miss the pipeline.
+        environment.deliveries.attach(pipeline)
+        defer { environment.deliveries.detach(pipeline) }
         metrics.setStreaming(true)
-        onStreaming()
+        reporter.yield(.streaming(from: startPosition, pipeline: pipeline))
         logger.info("streaming", ("slot", configuration.slot), ("from", startPosition.description))
 
         let reader = Task { try await self.read(stream, pipeline: pipeline) }
-        let stopKey = connector.stop.onStop { reader.cancel() }
-        defer { connector.stop.remove(stopKey) }
+        let stopKey = environment.stop.onStop { reader.cancel() }
+        defer { environment.stop.remove(stopKey) }
         do {
             try await reader.value
-        } catch is CancellationError where connector.stop.isRequested {
+        } catch is CancellationError where environment.stop.isRequested {
             // A stop request interrupted a wait: drain below.
         } catch {
             metrics.setStreaming(false)
@@ -70,8 +102,9 @@ final class ReplicationSession: Sendable {
             if pipeline.failure == nil {
                 _ = await producer.flush(timeout: options.shutdownTimeout)
             }
-            // Even after a failure: the stream may have confirmed up to here, and checkSlot compares the slot with it.
-            connector.remember(pipeline.confirmable)
+            // Even after a failure: the stream may have confirmed up to here, and the next slot check compares the
+            // slot with it.
+            reporter.yield(.confirmed(pipeline.confirmable))
             await stream.close()
             throw error
         }
@@ -81,7 +114,7 @@ final class ReplicationSession: Sendable {
     /// Graceful stop: waits for in-flight records up to the shutdown timeout, confirms what was acknowledged.
     private func drain(_ stream: ReplicationStream, pipeline: Pipeline) async throws {
         metrics.setStreaming(false)
-        let left = await producer.flush(timeout: connector.options.shutdownTimeout)
+        let left = await producer.flush(timeout: environment.options.shutdownTimeout)
         if left > 0 {
             producer.purge()
             _ = await producer.flush(timeout: .seconds(1))
@@ -92,7 +125,7 @@ final class ReplicationSession: Sendable {
             throw ConnectorError(.shutdownDeadline, "\(left) record(s) were not acknowledged within the shutdown timeout and were purged; nothing past the last acknowledged record was confirmed, so they will be sent again at the next start")
         }
         if let failure = pipeline.failure { throw failure }
-        connector.remember(pipeline.confirmable)
+        reporter.yield(.confirmed(pipeline.confirmable))
         logger.info("confirmed", ("lsn", pipeline.confirmable.description))
     }
 
@@ -122,13 +155,13 @@ final class ReplicationSession: Sendable {
                         try pipeline.begin(at: data.walStart)
                         transaction = OutboxRouter.TransactionContext(commitLSN: begin.finalLSN, xid: begin.xid, commitTime: begin.commitTime)
                         commitTime = begin.commitTime
-                    case .relation(let relation) where setup.isOutbox(relation):
-                        try connector.router.validate(relation)
+                    case .relation(let relation) where isOutbox(relation):
+                        try environment.router.validate(relation)
                     case .insert(let insert):
                         guard let relation = decoder.relations[insert.relationID] else {
                             throw ConnectorError(.invalidStream, "an Insert at LSN \(data.walStart) names relation \(insert.relationID), which no Relation message described; the connector stopped rather than skip a row. Nothing from its transaction on was confirmed; restart to replay from the slot, and report it with the LSN if it happens again")
                         }
-                        guard setup.isOutbox(relation) else { continue }
+                        guard isOutbox(relation) else { continue }
                         guard let context = transaction else {
                             throw ConnectorError(.invalidStream, "an outbox row at LSN \(data.walStart) arrived outside a transaction (no Begin before it); nothing past the last acknowledged transaction was confirmed")
                         }
@@ -138,7 +171,7 @@ final class ReplicationSession: Sendable {
                         } catch {
                             throw ConnectorError(.invalidStream, "the outbox row at LSN \(data.walStart) cannot be decoded: \(error). Nothing from its transaction on was confirmed")
                         }
-                        try await publish(connector.router.route(row, in: context), context: context, commitTime: commitTime,
+                        try await publish(environment.router.route(row, in: context), context: context, commitTime: commitTime,
                                           at: data.walStart, pipeline: pipeline)
                         published = true
                     case .commit(let commit):
@@ -149,7 +182,7 @@ final class ReplicationSession: Sendable {
                     }
                 }
             }
-            if published { lastActivity.withLock { $0 = .now } }
+            if published { lastPublishedAt.withLock { $0 = .now } }
         }
     }
 
