@@ -32,8 +32,11 @@ let package = Package(
         // What the connector and the consumer both run on: the stop signal, the backoff, the SQLSTATE
         // classification table, the stall detector. Package-internal: not a product.
         .target(name: "ServiceRuntime", dependencies: ["LibPQ"]),
-        .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka", "Observability", "ServiceRuntime"]),
-        .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka", "Observability", "ServiceRuntime"]),
+        // The consumer's tables (names, definitions), which OutboxConsumer creates and `tailgate status` reads.
+        // Package-internal: not a product.
+        .target(name: "ConsumerSchema", dependencies: ["LibPQ"]),
+        .target(name: "OutboxConnector", dependencies: ["LibPQ", "PGOutput", "RDKafka", "Observability", "ServiceRuntime", "ConsumerSchema"]),
+        .target(name: "OutboxConsumer", dependencies: ["LibPQ", "RDKafka", "Observability", "ServiceRuntime", "ConsumerSchema"]),
         .executableTarget(name: "tailgate", dependencies: ["OutboxConnector", "OutboxConsumer", "RDKafka", "LibPQ", "PGOutput", "Observability"]),
         .executableTarget(name: "commerce-example", dependencies: ["LibPQ", "OutboxConsumer", "Observability"]),
         // The contenders scripts/bench compares (connector, null sink, polling relay, consumers); not a product.

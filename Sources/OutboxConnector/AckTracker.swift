@@ -10,12 +10,12 @@ import PGOutput
 ///
 /// A message order the server should never send (a Begin inside a transaction, a record or Commit outside one) is
 /// an ``AckTracker/ProtocolViolation``, thrown, never a crash: the connector stops without confirming past it.
-public struct AckTracker: Sendable {
+struct AckTracker: Sendable {
     /// A replication message arrived where the protocol allows none; the tracker is unchanged.
-    public struct ProtocolViolation: Error, Hashable, Sendable, CustomStringConvertible {
+    struct ProtocolViolation: Error, Hashable, Sendable, CustomStringConvertible {
         /// What arrived where.
-        public var message: String
-        public var description: String { message }
+        var message: String
+        var description: String { message }
     }
 
     private struct Transaction: Sendable {
@@ -32,31 +32,31 @@ public struct AckTracker: Sendable {
     private var openTransaction: UInt64?
 
     /// The newest position that may be confirmed.
-    public private(set) var confirmable: LSN
+    private(set) var confirmable: LSN
     /// Records produced and not yet acknowledged.
-    public private(set) var inFlightRecords = 0
+    private(set) var inFlightRecords = 0
     /// A delivery failed or the session broke: nothing further is confirmable (see ``fail()``).
-    public private(set) var isFailed = false
+    private(set) var isFailed = false
 
     /// Creates a tracker that starts at `position` (the slot's confirmed position).
     ///
     /// - Parameter firstToken: The first token handed out. Give each replication session its own range, so that a
     ///   late acknowledgement of a record from an earlier session can never be mistaken for one of this session's.
-    public init(startingAt position: LSN = .invalid, firstToken: UInt64 = 0) {
+    init(startingAt position: LSN = .invalid, firstToken: UInt64 = 0) {
         confirmable = position
         nextToken = firstToken
     }
 
     /// Whether a transaction is open (Begin seen, Commit not yet).
-    public var hasOpenTransaction: Bool { openTransaction != nil }
+    var hasOpenTransaction: Bool { openTransaction != nil }
 
     /// Transactions committed or open whose records are not all acknowledged.
-    public var pendingTransactions: Int { pending.count - head }
+    var pendingTransactions: Int { pending.count - head }
 
     /// A Begin arrived.
     ///
     /// - Throws: ``ProtocolViolation`` when a transaction is already open.
-    public mutating func begin() throws(ProtocolViolation) {
+    mutating func begin() throws(ProtocolViolation) {
         guard openTransaction == nil else { throw ProtocolViolation(message: "a Begin arrived inside an open transaction") }
         openTransaction = firstSequence + UInt64(pending.count - head)
         pending.append(Transaction(endLSN: nil, outstanding: 0))
@@ -65,7 +65,7 @@ public struct AckTracker: Sendable {
     /// A record of the open transaction is being produced; returns the token its delivery report will carry.
     ///
     /// - Throws: ``ProtocolViolation`` when no transaction is open.
-    public mutating func recordProduced() throws(ProtocolViolation) -> UInt64 {
+    mutating func recordProduced() throws(ProtocolViolation) -> UInt64 {
         guard let sequence = openTransaction else { throw ProtocolViolation(message: "a row arrived outside a transaction (no Begin before it)") }
         pending[index(of: sequence)].outstanding += 1
         let token = nextToken
@@ -78,7 +78,7 @@ public struct AckTracker: Sendable {
     /// The open transaction committed; returns the new confirmable position if it moved.
     ///
     /// - Throws: ``ProtocolViolation`` when no transaction is open.
-    public mutating func commit(endLSN: LSN) throws(ProtocolViolation) -> LSN? {
+    mutating func commit(endLSN: LSN) throws(ProtocolViolation) -> LSN? {
         guard let sequence = openTransaction else { throw ProtocolViolation(message: "a Commit arrived without a Begin") }
         pending[index(of: sequence)].endLSN = endLSN
         openTransaction = nil
@@ -88,12 +88,12 @@ public struct AckTracker: Sendable {
     /// Something went wrong that may leave a record unacknowledged for good (a delivery failed, a fatal producer,
     /// an invalidated slot): from now on no position is confirmable, whatever is acknowledged later. The next
     /// session starts again from the last confirmed position and replays the rest.
-    public mutating func fail() {
+    mutating func fail() {
         isFailed = true
     }
 
     /// Kafka acknowledged the record with `token`; returns the new confirmable position if it moved.
-    public mutating func acknowledged(token: UInt64) -> LSN? {
+    mutating func acknowledged(token: UInt64) -> LSN? {
         guard let sequence = tokenTransaction.removeValue(forKey: token) else { return nil }
         pending[index(of: sequence)].outstanding -= 1
         inFlightRecords -= 1
@@ -102,7 +102,7 @@ public struct AckTracker: Sendable {
 
     /// The server reported its WAL end in a keepalive; returns it as the new confirmable position when nothing is
     /// in flight and no transaction is open.
-    public mutating func keepalive(serverWALEnd: LSN) -> LSN? {
+    mutating func keepalive(serverWALEnd: LSN) -> LSN? {
         guard !isFailed, openTransaction == nil, pendingTransactions == 0, serverWALEnd > confirmable else { return nil }
         confirmable = serverWALEnd
         return serverWALEnd

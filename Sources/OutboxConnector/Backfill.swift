@@ -11,19 +11,19 @@ import Synchronization
 /// With `createSlot`, the connector's slot is created in the same step and the rows are read in the snapshot the
 /// slot starts from: every row committed before the slot is backfilled, every row after it is streamed, none is
 /// missed — the exact cut-over from a poller.
-public struct Backfill: Sendable {
+package struct Backfill: Sendable {
     /// The connector's configuration.
-    public var configuration: ConnectorConfiguration
+    package var configuration: ConnectorConfiguration
     /// A SQL condition on the outbox table (the operator's own SQL), e.g. `created_at > now() - interval '1 day'`.
-    public var condition: String?
+    package var condition: String?
     /// Create the slot and read in its exported snapshot.
-    public var createSlot: Bool
+    package var createSlot: Bool
     /// Where the connector remembers its slots (as for `tailgate run`).
-    public var stateDirectory: String
+    package var stateDirectory: String
     let logger: EventLogger
 
     /// Creates a backfill.
-    public init(configuration: ConnectorConfiguration, condition: String? = nil, createSlot: Bool = false,
+    package init(configuration: ConnectorConfiguration, condition: String? = nil, createSlot: Bool = false,
                 stateDirectory: String = ".tailgate-state", logger: EventLogger = EventLogger()) {
         self.configuration = configuration
         self.condition = condition
@@ -37,7 +37,7 @@ public struct Backfill: Sendable {
     /// - Returns: How many records Kafka acknowledged (dead letters included).
     /// - Throws: ``ConnectorError`` (setup, an undeliverable row without a dead-letter topic, a delivery error),
     ///   ``PostgresError``, ``KafkaError``.
-    public func run() async throws -> Int {
+    package func run() async throws -> Int {
         let connector = Connector(configuration: configuration, options: .init(stateDirectory: stateDirectory), logger: logger)
         let setup = try await connector.prepare()
         defer { Task { await setup.close() } }

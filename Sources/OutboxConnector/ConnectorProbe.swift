@@ -6,22 +6,22 @@ import Glibc
 
 /// What a running connector says about itself on `/metrics`: whether it streams, and when it last wrote a
 /// heartbeat (which PostgreSQL keeps no trace of).
-public struct ConnectorProbe: Sendable, Hashable, Codable {
+package struct ConnectorProbe: Sendable, Hashable, Codable {
     /// The `metrics.listen` address asked.
-    public var address: String
+    package var address: String
     /// Why the connector could not be asked (nothing listening, not Tailgate), if it could not.
-    public var error: String?
+    package var error: String?
     /// `tailgate_streaming`.
-    public var streaming: Bool?
+    package var streaming: Bool?
     /// `tailgate_last_heartbeat_timestamp_seconds`; `nil` before the first heartbeat.
-    public var lastHeartbeat: Date?
+    package var lastHeartbeat: Date?
     /// `heartbeatIntervalSeconds` from the connector file (0: heartbeats off).
-    public var heartbeatIntervalSeconds: Int
+    package var heartbeatIntervalSeconds: Int
     /// What `/status` answered; `nil` when it could not be read (an older connector has none).
-    public var status: ConnectorStatus?
+    package var status: ConnectorStatus?
 
     /// Creates a value.
-    public init(address: String, error: String? = nil, streaming: Bool? = nil, lastHeartbeat: Date? = nil, heartbeatIntervalSeconds: Int) {
+    package init(address: String, error: String? = nil, streaming: Bool? = nil, lastHeartbeat: Date? = nil, heartbeatIntervalSeconds: Int) {
         self.address = address
         self.error = error
         self.streaming = streaming
@@ -33,7 +33,7 @@ public struct ConnectorProbe: Sendable, Hashable, Codable {
     ///
     /// The socket has a 3 s deadline for connecting, sending and receiving, and runs on a dispatch queue, never on
     /// the concurrency pool.
-    public static func read(address: String, heartbeatIntervalSeconds: Int) async -> ConnectorProbe {
+    package static func read(address: String, heartbeatIntervalSeconds: Int) async -> ConnectorProbe {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 var probe = ConnectorProbe(address: address, heartbeatIntervalSeconds: heartbeatIntervalSeconds)

@@ -1,30 +1,11 @@
+import ConsumerSchema
 import Foundation
 import LibPQ
 import RDKafka
 
 extension ConsumerGroupStatus {
-    /// The tables a consumer database keeps, by their `OutboxConsumer` names.
-    public struct Tables: Sendable, Hashable {
-        /// The offsets table (`ConsumerConfiguration.offsetsTable`).
-        public var offsets: QualifiedName
-        /// The inbox table (`ConsumerConfiguration.inboxTable`).
-        public var inbox: QualifiedName
-        /// The parked events table (`ConsumerConfiguration.parkedTable`); a database without it has no parked keys
-        /// to report (a consumer version or poison policy that does not park).
-        public var parked: QualifiedName
-
-        /// The `OutboxConsumer` defaults, `tailgate_offsets`, `tailgate_inbox` and `tailgate_parked`.
-        public static let defaults = Tables(offsets: QualifiedName(schema: nil, name: "tailgate_offsets"),
-                                            inbox: QualifiedName(schema: nil, name: "tailgate_inbox"),
-                                            parked: QualifiedName(schema: nil, name: "tailgate_parked"))
-
-        /// Creates table names.
-        public init(offsets: QualifiedName, inbox: QualifiedName, parked: QualifiedName = QualifiedName(schema: nil, name: "tailgate_parked")) {
-            self.offsets = offsets
-            self.inbox = inbox
-            self.parked = parked
-        }
-    }
+    /// The tables a consumer database keeps, as `OutboxConsumer` defines them.
+    package typealias Tables = ConsumerTables
 
     /// Reads every consumer group recorded in a consumer database and compares its stored offsets with Kafka's end
     /// offsets. Changes nothing, in the database or in Kafka.
@@ -38,7 +19,7 @@ extension ConsumerGroupStatus {
     ///   - timeout: How long each request to Kafka may take.
     /// - Returns: One entry per group, by name. Kafka's failure is recorded in each group's ``kafkaError``.
     /// - Throws: ``PostgresError`` when the database cannot be reached or has no offsets table.
-    public static func read(conninfo: String, kafka: [String: String], tables: Tables = .defaults, topics extraTopics: [String] = [],
+    package static func read(conninfo: String, kafka: [String: String], tables: Tables = .defaults, topics extraTopics: [String] = [],
                             timeout: Duration = .seconds(10)) async throws -> [ConsumerGroupStatus] {
         let db = try await Connection.connect(conninfo)
         let offsets: QueryResult
@@ -54,7 +35,7 @@ extension ConsumerGroupStatus {
                                                  [SQLIdentifier.quoteQualified(tables.inbox)]).first?.bool("present") == true
             deadLettered = inboxExists ? try await db.query("""
                 SELECT consumer_group, count(*)::text AS dead_lettered FROM \(SQLIdentifier.quoteQualified(tables.inbox))
-                WHERE status = 'dead_lettered' GROUP BY consumer_group
+                WHERE status = \(Tables.InboxStatus.deadLettered.literal) GROUP BY consumer_group
                 """) : nil
             // A parked key: one (topic, partition, key) with events waiting behind its first failure.
             let parkedExists = try await db.query("SELECT to_regclass($1) IS NOT NULL AS present",

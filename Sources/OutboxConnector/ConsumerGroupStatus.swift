@@ -7,24 +7,24 @@ import Foundation
 /// consumer code: `tailgate_offsets(consumer_group, topic, partition, next_offset, updated_at)` and
 /// `tailgate_inbox(consumer_group, event_id, …, status)` and, where the consumer parks keys,
 /// `tailgate_parked(consumer_group, topic, partition, "offset", record_key, …)`.
-public struct ConsumerGroupStatus: Sendable, Hashable, Codable {
+package struct ConsumerGroupStatus: Sendable, Hashable, Codable {
     /// One partition the group reads.
-    public struct Partition: Sendable, Hashable, Codable {
+    package struct Partition: Sendable, Hashable, Codable {
         /// The topic.
-        public var topic: String
+        package var topic: String
         /// The partition.
-        public var partition: Int32
+        package var partition: Int32
         /// The next offset the group will apply (its stored offset); `nil` when it never stored one.
-        public var storedOffset: Int64?
+        package var storedOffset: Int64?
         /// Kafka's end offset (the next offset to be written); `nil` when Kafka could not be asked.
-        public var endOffset: Int64?
+        package var endOffset: Int64?
         /// The first offset still in Kafka's log.
-        public var startOffset: Int64?
+        package var startOffset: Int64?
         /// When the stored offset last moved.
-        public var updatedAt: Date?
+        package var updatedAt: Date?
 
         /// Creates a value.
-        public init(topic: String, partition: Int32, storedOffset: Int64? = nil, endOffset: Int64? = nil, startOffset: Int64? = nil, updatedAt: Date? = nil) {
+        package init(topic: String, partition: Int32, storedOffset: Int64? = nil, endOffset: Int64? = nil, startOffset: Int64? = nil, updatedAt: Date? = nil) {
             self.topic = topic
             self.partition = partition
             self.storedOffset = storedOffset
@@ -34,28 +34,28 @@ public struct ConsumerGroupStatus: Sendable, Hashable, Codable {
         }
 
         /// Records in Kafka the group has not applied: end − stored (from the log start when nothing is stored).
-        public var lag: Int64? {
+        package var lag: Int64? {
             guard let endOffset else { return nil }
             return max(0, endOffset - (storedOffset ?? startOffset ?? 0))
         }
     }
 
     /// The consumer database, password masked.
-    public var database: String
+    package var database: String
     /// The consumer group.
-    public var group: String
+    package var group: String
     /// Its partitions, by topic and partition.
-    public var partitions: [Partition]
+    package var partitions: [Partition]
     /// Events of the group marked `dead_lettered` in its inbox (within the inbox's retention).
-    public var deadLettered: Int
+    package var deadLettered: Int
     /// Keys (topic, partition, key) parked behind a failing event (`tailgate_parked`); `nil` where the database has no
     /// parked table.
-    public var parked: Int?
+    package var parked: Int?
     /// Why Kafka's end offsets are missing, if they are.
-    public var kafkaError: String?
+    package var kafkaError: String?
 
     /// Creates a value.
-    public init(database: String, group: String, partitions: [Partition], deadLettered: Int, parked: Int? = nil, kafkaError: String? = nil) {
+    package init(database: String, group: String, partitions: [Partition], deadLettered: Int, parked: Int? = nil, kafkaError: String? = nil) {
         self.database = database
         self.group = group
         self.partitions = partitions
@@ -65,7 +65,7 @@ public struct ConsumerGroupStatus: Sendable, Hashable, Codable {
     }
 
     /// The sum of the partitions' lag; `nil` when Kafka could not be asked.
-    public var totalLag: Int64? {
+    package var totalLag: Int64? {
         var total: Int64 = 0
         for partition in partitions {
             guard let lag = partition.lag else { return nil }
@@ -75,5 +75,5 @@ public struct ConsumerGroupStatus: Sendable, Hashable, Codable {
     }
 
     /// The last time any of its stored offsets moved.
-    public var lastProgress: Date? { partitions.compactMap(\.updatedAt).max() }
+    package var lastProgress: Date? { partitions.compactMap(\.updatedAt).max() }
 }

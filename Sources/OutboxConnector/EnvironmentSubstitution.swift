@@ -1,9 +1,9 @@
 /// Replaces `${env:NAME}` and `${env:NAME:-default}` in configuration strings.
-public enum EnvironmentSubstitution {
+enum EnvironmentSubstitution {
     /// A reference to a variable that is not set and has no default.
-    public struct MissingVariable: Error, Hashable, Sendable {
+    struct MissingVariable: Error, Hashable, Sendable {
         /// The variable's name.
-        public var name: String
+        var name: String
     }
 
     /// Substitutes every reference in `text`.
@@ -12,7 +12,7 @@ public enum EnvironmentSubstitution {
     ///   - environment: The variables.
     ///   - quote: Applied to each substituted value (for a conninfo, libpq quoting), not to the text around it.
     /// - Throws: ``MissingVariable`` for the first variable that is unset and has no default.
-    public static func substitute(_ text: String, environment: [String: String],
+    static func substitute(_ text: String, environment: [String: String],
                                   quote: (String) -> String = { $0 }) throws(MissingVariable) -> String {
         var output = ""
         var rest = Substring(text)
@@ -42,7 +42,7 @@ public enum EnvironmentSubstitution {
 
     /// A value quoted for a libpq connection string: single quotes, with `\` and `'` escaped, so a substituted
     /// value can never add parameters.
-    public static func conninfoQuote(_ value: String) -> String {
+    static func conninfoQuote(_ value: String) -> String {
         "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
     }
 }

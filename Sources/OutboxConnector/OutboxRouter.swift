@@ -10,9 +10,9 @@ import RDKafka
 /// (from `outbox.traceColumn`/`traceStateColumn`, when valid), `tailgate_lsn` (the transaction's commit LSN) and
 /// `tailgate_xid`, `tailgate_commit_time` (microseconds since the Unix epoch); with Debezium compatibility also `id`.
 /// With `"format": "cloudevents"` the CloudEvents binary-mode headers come first (see ``CloudEventsMapping``).
-public struct OutboxRouter: Sendable {
+struct OutboxRouter: Sendable {
     /// Where a row goes.
-    public enum Routing: Sendable, Equatable {
+    enum Routing: Sendable, Equatable {
         /// The record to publish.
         case publish(KafkaRecord)
         /// The row cannot be published; `record` is its dead-letter record (when a dead-letter topic is set).
@@ -20,11 +20,11 @@ public struct OutboxRouter: Sendable {
     }
 
     /// The transaction a row belongs to.
-    public struct TransactionContext: Sendable {
+    struct TransactionContext: Sendable {
         /// The commit LSN (`Begin.finalLSN`), known before the rows arrive.
-        public let commitLSN: LSN
+        let commitLSN: LSN
         /// The transaction id.
-        public let xid: UInt32
+        let xid: UInt32
         /// The `tailgate_lsn`, `tailgate_xid` and `tailgate_commit_time` headers, formatted once for every row of the
         /// transaction.
         let transactionHeaders: [KafkaHeader]
@@ -35,7 +35,7 @@ public struct OutboxRouter: Sendable {
         ///
         /// - Parameter commitTime: The transaction's commit time (`Begin.commitTime`); `nil` (a backfill) is
         ///   written as `0`.
-        public init(commitLSN: LSN, xid: UInt32, commitTime: PostgresTimestamp? = nil) {
+        init(commitLSN: LSN, xid: UInt32, commitTime: PostgresTimestamp? = nil) {
             self.commitLSN = commitLSN
             self.xid = xid
             transactionHeaders = [KafkaHeader(name: "tailgate_lsn", string: commitLSN.description),
@@ -57,7 +57,7 @@ public struct OutboxRouter: Sendable {
     ///   - maxRecordBytes: Records larger than this are rejected before producing (`message.max.bytes`).
     ///   - onInvalidTraceContext: Told about each trace context value dropped because it is not valid W3C Trace
     ///     Context (the row is still published, without it), for a warning and a counter.
-    public init(configuration: ConnectorConfiguration, maxRecordBytes: Int = 1_000_000,
+    init(configuration: ConnectorConfiguration, maxRecordBytes: Int = 1_000_000,
                 onInvalidTraceContext: @escaping @Sendable (_ eventID: String?, _ rejection: TraceContext.Rejection) -> Void = { _, _ in }) {
         self.configuration = configuration
         self.maxRecordBytes = maxRecordBytes
@@ -65,7 +65,7 @@ public struct OutboxRouter: Sendable {
     }
 
     /// The columns the configuration reads.
-    public var requiredColumns: [String] {
+    var requiredColumns: [String] {
         var columns = [configuration.eventIdColumn, configuration.keyColumn, configuration.payloadColumn]
         switch configuration.topic {
         case .column(let column), .template(let column, _): columns.append(column)
@@ -81,7 +81,7 @@ public struct OutboxRouter: Sendable {
     /// Checks that a Relation message for the outbox table still has every configured column.
     ///
     /// - Throws: ``ConnectorError`` with code `schemaChanged` naming the missing columns.
-    public func validate(_ relation: Relation) throws(ConnectorError) {
+    func validate(_ relation: Relation) throws(ConnectorError) {
         let missing = requiredColumns.filter { relation.columnIndex(named: $0) == nil }
         guard missing.isEmpty else {
             throw ConnectorError(.schemaChanged, "the outbox table \(relation.namespace).\(relation.name) no longer has column(s) \(missing.joined(separator: ", ")) that the configuration maps; restore them or change the connector file, then restart (nothing past the last complete record was confirmed)")
@@ -89,7 +89,7 @@ public struct OutboxRouter: Sendable {
     }
 
     /// Routes one inserted row.
-    public func route(_ row: Row, in transaction: TransactionContext) -> Routing {
+    func route(_ row: Row, in transaction: TransactionContext) -> Routing {
         let eventID = row[configuration.eventIdColumn]?.string
         let key = row[configuration.keyColumn]?.string
         let payload = payloadBytes(row)

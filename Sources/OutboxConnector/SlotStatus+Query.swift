@@ -16,7 +16,7 @@ extension SlotStatus {
     ///   - configuration: The connector file.
     ///   - standby: A standby's connection string, to check failover readiness on both servers (PostgreSQL 17+).
     /// - Throws: ``PostgresError`` when the primary cannot be reached or queried.
-    public static func read(configuration: ConnectorConfiguration, standby: String? = nil) async throws -> SlotStatus {
+    package static func read(configuration: ConnectorConfiguration, standby: String? = nil) async throws -> SlotStatus {
         let db = try await Connection.connect(configuration.conninfo)
         do {
             let status = try await read(db, configuration: configuration, standby: standby)

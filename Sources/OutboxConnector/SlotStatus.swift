@@ -3,57 +3,57 @@ import Foundation
 /// What PostgreSQL says about a connector's replication slot, its publication and its failover copy: the
 /// database half of `tailgate status`. Plain data; ``SlotStatus/read(configuration:standby:)`` gathers it and
 /// ``StatusReport`` decides what needs action.
-public struct SlotStatus: Sendable, Hashable, Codable {
+package struct SlotStatus: Sendable, Hashable, Codable {
     /// The slot name.
-    public var name: String
+    package var name: String
     /// `server_version_num`, e.g. `150008`; decides which columns exist.
-    public var serverVersion: Int
+    package var serverVersion: Int
     /// Whether a slot with that name exists.
-    public var exists: Bool
+    package var exists: Bool
     /// Whether it is a logical slot for `pgoutput` (the only kind the connector can stream from).
-    public var isLogicalPgoutput: Bool?
+    package var isLogicalPgoutput: Bool?
     /// Whether a walsender is streaming from it now.
-    public var active: Bool
+    package var active: Bool
     /// The process id of that walsender.
-    public var activePID: Int32?
+    package var activePID: Int32?
     /// The connecting client of that walsender (`pg_stat_replication.client_addr`, or `local`).
-    public var activeClient: String?
+    package var activeClient: String?
     /// `reserved`, `extended`, `unreserved` or `lost`.
-    public var walStatus: String?
+    package var walStatus: String?
     /// Why the slot was invalidated: `invalidation_reason` on PostgreSQL 17+ (`wal_removed`, `rows_removed`,
     /// `wal_level_insufficient`, `idle_timeout`), `conflicting` on 16 when a standby's slot conflicted with
     /// recovery; `nil` when valid or not known (15).
-    public var invalidationReason: String?
+    package var invalidationReason: String?
     /// The server's current WAL position.
-    public var currentLSN: String?
+    package var currentLSN: String?
     /// The oldest WAL the slot keeps.
-    public var restartLSN: String?
+    package var restartLSN: String?
     /// The position the connector confirmed.
-    public var confirmedFlushLSN: String?
+    package var confirmedFlushLSN: String?
     /// WAL held for the slot: current position − `restart_lsn`.
-    public var retainedWALBytes: Int64?
+    package var retainedWALBytes: Int64?
     /// How far the confirmed position is behind: current position − `confirmed_flush_lsn`.
-    public var lagBytes: Int64?
+    package var lagBytes: Int64?
     /// `safe_wal_size`: WAL that can still be written before the slot is at risk (`nil` without
     /// `max_slot_wal_keep_size`).
-    public var safeWALSizeBytes: Int64?
+    package var safeWALSizeBytes: Int64?
     /// The lag in time, see ``lagSource``.
-    public var lagSeconds: Double?
+    package var lagSeconds: Double?
     /// Where ``lagSeconds`` comes from: `flush_lag` (PostgreSQL's own measurement while the connector streams),
     /// `oldest_unconfirmed_commit` (the commit time of the oldest transaction the slot has not confirmed, read
     /// while no connector holds the slot), or `none`.
-    public var lagSource: String
+    package var lagSource: String
     /// When the connector last reported its position (`pg_stat_replication.reply_time`).
-    public var lastReply: Date?
+    package var lastReply: Date?
     /// The publication and whether it streams the outbox table's inserts.
-    public var publication: Publication
+    package var publication: Publication
     /// Failover readiness (PostgreSQL 17+).
-    public var failover: Failover
+    package var failover: Failover
     /// The slot's server is a physical standby the connector decodes on (PostgreSQL 16+); `nil` on a primary.
-    public var standby: Standby?
+    package var standby: Standby?
 
     /// Creates a value.
-    public init(name: String, serverVersion: Int, exists: Bool, isLogicalPgoutput: Bool? = nil, active: Bool,
+    package init(name: String, serverVersion: Int, exists: Bool, isLogicalPgoutput: Bool? = nil, active: Bool,
                 activePID: Int32? = nil, activeClient: String? = nil, walStatus: String? = nil, invalidationReason: String? = nil,
                 currentLSN: String? = nil, restartLSN: String? = nil, confirmedFlushLSN: String? = nil,
                 retainedWALBytes: Int64? = nil, lagBytes: Int64? = nil, safeWALSizeBytes: Int64? = nil, lagSeconds: Double? = nil,
@@ -82,41 +82,41 @@ public struct SlotStatus: Sendable, Hashable, Codable {
     }
 
     /// How far the standby holding the slot is behind its primary: every event reaches Kafka that much later.
-    public struct Standby: Sendable, Hashable, Codable {
+    package struct Standby: Sendable, Hashable, Codable {
         /// Seconds since the last replayed transaction committed on the primary, 0 when the standby has replayed
         /// all it received (`pg_last_xact_replay_timestamp()`); `nil` before it replayed any.
-        public var replayLagSeconds: Double?
+        package var replayLagSeconds: Double?
         /// The primary's WAL position minus the standby's replayed position; `nil` without `postgres.primaryConninfo`.
-        public var replayLagBytes: Int64?
+        package var replayLagBytes: Int64?
 
         /// Creates a value.
-        public init(replayLagSeconds: Double? = nil, replayLagBytes: Int64? = nil) {
+        package init(replayLagSeconds: Double? = nil, replayLagBytes: Int64? = nil) {
             self.replayLagSeconds = replayLagSeconds
             self.replayLagBytes = replayLagBytes
         }
     }
 
     /// A publication's coverage of the outbox table.
-    public struct Publication: Sendable, Hashable, Codable {
+    package struct Publication: Sendable, Hashable, Codable {
         /// The publication name.
-        public var name: String
+        package var name: String
         /// The outbox table (`schema.table`) as configured.
-        public var table: String
+        package var table: String
         /// Whether the publication exists.
-        public var exists: Bool
+        package var exists: Bool
         /// Whether the outbox table exists.
-        public var tableExists: Bool
+        package var tableExists: Bool
         /// Whether it publishes inserts.
-        public var publishesInserts: Bool
+        package var publishesInserts: Bool
         /// Whether the outbox table (or, when partitioned, its root) is in it.
-        public var coversTable: Bool
+        package var coversTable: Bool
         /// Whether the outbox table is partitioned.
-        public var partitioned: Bool
+        package var partitioned: Bool
         /// `publish_via_partition_root` (needed for a partitioned outbox).
-        public var viaRoot: Bool
+        package var viaRoot: Bool
 
         /// Creates a value.
-        public init(name: String, table: String, exists: Bool, tableExists: Bool, publishesInserts: Bool, coversTable: Bool,
+        package init(name: String, table: String, exists: Bool, tableExists: Bool, publishesInserts: Bool, coversTable: Bool,
                     partitioned: Bool, viaRoot: Bool) {
             self.name = name
             self.table = table
@@ -130,23 +130,23 @@ public struct SlotStatus: Sendable, Hashable, Codable {
     }
 
     /// Whether the slot would survive a failover to a standby.
-    public struct Failover: Sendable, Hashable, Codable {
+    package struct Failover: Sendable, Hashable, Codable {
         /// The primary runs PostgreSQL 17 or later (slot synchronization exists).
-        public var supported: Bool
+        package var supported: Bool
         /// The slot's `failover` property.
-        public var enabled: Bool?
+        package var enabled: Bool?
         /// The primary's `synchronized_standby_slots`: physical slots of standbys that must confirm WAL before the
         /// connector receives it (empty: the connector may get ahead of a standby).
-        public var synchronizedStandbySlots: String?
+        package var synchronizedStandbySlots: String?
         /// Whether a standby was given (`--standby`) and checked.
-        public var standbyChecked: Bool
+        package var standbyChecked: Bool
         /// What is in place on the primary and the standby (`tailgate validate --standby`'s lines).
-        public var ready: [String]
+        package var ready: [String]
         /// What a failover would lose or break, each with its fix.
-        public var problems: [String]
+        package var problems: [String]
 
         /// Creates a value.
-        public init(supported: Bool, enabled: Bool? = nil, synchronizedStandbySlots: String? = nil, standbyChecked: Bool = false,
+        package init(supported: Bool, enabled: Bool? = nil, synchronizedStandbySlots: String? = nil, standbyChecked: Bool = false,
                     ready: [String] = [], problems: [String] = []) {
             self.supported = supported
             self.enabled = enabled

@@ -4,7 +4,7 @@ extension StatusReport {
     /// Decides what needs action, filling ``findings``. Pure: reads only the report.
     ///
     /// - Parameter now: The time to measure ages against (the report's ``time`` by default).
-    public mutating func evaluate(at now: Date? = nil) {
+    package mutating func evaluate(at now: Date? = nil) {
         let now = now ?? time
         var found: [Finding] = []
         if let slotError {

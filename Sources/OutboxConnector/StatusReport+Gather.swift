@@ -2,22 +2,22 @@ import Foundation
 
 extension StatusReport {
     /// What to check besides the connector's own database.
-    public struct Targets: Sendable {
+    package struct Targets: Sendable {
         /// Consumer databases (`--consumer-postgres`), each holding one or more groups' tables.
-        public var consumerDatabases: [String] = []
+        package var consumerDatabases: [String] = []
         /// librdkafka properties for the consumers' cluster; the connector file's `kafka` when `nil`.
-        public var consumerKafka: [String: String]?
+        package var consumerKafka: [String: String]?
         /// The consumers' table names.
-        public var consumerTables: ConsumerGroupStatus.Tables = .defaults
+        package var consumerTables: ConsumerGroupStatus.Tables = .defaults
         /// Topics every consumer group reads (besides those it stored offsets for).
-        public var consumerTopics: [String] = []
+        package var consumerTopics: [String] = []
         /// A standby to check the slot's synchronized copy on (PostgreSQL 17+).
-        public var standby: String?
+        package var standby: String?
         /// Where the connector's `/metrics` answers; `nil` for none. Defaults to the file's `metrics.listen`.
-        public var metricsAddress: String?
+        package var metricsAddress: String?
 
         /// Creates targets.
-        public init(consumerDatabases: [String] = [], consumerKafka: [String: String]? = nil,
+        package init(consumerDatabases: [String] = [], consumerKafka: [String: String]? = nil,
                     consumerTables: ConsumerGroupStatus.Tables = .defaults, consumerTopics: [String] = [], standby: String? = nil,
                     metricsAddress: String? = nil) {
             self.consumerDatabases = consumerDatabases
@@ -31,7 +31,7 @@ extension StatusReport {
 
     /// Reads everything and evaluates it. Never throws: what cannot be reached becomes a finding of severity
     /// `unknown`. Changes nothing anywhere.
-    public static func gather(configuration: ConnectorConfiguration, targets: Targets, thresholds: Thresholds = Thresholds()) async -> StatusReport {
+    package static func gather(configuration: ConnectorConfiguration, targets: Targets, thresholds: Thresholds = Thresholds()) async -> StatusReport {
         var slot: SlotStatus?
         var slotError: String?
         do {

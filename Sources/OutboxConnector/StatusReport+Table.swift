@@ -25,7 +25,7 @@ extension StatusReport {
     }
 
     /// The report as readable text: the slot, the connector, each consumer group's partitions, then the findings.
-    public func table() -> String {
+    package func table() -> String {
         var lines = ["connector \(connector)  (\(database))", ""]
         if let slot {
             lines += slotLines(slot)

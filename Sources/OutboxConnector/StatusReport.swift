@@ -5,28 +5,28 @@ import Foundation
 /// ``evaluate(at:)`` is the one place that decides what needs action; it is pure (no I/O), so every rule is tested
 /// without a database. The exit code is the highest ``Finding/Severity`` found: 0 nothing to do, 1 something could
 /// not be checked, 2 needs attention, 3 critical (events are being or will be lost).
-public struct StatusReport: Sendable, Codable {
+package struct StatusReport: Sendable, Codable {
     /// Limits above which a value needs attention.
-    public struct Thresholds: Sendable, Hashable, Codable {
+    package struct Thresholds: Sendable, Hashable, Codable {
         /// Slot lag (current WAL − confirmed position) in bytes.
-        public var lagBytes: Int64 = 64 << 20
+        package var lagBytes: Int64 = 64 << 20
         /// Slot lag in seconds.
-        public var lagSeconds: Double = 60
+        package var lagSeconds: Double = 60
         /// WAL the slot holds (current WAL − `restart_lsn`) in bytes.
-        public var retainedWALBytes: Int64 = 1 << 30
+        package var retainedWALBytes: Int64 = 1 << 30
         /// Records a consumer group has not applied, summed over its partitions.
-        public var consumerLag: Int64 = 1_000
+        package var consumerLag: Int64 = 1_000
         /// Seconds a consumer group with lag may go without storing an offset.
-        public var consumerStallSeconds: Double = 300
+        package var consumerStallSeconds: Double = 300
 
         /// The defaults.
-        public init() {}
+        package init() {}
     }
 
     /// One thing that needs action (or, with severity `ok`, the statement that nothing does).
-    public struct Finding: Sendable, Hashable, Codable, CustomStringConvertible {
+    package struct Finding: Sendable, Hashable, Codable, CustomStringConvertible {
         /// How bad it is; the exit code is the highest one.
-        public enum Severity: Int, Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
+        package enum Severity: Int, Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
             /// Nothing needs action.
             case ok = 0
             /// Something could not be checked (a database or Kafka unreachable).
@@ -36,12 +36,12 @@ public struct StatusReport: Sendable, Codable {
             /// Events are being or will be lost: slot missing, invalidated or about to be.
             case critical = 3
 
-            public static func < (lhs: Severity, rhs: Severity) -> Bool { lhs.rawValue < rhs.rawValue }
+            package static func < (lhs: Severity, rhs: Severity) -> Bool { lhs.rawValue < rhs.rawValue }
 
             /// The process exit code for this severity.
-            public var exitCode: Int32 { Int32(rawValue) }
+            package var exitCode: Int32 { Int32(rawValue) }
 
-            public var description: String {
+            package var description: String {
                 switch self {
                 case .ok: "ok"
                 case .unknown: "unknown"
@@ -52,16 +52,16 @@ public struct StatusReport: Sendable, Codable {
         }
 
         /// How bad it is.
-        public var severity: Severity
+        package var severity: Severity
         /// A stable name for scripts, e.g. `slot_inactive`.
-        public var code: String
+        package var code: String
         /// What it concerns: `slot NAME`, `group NAME`, `connector NAME`.
-        public var subject: String
+        package var subject: String
         /// What is wrong and what to do.
-        public var message: String
+        package var message: String
 
         /// Creates a finding.
-        public init(_ severity: Severity, _ code: String, _ subject: String, _ message: String) {
+        package init(_ severity: Severity, _ code: String, _ subject: String, _ message: String) {
             self.severity = severity
             self.code = code
             self.subject = subject
@@ -69,40 +69,40 @@ public struct StatusReport: Sendable, Codable {
         }
 
         /// `severity code subject: message`.
-        public var description: String { "\(severity) \(code) \(subject): \(message)" }
+        package var description: String { "\(severity) \(code) \(subject): \(message)" }
     }
 
     /// A consumer database that could not be read.
-    public struct ConsumerDatabaseError: Sendable, Hashable, Codable {
+    package struct ConsumerDatabaseError: Sendable, Hashable, Codable {
         /// The database, password masked.
-        public var database: String
+        package var database: String
         /// Why.
-        public var error: String
+        package var error: String
     }
 
     /// The connector's name.
-    public var connector: String
+    package var connector: String
     /// The connector's database, password masked.
-    public var database: String
+    package var database: String
     /// When the report was made.
-    public var time: Date
+    package var time: Date
     /// The slot, publication and failover state; `nil` when the database could not be reached (see ``slotError``).
-    public var slot: SlotStatus?
+    package var slot: SlotStatus?
     /// Why the database could not be read.
-    public var slotError: String?
+    package var slotError: String?
     /// The running connector's own view, when it has a metrics address.
-    public var connectorProbe: ConnectorProbe?
+    package var connectorProbe: ConnectorProbe?
     /// Consumer groups found in the given consumer databases.
-    public var consumerGroups: [ConsumerGroupStatus]
+    package var consumerGroups: [ConsumerGroupStatus]
     /// Consumer databases that could not be read.
-    public var consumerErrors: [ConsumerDatabaseError]
+    package var consumerErrors: [ConsumerDatabaseError]
     /// The limits used.
-    public var thresholds: Thresholds
+    package var thresholds: Thresholds
     /// What needs action; filled by ``evaluate(at:)``.
-    public var findings: [Finding] = []
+    package var findings: [Finding] = []
 
     /// Creates a report; call ``evaluate(at:)`` to fill ``findings``.
-    public init(connector: String, database: String, time: Date, slot: SlotStatus?, slotError: String?,
+    package init(connector: String, database: String, time: Date, slot: SlotStatus?, slotError: String?,
                 connectorProbe: ConnectorProbe?, consumerGroups: [ConsumerGroupStatus],
                 consumerErrors: [ConsumerDatabaseError], thresholds: Thresholds) {
         self.connector = connector
@@ -117,13 +117,13 @@ public struct StatusReport: Sendable, Codable {
     }
 
     /// The highest severity found.
-    public var severity: Finding.Severity { findings.map(\.severity).max() ?? .ok }
+    package var severity: Finding.Severity { findings.map(\.severity).max() ?? .ok }
 
     /// The process exit code: 0 ok, 1 something could not be checked, 2 needs attention, 3 critical.
-    public var exitCode: Int32 { severity.exitCode }
+    package var exitCode: Int32 { severity.exitCode }
 
     /// The report as pretty-printed JSON (dates in ISO 8601, keys sorted).
-    public func json() throws -> String {
+    package func json() throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.dateEncodingStrategy = .iso8601

@@ -4,26 +4,26 @@
 /// A value that does not follow the W3C Trace Context rules is dropped, never published: OpenTelemetry's Kafka
 /// instrumentations would otherwise start a trace from garbage or reject the record's context. `tracestate` only
 /// travels with a valid `traceparent`, as the specification requires.
-public struct TraceContext: Sendable, Hashable {
+struct TraceContext: Sendable, Hashable {
     /// The `traceparent` value, e.g. `00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`.
-    public var traceParent: String
+    var traceParent: String
     /// The `tracestate` value, if the row had a valid one.
-    public var traceState: String?
+    var traceState: String?
 
     /// Creates a context from values already checked.
-    public init(traceParent: String, traceState: String? = nil) {
+    init(traceParent: String, traceState: String? = nil) {
         self.traceParent = traceParent
         self.traceState = traceState
     }
 
     /// Why a row's trace context was dropped.
-    public struct Rejection: Sendable, Hashable, CustomStringConvertible {
+    struct Rejection: Sendable, Hashable, CustomStringConvertible {
         /// Which header the value was for (`traceparent` or `tracestate`).
-        public var header: String
+        var header: String
         /// What is wrong with it.
-        public var reason: String
+        var reason: String
         /// `header: reason`.
-        public var description: String { "\(header): \(reason)" }
+        var description: String { "\(header): \(reason)" }
     }
 
     /// The longest `tracestate` the specification allows a vendor to propagate.
@@ -36,7 +36,7 @@ public struct TraceContext: Sendable, Hashable {
     ///   - traceState: The trace state column's text, if that column is configured.
     /// - Returns: The context to publish (`nil` when there is none or the `traceparent` is invalid) and what was
     ///   dropped, if anything.
-    public static func check(traceParent: String?, traceState: String?) -> (context: TraceContext?, rejection: Rejection?) {
+    static func check(traceParent: String?, traceState: String?) -> (context: TraceContext?, rejection: Rejection?) {
         guard let traceParent, !traceParent.isEmpty else { return (nil, nil) }
         if let reason = invalidTraceParent(traceParent) {
             return (nil, Rejection(header: "traceparent", reason: reason))
@@ -53,7 +53,7 @@ public struct TraceContext: Sendable, Hashable {
     /// `version "-" trace-id "-" parent-id "-" trace-flags`, lower-case hex: version `00` has exactly these four
     /// fields; a later version may append `-…` fields, which are kept (the specification asks receivers to accept
     /// them). Version `ff`, an all-zero trace id and an all-zero parent id are invalid.
-    public static func invalidTraceParent(_ text: String) -> String? {
+    static func invalidTraceParent(_ text: String) -> String? {
         let bytes = Array(text.utf8)
         guard bytes.count >= 55 else { return "\(bytes.count) bytes; a traceparent is 55 (00-<32 hex>-<16 hex>-<2 hex>)" }
         guard bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else {
@@ -76,7 +76,7 @@ public struct TraceContext: Sendable, Hashable {
 
     /// Why `text` is not a `tracestate` Tailgate forwards, or `nil` when it is: at most 512 bytes of printable
     /// ASCII, comma-separated `key=value` members.
-    public static func invalidTraceState(_ text: String) -> String? {
+    static func invalidTraceState(_ text: String) -> String? {
         let bytes = Array(text.utf8)
         guard bytes.count <= maxTraceStateBytes else { return "\(bytes.count) bytes; at most \(maxTraceStateBytes)" }
         guard bytes.allSatisfy({ (0x20...0x7E).contains($0) }) else { return "not printable ASCII" }

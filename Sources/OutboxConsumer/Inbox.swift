@@ -1,3 +1,4 @@
+import ConsumerSchema
 import LibPQ
 
 /// The inbox table: which events this consumer group has applied (or dead-lettered). The one place that decides
@@ -9,14 +10,15 @@ struct Inbox: Sendable {
 
     let table: String
     let group: String
-    private let name: QualifiedName
+    /// The consumer's tables, whose definitions ``createStatements(offsets:parked:)`` creates.
+    private let tables: ConsumerTables
     /// Inserts the batch's event ids and returns the ones that were new; prepared once per connection.
     private let claimStatement: PreparedStatement
 
-    init(table: QualifiedName, group: String) {
-        self.table = SQLIdentifier.quoteQualified(table)
+    init(tables: ConsumerTables, group: String) {
+        self.table = SQLIdentifier.quoteQualified(tables.inbox)
         self.group = group
-        self.name = table
+        self.tables = tables
         self.claimStatement = PreparedStatement("""
             INSERT INTO \(self.table) (consumer_group, event_id, topic, partition, "offset")
             SELECT $1, e.event_id, e.topic, e.partition, e.off
@@ -26,41 +28,25 @@ struct Inbox: Sendable {
             """)
     }
 
+    /// The statements that create the consumer's tables (``ConsumerTables`` defines the inbox and the offsets
+    /// table; `parked` its own) and migrate an older schema, in one transaction.
     func createStatements(offsets: OffsetStore, parked: ParkedStore) -> [String] {
-        [
+        assert(offsets.table == SQLIdentifier.quoteQualified(tables.offsets), "the offsets store and the inbox name different tables")
+        let checkName = SQLIdentifier.quote(tables.inboxStatusCheckName)
+        return [
             "SELECT pg_advisory_xact_lock(hashtext('tailgate.outbox_consumer.schema'))",
             "CREATE TABLE IF NOT EXISTS tailgate_schema_version (component text PRIMARY KEY, version int NOT NULL)",
-            """
-            CREATE TABLE IF NOT EXISTS \(table) (
-                consumer_group text NOT NULL,
-                event_id text NOT NULL,
-                topic text NOT NULL,
-                partition int NOT NULL,
-                "offset" bigint NOT NULL,
-                status text NOT NULL DEFAULT 'applied' CHECK (status IN ('applied', 'dead_lettered', 'parked')),
-                error text,
-                processed_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (consumer_group, event_id))
-            """,
+            tables.inboxDefinition,
             "CREATE INDEX IF NOT EXISTS \(SQLIdentifier.quote(indexName)) ON \(table) (consumer_group, processed_at)",
-            """
-            CREATE TABLE IF NOT EXISTS \(offsets.table) (
-                consumer_group text NOT NULL,
-                topic text NOT NULL,
-                partition int NOT NULL,
-                next_offset bigint NOT NULL,
-                updated_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (consumer_group, topic, partition))
-            """,
+            tables.offsetsDefinition,
             // Version 1 inboxes only allowed 'applied' and 'dead_lettered'.
             """
             DO $$ BEGIN
                 IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = '\(table.replacingOccurrences(of: "'", with: "''"))'::regclass
-                           AND conname = \(SQLIdentifier.quote(statusCheckName).replacingOccurrences(of: "\"", with: "'"))
+                           AND conname = \(checkName.replacingOccurrences(of: "\"", with: "'"))
                            AND pg_get_constraintdef(oid) NOT LIKE '%parked%') THEN
-                    ALTER TABLE \(table) DROP CONSTRAINT \(SQLIdentifier.quote(statusCheckName));
-                    ALTER TABLE \(table) ADD CONSTRAINT \(SQLIdentifier.quote(statusCheckName))
-                        CHECK (status IN ('applied', 'dead_lettered', 'parked'));
+                    ALTER TABLE \(table) DROP CONSTRAINT \(checkName);
+                    ALTER TABLE \(table) ADD CONSTRAINT \(checkName) \(tables.inboxStatusCheck);
                 END IF;
             END $$
             """,
@@ -70,11 +56,6 @@ struct Inbox: Sendable {
             ON CONFLICT (component) DO UPDATE SET version = GREATEST(tailgate_schema_version.version, EXCLUDED.version)
             """,
         ]
-    }
-
-    /// PostgreSQL's name for the status column's CHECK constraint.
-    private var statusCheckName: String {
-        String((name.name + "_status_check").prefix(63))
     }
 
     private var indexName: String {
@@ -95,19 +76,19 @@ struct Inbox: Sendable {
 
     /// Marks an event as dead-lettered, with why.
     func markDeadLettered(_ session: Session, id: String, error: String) throws {
-        try session.execute("UPDATE \(table) SET status = 'dead_lettered', error = $3 WHERE consumer_group = $1 AND event_id = $2",
+        try session.execute("UPDATE \(table) SET status = \(ConsumerTables.InboxStatus.deadLettered.literal), error = $3 WHERE consumer_group = $1 AND event_id = $2",
                             [group, id, String(error.prefix(2000))])
     }
 
     /// Marks an event as parked (its key waits for a release).
     func markParked(_ session: Session, id: String, error: String?) throws {
-        try session.execute("UPDATE \(table) SET status = 'parked', error = $3 WHERE consumer_group = $1 AND event_id = $2",
+        try session.execute("UPDATE \(table) SET status = \(ConsumerTables.InboxStatus.parked.literal), error = $3 WHERE consumer_group = $1 AND event_id = $2",
                             [group, id, error.map { String($0.prefix(2000)) }])
     }
 
     /// Marks a parked event as applied (released).
     func markReleased(_ session: Session, id: String) throws {
-        try session.execute("UPDATE \(table) SET status = 'applied', error = NULL, processed_at = now() WHERE consumer_group = $1 AND event_id = $2",
+        try session.execute("UPDATE \(table) SET status = \(ConsumerTables.InboxStatus.applied.literal), error = NULL, processed_at = now() WHERE consumer_group = $1 AND event_id = $2",
                             [group, id])
     }
 
@@ -115,7 +96,7 @@ struct Inbox: Sendable {
     func sweep(_ session: Session, olderThanSeconds seconds: Int64, limit: Int = 1000) throws -> Int {
         try session.execute("""
             DELETE FROM \(table) WHERE ctid IN (
-                SELECT ctid FROM \(table) WHERE consumer_group = $1 AND status <> 'parked' AND processed_at < now() - make_interval(secs => $2::double precision)
+                SELECT ctid FROM \(table) WHERE consumer_group = $1 AND status <> \(ConsumerTables.InboxStatus.parked.literal) AND processed_at < now() - make_interval(secs => $2::double precision)
                 LIMIT $3)
             """, [group, seconds, limit])
     }

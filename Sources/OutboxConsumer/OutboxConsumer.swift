@@ -1,3 +1,4 @@
+import ConsumerSchema
 import Dispatch
 import Foundation
 import LibPQ
@@ -79,7 +80,7 @@ public final class OutboxConsumer: Sendable {
         }
         self.configuration = configuration
         self.parked = ParkedStore(table: parkedTable, group: configuration.groupID)
-        self.inbox = Inbox(table: inboxTable, group: configuration.groupID)
+        self.inbox = Inbox(tables: ConsumerTables(offsets: offsetsTable, inbox: inboxTable, parked: parkedTable), group: configuration.groupID)
         self.offsets = OffsetStore(table: offsetsTable, group: configuration.groupID, defaultStart: configuration.startOffset)
         self.logger = logger.with(("group", configuration.groupID))
     }

@@ -1,4 +1,4 @@
-import OutboxConnector
+@testable import OutboxConnector
 import PGOutput
 import Testing
 

@@ -1,5 +1,5 @@
 import Foundation
-import OutboxConnector
+@testable import OutboxConnector
 import PGOutput
 import RDKafka
 import Synchronization
