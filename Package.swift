@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka", "TestSupport"]),
         .testTarget(name: "OutboxConnectorTests", dependencies: ["OutboxConnector", "OutboxConsumer", "Observability", "TestSupport"], resources: [.copy("BadConfigs")]),
         .testTarget(name: "OutboxConsumerTests", dependencies: ["OutboxConsumer", "Observability", "TestSupport"]),
-        .testTarget(name: "ServiceRuntimeTests", dependencies: ["ServiceRuntime", "LibPQ"]),
+        .testTarget(name: "ServiceRuntimeTests", dependencies: ["ServiceRuntime", "LibPQ", "TestSupport"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability", "TestSupport"]),
         // A child process for signal and metrics-server tests (Observability only).
         .executableTarget(name: "ObservabilityProbe", dependencies: ["Observability"], path: "Tests/ObservabilityProbe"),

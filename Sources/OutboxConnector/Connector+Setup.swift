@@ -1,15 +1,16 @@
 import LibPQ
 import PGOutput
+import ServiceRuntime
 import Synchronization
 
 extension Connector {
     /// What `prepare()` learnt about the database.
     struct Setup: Sendable {
         /// A connection to the server in `$.postgres.conninfo`, for checks (and heartbeats when it is a primary).
-        let admin: AdminConnection
+        let admin: DatabaseLink
         /// A connection to `$.postgres.primaryConninfo` when the conninfo names a standby the connector decodes on
         /// (PostgreSQL 16+): the connector's writes go there while that server is in recovery.
-        let primary: AdminConnection?
+        let primary: DatabaseLink?
         /// The outbox table's real schema and name.
         let schema: String
         let table: String
@@ -28,7 +29,7 @@ extension Connector {
 
         /// Where heartbeats go: the primary while the decoding server is a standby, the server itself once it is
         /// a primary (a promoted standby writes its own heartbeats, whatever `primaryConninfo` still names).
-        var writer: AdminConnection {
+        var writer: DatabaseLink {
             sessions.state.withLock { $0.onStandby } ? primary ?? admin : admin
         }
 
@@ -150,11 +151,11 @@ extension Connector {
         }
         let sessions = SessionMemory()
         sessions.state.withLock { $0.onStandby = onStandby }
-        var primaryAdmin: AdminConnection?
+        var primaryAdmin: DatabaseLink?
         if let primaryConninfo = configuration.primaryConninfo, let primary {
-            primaryAdmin = AdminConnection(conninfo: primaryConninfo, connection: primary)
+            primaryAdmin = DatabaseLink(conninfo: primaryConninfo, connection: primary)
         }
-        return Setup(admin: AdminConnection(conninfo: configuration.conninfo, connection: admin), primary: primaryAdmin,
+        return Setup(admin: DatabaseLink(conninfo: configuration.conninfo, connection: admin), primary: primaryAdmin,
                      schema: schema, table: name, systemID: systemID, serverVersion: version, failover: failover,
                      sessions: sessions)
     }

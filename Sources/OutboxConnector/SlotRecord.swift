@@ -2,6 +2,7 @@ import Foundation
 import LibPQ
 import Observability
 import PGOutput
+import ServiceRuntime
 
 /// Remembers that this connector has used slot S on database system D since LSN X, where a fresh container still
 /// finds it: a table in the source database, `<outbox schema>.tailgate_connector_slot`.
@@ -20,7 +21,7 @@ struct SlotRecord {
     /// The table, quoted.
     let table: String
     let connector: String
-    let admin: AdminConnection
+    let admin: DatabaseLink
     let logger: EventLogger
     /// The fallback in Kafka; `nil` for none.
     let kafka: KafkaSlotRecord?
@@ -28,7 +29,7 @@ struct SlotRecord {
     static let tableName = "tailgate_connector_slot"
     static let deadline = Duration.seconds(10)
 
-    init(directory: String, connector: String, schema: String, admin: AdminConnection, logger: EventLogger,
+    init(directory: String, connector: String, schema: String, admin: DatabaseLink, logger: EventLogger,
          kafka: [String: String]? = nil) {
         path = (directory as NSString).appendingPathComponent("\(connector).slot")
         table = SQLIdentifier.quoteQualified(QualifiedName(schema: schema, name: Self.tableName))

@@ -1,5 +1,6 @@
 import LibPQ
 import Observability
+import ServiceRuntime
 
 /// Beside a replication session: checks the slot every ``checkInterval`` and emits a
 /// heartbeat when the outbox has been quiet for the heartbeat interval (``Connector/watchSlot(_:)`` is the check).
@@ -15,7 +16,7 @@ struct SlotWatcher: Sendable {
 
     let heartbeatInterval: Duration?
     /// Where a heartbeat is written now (the primary, while decoding on a standby).
-    let heartbeatTarget: @Sendable () -> AdminConnection
+    let heartbeatTarget: @Sendable () -> DatabaseLink
     let metrics: ConnectorMetrics
     let logger: EventLogger
     /// When the session last published a record.

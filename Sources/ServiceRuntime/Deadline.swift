@@ -1,13 +1,14 @@
 import Dispatch
-import ServiceRuntime
 import Synchronization
 
 /// An operation that did not finish within its deadline.
-struct DeadlineExceeded: Error, CustomStringConvertible {
-    /// What was waited for, and how long.
-    var what: String
-    var limit: Duration
-    var description: String { "\(what) did not finish within \(limit)" }
+package struct DeadlineExceeded: Error, CustomStringConvertible {
+    /// What was waited for.
+    package var what: String
+    /// How long it was waited for.
+    package var limit: Duration
+    /// What did not finish, within how long.
+    package var description: String { "\(what) did not finish within \(limit)" }
 }
 
 /// Runs `body` and returns its result, or throws ``DeadlineExceeded`` once `limit` has passed, whichever comes first.
@@ -15,8 +16,8 @@ struct DeadlineExceeded: Error, CustomStringConvertible {
 /// Unlike a task group, this does not wait for `body` to notice cancellation: a blocking libpq call on a dead
 /// network returns only when TCP gives up, and the caller must not wait that long. `body` is cancelled and left to
 /// finish in the background; whatever it holds (an abandoned connection) is released when it does.
-func withDeadline<T: Sendable>(_ limit: Duration, _ what: String,
-                               _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+package func withDeadline<T: Sendable>(_ limit: Duration, _ what: String,
+                                       _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let outcome = ResumeOnce<T>()
     return try await withCheckedThrowingContinuation { continuation in
         outcome.arm(continuation)
