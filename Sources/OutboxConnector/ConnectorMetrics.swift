@@ -1,32 +1,49 @@
 import Foundation
 import Observability
-import Synchronization
 
 /// The connector's counters and gauges, rendered in Prometheus text format.
+///
+/// Built like the consumer's `OutboxConsumer.ConsumerMetrics`: one ``Snapshot`` value read as a whole, changed in
+/// one step per event, rendered for `/metrics` with the connector's name as the `connector` label.
 public final class ConnectorMetrics: Sendable {
-    private struct State {
-        var delivered: [String: Int] = [:]
-        var deadLettered: [String: Int] = [:]
-        var inFlight = 0
-        var confirmedLSN: UInt64 = 0
-        var serverWALEnd: UInt64 = 0
-        var reconnects = 0
-        var heartbeats = 0
-        var traceContextsDropped = 0
-        var lastHeartbeat: Double?
-        var walStatus = ""
-        var safeWALSize: Int64?
-        var retainedWAL: Int64?
-        var latency = PrometheusHistogram(upperBounds: PrometheusHistogram.latencySeconds)
-        var streaming = false
+    /// Every counter and gauge of the connector, as ``snapshot`` reads them.
+    public struct Snapshot: Sendable, Hashable {
+        /// Records acknowledged by Kafka, per topic.
+        public var delivered: [String: Int] = [:]
+        /// Outbox rows sent to the dead-letter topic, per topic.
+        public var deadLettered: [String: Int] = [:]
+        /// Records produced and not yet acknowledged.
+        public var inFlight = 0
+        /// The WAL position last confirmed to PostgreSQL.
+        public var confirmedLSN: UInt64 = 0
+        /// The server's WAL end, as the stream last reported it.
+        public var serverWALEnd: UInt64 = 0
+        /// Replication reconnects.
+        public var reconnects = 0
+        /// Heartbeat messages emitted.
+        public var heartbeats = 0
+        /// Invalid traceparent/tracestate values left out of records.
+        public var traceContextsDropped = 0
+        /// Unix time of the last heartbeat message emitted.
+        public var lastHeartbeat: Double?
+        /// The slot's `wal_status` (empty before the first check).
+        public var walStatus = ""
+        /// WAL that can still be written before the slot is at risk.
+        public var safeWALSize: Int64?
+        /// WAL PostgreSQL keeps for the slot.
+        public var retainedWAL: Int64?
+        /// From a transaction's commit to Kafka's acknowledgement of its record.
+        public var latency = PrometheusHistogram(upperBounds: PrometheusHistogram.latencySeconds)
+        /// Whether the connector streams.
+        public var streaming = false
         /// Since when records have waited without an acknowledgement (the last one, or the first record sent
         /// while none was in flight); `nil` with nothing in flight.
-        var unacknowledgedSince: ContinuousClock.Instant?
+        public var unacknowledgedSince: ContinuousClock.Instant?
         /// Since when no broker has been reachable; `nil` while one is.
-        var kafkaUnreachableSince: ContinuousClock.Instant?
+        public var kafkaUnreachableSince: ContinuousClock.Instant?
     }
 
-    private let state = Mutex(State())
+    private let registry = MetricsRegistry(Snapshot())
     private let connector: String
 
     /// Creates metrics for the connector named `connector`.
@@ -34,11 +51,14 @@ public final class ConnectorMetrics: Sendable {
         self.connector = connector
     }
 
-    func delivered(topic: String) { state.withLock { $0.delivered[topic, default: 0] += 1 } }
-    func deadLettered(topic: String) { state.withLock { $0.deadLettered[topic, default: 0] += 1 } }
+    /// Every counter and gauge, as they are now.
+    public var snapshot: Snapshot { registry.snapshot }
+
+    func delivered(topic: String) { registry.update { $0.delivered[topic, default: 0] += 1 } }
+    func deadLettered(topic: String) { registry.update { $0.deadLettered[topic, default: 0] += 1 } }
     /// Records the number of records in flight; `acknowledged` when Kafka just acknowledged one (progress).
     func setInFlight(_ count: Int, acknowledged: Bool = false) {
-        state.withLock { state in
+        registry.update { state in
             if count == 0 {
                 state.unacknowledgedSince = nil
             } else if acknowledged || state.unacknowledgedSince == nil {
@@ -48,52 +68,49 @@ public final class ConnectorMetrics: Sendable {
         }
     }
     func kafkaReachable(_ reachable: Bool) {
-        state.withLock { state in
+        registry.update { state in
             if reachable { state.kafkaUnreachableSince = nil } else if state.kafkaUnreachableSince == nil { state.kafkaUnreachableSince = .now }
         }
     }
-    func confirmed(_ lsn: UInt64) { state.withLock { $0.confirmedLSN = max($0.confirmedLSN, lsn) } }
-    func serverWALEnd(_ lsn: UInt64) { state.withLock { $0.serverWALEnd = max($0.serverWALEnd, lsn) } }
-    func reconnected() { state.withLock { $0.reconnects += 1 } }
+    func confirmed(_ lsn: UInt64) { registry.update { $0.confirmedLSN = max($0.confirmedLSN, lsn) } }
+    func serverWALEnd(_ lsn: UInt64) { registry.update { $0.serverWALEnd = max($0.serverWALEnd, lsn) } }
+    func reconnected() { registry.update { $0.reconnects += 1 } }
     func heartbeat() {
         let now = Date().timeIntervalSince1970
-        state.withLock {
+        registry.update {
             $0.heartbeats += 1
             $0.lastHeartbeat = now
         }
     }
-    func traceContextDropped() { state.withLock { $0.traceContextsDropped += 1 } }
-    func setStreaming(_ streaming: Bool) { state.withLock { $0.streaming = streaming } }
+    func traceContextDropped() { registry.update { $0.traceContextsDropped += 1 } }
+    func setStreaming(_ streaming: Bool) { registry.update { $0.streaming = streaming } }
     func slot(walStatus: String?, safeWALSize: Int64?, retainedWAL: Int64? = nil) {
-        state.withLock {
+        registry.update {
             $0.walStatus = walStatus ?? ""
             $0.safeWALSize = safeWALSize
             if let retainedWAL { $0.retainedWAL = retainedWAL }
         }
     }
     func latency(seconds: Double) {
-        state.withLock { $0.latency.observe(seconds) }
+        registry.update { $0.latency.observe(seconds) }
     }
 
     /// Events acknowledged by Kafka, all topics.
-    public var deliveredTotal: Int { state.withLock { $0.delivered.values.reduce(0, +) } }
+    public var deliveredTotal: Int { snapshot.delivered.values.reduce(0, +) }
     /// Records produced and not yet acknowledged.
-    public var inFlightRecords: Int { state.withLock { $0.inFlight } }
+    public var inFlightRecords: Int { snapshot.inFlight }
     /// Whether a Kafka broker is reachable, as librdkafka last reported (`true` before any report).
-    public var isKafkaReachable: Bool { state.withLock { $0.kafkaUnreachableSince == nil } }
+    public var isKafkaReachable: Bool { snapshot.kafkaUnreachableSince == nil }
     /// The newest position Kafka's acknowledgements released for confirmation (`tailgate_confirmed_lsn`).
-    var confirmedPosition: UInt64 { state.withLock { $0.confirmedLSN } }
+    var confirmedPosition: UInt64 { snapshot.confirmedLSN }
     /// Whether the connector is streaming now.
-    public var isStreaming: Bool { state.withLock { $0.streaming } }
+    public var isStreaming: Bool { snapshot.streaming }
 
     /// How long Kafka has left records unacknowledged (`nil`: nothing waits), or been unreachable (no broker up),
     /// whichever is longer.
     public var kafkaStalledFor: Duration? {
-        state.withLock { state in
-            let now = ContinuousClock.now
-            let waits = [state.unacknowledgedSince, state.kafkaUnreachableSince].compactMap { $0.map { now - $0 } }
-            return waits.max()
-        }
+        let state = snapshot, now = ContinuousClock.now
+        return [state.unacknowledgedSince, state.kafkaUnreachableSince].compactMap { $0.map { now - $0 } }.max()
     }
 
     /// What `/healthz` answers: streaming, and Kafka not stalled for longer than `kafkaTimeout`.
@@ -105,7 +122,7 @@ public final class ConnectorMetrics: Sendable {
 
     /// The Prometheus text exposition.
     public func render() -> String {
-        let s = state.withLock { $0 }
+        let s = snapshot
         let connector = [("connector", self.connector)]
         var text = PrometheusText()
         text.family("tailgate_events_delivered_total", .counter, help: "Outbox events acknowledged by Kafka.")

@@ -1,5 +1,4 @@
 import Observability
-import Synchronization
 
 /// What an ``OutboxConsumer`` has done, for the service to expose.
 public final class ConsumerMetrics: Sendable {
@@ -59,16 +58,17 @@ public final class ConsumerMetrics: Sendable {
     /// backlog.
     public static let commitToAppliedBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 
-    private let state = Mutex(Snapshot())
+    private let registry = MetricsRegistry(Snapshot())
 
     /// Creates empty metrics.
     public init() {}
 
     /// The current counters.
-    public var snapshot: Snapshot { state.withLock { $0 } }
+    public var snapshot: Snapshot { registry.snapshot }
 
+    /// Changes the counters in one step.
     func update(_ change: (inout Snapshot) -> Void) {
-        state.withLock { change(&$0) }
+        registry.update(change)
     }
 
     /// The counters in Prometheus text format, labelled with the consumer group.
