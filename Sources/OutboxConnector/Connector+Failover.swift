@@ -13,7 +13,7 @@ extension Connector {
     ///
     /// - Parameter standby: A libpq connection string for a standby that may be promoted, or `nil`.
     /// - Returns: What is in place and what is missing.
-    public func validateFailover(standby: String?) async -> FailoverReadiness {
+    package func validateFailover(standby: String?) async -> FailoverReadiness {
         var report = FailoverReadiness()
         let slot = configuration.slot
         let primary: Connection

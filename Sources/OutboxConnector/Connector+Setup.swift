@@ -64,7 +64,7 @@ extension Connector {
     /// Checks the database side without changing anything: what `tailgate validate --connect` reports.
     ///
     /// - Returns: One line per problem; empty when the connector can start.
-    public func validateDatabase() async -> [String] {
+    package func validateDatabase() async -> [String] {
         do {
             let setup = try await prepare(createMissing: false)
             await setup.close()

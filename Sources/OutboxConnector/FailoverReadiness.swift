@@ -2,14 +2,14 @@
 /// it: on the primary, a failover slot and `synchronized_standby_slots`; on a standby that may be promoted,
 /// `sync_replication_slots`, `hot_standby_feedback`, `primary_slot_name` and a `dbname` in `primary_conninfo`, and
 /// the slot's synchronized copy.
-public struct FailoverReadiness: Sendable {
+package struct FailoverReadiness: Sendable {
     /// What is in place, one line each.
-    public var ready: [String] = []
+    package var ready: [String] = []
     /// What a failover would lose or break, one line each with the setting or SQL that fixes it.
-    public var problems: [String] = []
+    package var problems: [String] = []
 
     /// Creates an empty report.
-    public init(ready: [String] = [], problems: [String] = []) {
+    package init(ready: [String] = [], problems: [String] = []) {
         self.ready = ready
         self.problems = problems
     }
