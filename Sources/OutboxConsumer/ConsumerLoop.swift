@@ -8,7 +8,8 @@ import ServiceRuntime
 /// the ``BatchApplier``, waits out a rolled-back batch's backoff while keeping the group membership, keeps every
 /// assigned partition fetching unless it is deliberately waiting (``PartitionFlow``), releases parked keys, and reports
 /// stalls; what happens to the batch in hand (applied, with savepoints, retried, dropped, released before) is the
-/// machine's decision, tested without a database or a broker.
+/// machine's decision, and what happens to each of its events ``EventPolicy``'s, both tested without a database or a
+/// broker.
 ///
 /// Every wait here is an event: a Kafka poll (woken early by a stop through ``KafkaConsumer/wakeup()``), or a
 /// backoff delay on the ``StopSignal``.
@@ -75,7 +76,7 @@ final class ConsumerLoop {
         logger.log(.info, "started", [("topics", configuration.topics.joined(separator: ","))])
         try consume(kafka, rebalance: rebalance, applier: BatchApplier(
             configuration: configuration, inbox: consumer.inbox, offsets: consumer.offsets, parked: consumer.parked, handler: handler,
-            deadLetters: deadLetters, stop: stop, logger: logger))
+            deadLetters: deadLetters, stop: stop, logger: logger, policy: EventPolicy(configuration: configuration)))
     }
 
     /// Connects (and creates the consumer's tables), retrying with backoff; `false` when a stop came first.
