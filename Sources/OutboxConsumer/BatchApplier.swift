@@ -41,6 +41,8 @@ struct BatchApplier {
     let executor = ConsumerThreadExecutor()
     let deadLetters: DeadLetterPublisher
     let stop: StopSignal
+    /// Cancels the statement in flight of a batch or a release when a stop is requested.
+    let cancellation: StatementCanceller
     let logger: EventLogger
     /// What becomes of each event (pure: ``EventPolicy``).
     let policy: EventPolicy
@@ -61,11 +63,16 @@ struct BatchApplier {
     /// retried, then parked or dead-lettered alone.
     ///
     /// - Throws: ``BatchRollback`` when the batch was rolled back and must be retried; ``StopInterrupted`` when a
-    ///   stop cut a handler's retry delay short (the batch was rolled back).
+    ///   stop came first or cut the batch short (a retry delay, or a statement its cancel request aborted): the batch
+    ///   was rolled back, and is applied from the stored offsets on the next start.
     func apply(_ records: [ConsumerRecord], savepoints: Bool, database: DatabaseLink) throws -> Attempt {
-        try Self.asRollback {
-            try database.withSession { session in
-                try applyInTransaction(records, session, savepoints: savepoints)
+        try stoppable {
+            try Self.asRollback {
+                try database.withSession { session in
+                    try cancellation.whileRunning(session, connection: database.connectionsOpened) {
+                        try applyInTransaction(records, session, savepoints: savepoints)
+                    }
+                }
             }
         }
     }
@@ -238,11 +245,16 @@ struct BatchApplier {
     /// with the new error). A crash or a rollback changes nothing: the request stays and is carried out later.
     ///
     /// - Returns: How many events were applied, and the error that stopped the release early, if one did.
-    /// - Throws: ``BatchRollback`` when the database (or a handler's ``HandlerFailure/Kind/retryLater``) rolled it back.
+    /// - Throws: ``BatchRollback`` when the database (or a handler's ``HandlerFailure/Kind/retryLater``) rolled it back;
+    ///   ``StopInterrupted`` when a stop came first or cut it short (rolled back, the request stays).
     func release(_ key: ParkedStore.Key, database: DatabaseLink) throws -> (released: Int, stoppedBy: String?) {
-        try Self.asRollback {
-            try database.withSession { session in
-                try releaseInTransaction(key, session)
+        try stoppable {
+            try Self.asRollback {
+                try database.withSession { session in
+                    try cancellation.whileRunning(session, connection: database.connectionsOpened) {
+                        try releaseInTransaction(key, session)
+                    }
+                }
             }
         }
     }
@@ -307,6 +319,16 @@ struct BatchRollback: Error, CustomStringConvertible {
 struct StopInterrupted: Error {}
 
 extension BatchApplier {
+    /// Runs `body`; an error after a stop was requested becomes ``StopInterrupted``: the stop's cancel request (see
+    /// ``StatementCanceller``) aborted the transaction, which rolled back, and the loop finishes instead of retrying.
+    func stoppable<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch _ where stop.isRequested {
+            throw StopInterrupted()
+        }
+    }
+
     /// Runs `body`; a stop or a rollback passes as it is, any other error becomes a ``BatchRollback`` with the reason
     /// an operator needs.
     static func asRollback<T>(_ body: () throws -> T) throws -> T {
