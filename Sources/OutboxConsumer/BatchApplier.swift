@@ -5,7 +5,8 @@ import RDKafka
 import ServiceRuntime
 
 /// Applies one batch of records in one transaction: claims the event ids in the inbox, runs the handler for each
-/// new event, handles poison by the configured policy, stores the next offsets, commits.
+/// new event, stores the next offsets, commits. What becomes of each event (skipped, parked, retried, dead-lettered,
+/// or the batch rolled back) is ``EventPolicy``'s decision; this type performs it.
 ///
 /// A failure that describes the database (or anything else outside the event, see ``FailureClassifier``) rolls the
 /// whole batch back and throws ``BatchRollback``; the loop retries the batch after a backoff. A handler failure is
@@ -40,7 +41,11 @@ struct BatchApplier {
     let executor = ConsumerThreadExecutor()
     let deadLetters: DeadLetterPublisher
     let stop: StopSignal
+    /// Cancels the statement in flight of a batch or a release when a stop is requested.
+    let cancellation: StatementCanceller
     let logger: EventLogger
+    /// What becomes of each event (pure: ``EventPolicy``).
+    let policy: EventPolicy
 
     /// How an attempt at a batch ended, when it did not throw.
     enum Attempt {
@@ -58,11 +63,16 @@ struct BatchApplier {
     /// retried, then parked or dead-lettered alone.
     ///
     /// - Throws: ``BatchRollback`` when the batch was rolled back and must be retried; ``StopInterrupted`` when a
-    ///   stop cut a handler's retry delay short (the batch was rolled back).
+    ///   stop came first or cut the batch short (a retry delay, or a statement its cancel request aborted): the batch
+    ///   was rolled back, and is applied from the stored offsets on the next start.
     func apply(_ records: [ConsumerRecord], savepoints: Bool, database: DatabaseLink) throws -> Attempt {
-        try Self.asRollback {
-            try database.withSession { session in
-                try applyInTransaction(records, session, savepoints: savepoints)
+        try stoppable {
+            try Self.asRollback {
+                try database.withSession { session in
+                    try cancellation.whileRunning(session, connection: database.connectionsOpened) {
+                        try applyInTransaction(records, session, savepoints: savepoints)
+                    }
+                }
             }
         }
     }
@@ -85,7 +95,7 @@ struct BatchApplier {
                 if let id = record.outboxEventID { return (record, id, true) }
                 return (record, "\(record.topic)/\(record.partition)/\(record.offset)", false)
             }
-            let parking = configuration.poisonPolicy == .parkKey
+            let parking = policy.parksKeys
             let next = OffsetStore.nextOffsets(after: records)
             // One round trip opens the batch: BEGIN, the inbox claim, the offsets (they follow from the records alone
             // and commit or roll back with the rest, so they need not wait for the handlers) and the parked keys.
@@ -102,44 +112,44 @@ struct BatchApplier {
             // (the database gone, say) then costs no duplicate in the dead-letter topic.
             var poison: [(record: ConsumerRecord, id: String, reason: String)] = []
             for (record, id, hasID) in identified {
-                guard fresh.contains(id), seen.insert(id).inserted else {
+                func key() -> ParkedStore.Key { ParkedStore.key(of: record, eventID: id) }
+                switch policy.received(isNew: fresh.contains(id) && seen.insert(id).inserted, hasEventID: hasID,
+                                       keyParked: parkedKeys.contains(key())) {
+                case .skipDuplicate:
                     counts.duplicatesSkipped += 1
                     continue
-                }
-                if !hasID && configuration.missingEventID == .deadLetter {
-                    poison.append((record, id, "the record has no event_id header"))
+                case .deadLetter(let reason):
+                    poison.append((record, id, reason))
                     continue
-                }
-                guard parking else {
-                    switch try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
-                                          applied: &applied, handlerRoundTrips: &handlerRoundTrips) {
-                    case .applied: break
-                    case .poison(let reason): poison.append((record, id, reason))
-                    case .needsSavepoints: return rolledBackForSavepoints()
-                    }
-                    continue
-                }
-                let key = ParkedStore.key(of: record, eventID: id)
-                if parkedKeys.contains(key) {
-                    // Behind its key's parked events, in order; the handler does not see it until the release.
+                case .parkBehindItsKey:
+                    let key = key()
                     try parked.park(session, record, eventID: id, key: key, error: nil)
                     try inbox.markParked(session, id: id, error: nil)
                     counts.parked += 1
                     logger.log(.info, "parked_behind", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key)])
                     continue
+                case .runHandler:
+                    break
                 }
-                switch try applyEvent(record, id: id, session: session, savepoints: savepoints, counts: &counts,
+                switch try applyEvent(record, id: id, session: session, pass: savepoints ? .savepoints : .fast, counts: &counts,
                                       applied: &applied, handlerRoundTrips: &handlerRoundTrips) {
-                case .applied: break
-                case .needsSavepoints: return rolledBackForSavepoints()
-                case .poison(let reason):
+                case nil:
+                    break
+                case .applyWithSavepoints?:
+                    return rolledBackForSavepoints()
+                case .deadLetter(let reason)?:
+                    poison.append((record, id, reason))
+                case .parkItsKey(let reason)?:
+                    let key = key()
                     try parked.park(session, record, eventID: id, key: key, error: reason)
                     try inbox.markParked(session, id: id, error: reason)
                     parkedKeys.insert(key)
                     counts.parked += 1
                     logger.log(.warning, "key_parked", [("event_id", id), ("topic", record.topic), ("partition", "\(record.partition)"),
                                                    ("offset", "\(record.offset)"), ("key", key.key), ("error", String(reason.prefix(200)))])
+                case .stopRelease?, .retryHandler?, .rollBackBatch?:
+                    preconditionFailure("EventPolicy answers these only in a release, or applyEvent performs them")
                 }
             }
             // A dead letter cannot be taken back: the handlers' deferred statements must have succeeded before one
@@ -157,12 +167,16 @@ struct BatchApplier {
             // A handler's deferred statement failed where a later statement sent it (COMMIT, a later event's query):
             // which event it belongs to is found by applying the batch again with a savepoint per event, where each
             // event's deferred statements are sent inside its own savepoint.
-            if case .retryBatch(let reason) = FailureClassifier.classify(failure) {
+            switch policy.handlerFailed(FailureClassifier.classify(failure), failures: 1, in: .fast, reason: "\(failure)") {
+            case .rollBackBatch(let reason):
                 session.discardDeferred()
                 _ = try? session.query("ROLLBACK")
                 throw BatchRollback(reason: reason, cause: failure)
+            case .applyWithSavepoints:
+                return rolledBackForSavepoints()
+            case .retryHandler, .parkItsKey, .deadLetter, .stopRelease:
+                preconditionFailure("EventPolicy answers a failure in the fast pass with rollBackBatch or applyWithSavepoints")
             }
-            return rolledBackForSavepoints()
         } catch {
             session.discardDeferred()
             _ = try? session.query("ROLLBACK")
@@ -170,65 +184,59 @@ struct BatchApplier {
         }
     }
 
-    /// How one event went.
-    private enum EventResult {
-        /// The handler succeeded.
-        case applied
-        /// Retrying it cannot succeed, or its attempts ran out: why.
-        case poison(String)
-        /// Without savepoints, its handler failed: the batch is rolled back, to be applied with them.
-        case needsSavepoints
-    }
-
-    /// Runs the handler for one event, in a savepoint, until it succeeds or the event is poison.
+    /// Runs the handler for one event until it succeeds or the ``EventPolicy`` answers its failure with anything but
+    /// another attempt.
     ///
-    /// With `savepoints: false` the handler runs once, straight in the transaction; a failure that is not the
-    /// database's is ``EventResult/needsSavepoints``.
+    /// In the ``EventPolicy/Pass/fast`` pass the handler runs once, straight in the transaction; in the others it
+    /// runs in a savepoint of its own, and again after the retry delay while the policy says
+    /// ``EventPolicy/AfterFailure/retryHandler``.
     ///
-    /// - Throws: ``BatchRollback`` for a failure that is the database's (or a handler's `retryLater`);
+    /// - Returns: `nil` when the handler succeeded; otherwise the policy's answer to its last failure:
+    ///   ``EventPolicy/AfterFailure/applyWithSavepoints`` (fast pass), ``EventPolicy/AfterFailure/parkItsKey(reason:)``
+    ///   or ``EventPolicy/AfterFailure/deadLetter(reason:)`` (with savepoints), ``EventPolicy/AfterFailure/stopRelease(reason:)``
+    ///   (release).
+    /// - Throws: ``BatchRollback`` when the policy answers ``EventPolicy/AfterFailure/rollBackBatch(reason:)``;
     ///   ``StopInterrupted`` when a stop cut a retry delay short.
-    private func applyEvent(_ record: ConsumerRecord, id: String, session: Session, savepoints: Bool = true,
+    private func applyEvent(_ record: ConsumerRecord, id: String, session: Session, pass: EventPolicy.Pass,
                             counts: inout ConsumerMetrics.Snapshot,
-                            applied: inout [(eventType: String, commitTime: Date)], handlerRoundTrips: inout Int) throws -> EventResult {
+                            applied: inout [(eventType: String, commitTime: Date)], handlerRoundTrips: inout Int) throws -> EventPolicy.AfterFailure? {
         let event = OutboxEvent(
             id: id, type: record.header("event_type")?.stringValue, key: record.key.map { String(decoding: $0, as: UTF8.self) },
             payload: record.value ?? [], headers: record.headers, topic: record.topic, partition: record.partition,
             offset: record.offset, timestamp: record.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) })
-        func succeeded() {
-            counts.applied += 1
-            if let committed = event.commitTime { applied.append((event.type ?? "", committed)) }
-        }
         func runHandler(_ session: Session) throws {
             let before = session.roundTrips
             defer { handlerRoundTrips += session.roundTrips - before }
             try executor.run(handler, event, session)
         }
-        guard savepoints else {
-            do {
-                try runHandler(session)
-                succeeded()
-                return .applied
-            } catch {
-                if case .retryBatch(let reason) = FailureClassifier.classify(error) { throw BatchRollback(reason: reason, cause: error) }
-                return .needsSavepoints
-            }
-        }
-        var attempt = 0
+        var failures = 0
         var backoff = Backoff(initial: configuration.retryBackoff, maximum: configuration.maxBackoff)
         while true {
             do {
-                try session.savepoint("tailgate_event") { try runHandler($0) }
-                succeeded()
-                return .applied
+                if pass == .fast {
+                    try runHandler(session)
+                } else {
+                    try session.savepoint("tailgate_event") { try runHandler($0) }
+                }
+                counts.applied += 1
+                if let committed = event.commitTime { applied.append((event.type ?? "", committed)) }
+                return nil
             } catch {
                 let verdict = FailureClassifier.classify(error)
-                if case .retryBatch(let reason) = verdict { throw BatchRollback(reason: reason, cause: error) }
-                attempt += 1
-                counts.handlerFailures += 1
-                logger.log(.warning, "handler_failed", [("event_id", id), ("attempt", "\(attempt)"), ("poison", "\(verdict == .poison)"),
-                                                   ("error", "\(error)")])
-                if verdict == .poison || attempt >= configuration.handlerAttempts { return .poison("\(error)") }
-                if stop.wait(for: backoff.next()) { throw StopInterrupted() }
+                failures += 1
+                let next = policy.handlerFailed(verdict, failures: failures, in: pass, reason: "\(error)")
+                switch next {
+                case .rollBackBatch(let reason):
+                    throw BatchRollback(reason: reason, cause: error)
+                case .applyWithSavepoints:
+                    return next
+                case .retryHandler, .parkItsKey, .deadLetter, .stopRelease:
+                    counts.handlerFailures += 1
+                    logger.log(.warning, "handler_failed", [("event_id", id), ("attempt", "\(failures)"), ("poison", "\(verdict == .poison)"),
+                                                       ("error", "\(error)")])
+                    guard next == .retryHandler else { return next }
+                    if stop.wait(for: backoff.next()) { throw StopInterrupted() }
+                }
             }
         }
     }
@@ -237,38 +245,50 @@ struct BatchApplier {
     /// with the new error). A crash or a rollback changes nothing: the request stays and is carried out later.
     ///
     /// - Returns: How many events were applied, and the error that stopped the release early, if one did.
-    /// - Throws: ``BatchRollback`` when the database (or a handler's ``HandlerFailure/Kind/retryLater``) rolled it back.
+    /// - Throws: ``BatchRollback`` when the database (or a handler's ``HandlerFailure/Kind/retryLater``) rolled it back;
+    ///   ``StopInterrupted`` when a stop came first or cut it short (rolled back, the request stays).
     func release(_ key: ParkedStore.Key, database: DatabaseLink) throws -> (released: Int, stoppedBy: String?) {
-        try Self.asRollback {
-            try database.withSession { session in
-                try session.query("BEGIN")
-                do {
-                    var released = 0
-                    var stoppedBy: String?
-                    var counts = ConsumerMetrics.Snapshot()
-                    for (record, id) in try parked.events(session, of: key) {
-                        var releasedNow: [(eventType: String, commitTime: Date)] = [] // parked long ago: not freshness
-                        var handlerRoundTrips = 0
-                        // With savepoints (the default) an event is applied or poison, never sent back for savepoints.
-                        if case .poison(let reason) = try applyEvent(record, id: id, session: session, counts: &counts,
-                                                                     applied: &releasedNow, handlerRoundTrips: &handlerRoundTrips) {
-                            try parked.stopRelease(session, key, at: record.offset, error: reason)
-                            try inbox.markParked(session, id: id, error: reason)
-                            stoppedBy = reason
-                            break
-                        }
-                        try parked.remove(session, key, offset: record.offset)
-                        try inbox.markReleased(session, id: id)
-                        released += 1
+        try stoppable {
+            try Self.asRollback {
+                try database.withSession { session in
+                    try cancellation.whileRunning(session, connection: database.connectionsOpened) {
+                        try releaseInTransaction(key, session)
                     }
-                    try session.query("COMMIT")
-                    return (released, stoppedBy)
-                } catch {
-                    session.discardDeferred()
-                    _ = try? session.query("ROLLBACK")
-                    throw error
                 }
             }
+        }
+    }
+
+    private func releaseInTransaction(_ key: ParkedStore.Key, _ session: Session) throws -> (released: Int, stoppedBy: String?) {
+        try session.query("BEGIN")
+        do {
+            var released = 0
+            var stoppedBy: String?
+            var counts = ConsumerMetrics.Snapshot()
+            events: for (record, id) in try parked.events(session, of: key) {
+                var releasedNow: [(eventType: String, commitTime: Date)] = [] // parked long ago: not freshness
+                var handlerRoundTrips = 0
+                switch try applyEvent(record, id: id, session: session, pass: .release, counts: &counts,
+                                      applied: &releasedNow, handlerRoundTrips: &handlerRoundTrips) {
+                case nil:
+                    try parked.remove(session, key, offset: record.offset)
+                    try inbox.markReleased(session, id: id)
+                    released += 1
+                case .stopRelease(let reason)?:
+                    try parked.stopRelease(session, key, at: record.offset, error: reason)
+                    try inbox.markParked(session, id: id, error: reason)
+                    stoppedBy = reason
+                    break events
+                case .applyWithSavepoints?, .parkItsKey?, .deadLetter?, .retryHandler?, .rollBackBatch?:
+                    preconditionFailure("EventPolicy answers a failure in a release with stopRelease, or applyEvent performs it")
+                }
+            }
+            try session.query("COMMIT")
+            return (released, stoppedBy)
+        } catch {
+            session.discardDeferred()
+            _ = try? session.query("ROLLBACK")
+            throw error
         }
     }
 
@@ -299,6 +319,16 @@ struct BatchRollback: Error, CustomStringConvertible {
 struct StopInterrupted: Error {}
 
 extension BatchApplier {
+    /// Runs `body`; an error after a stop was requested becomes ``StopInterrupted``: the stop's cancel request (see
+    /// ``StatementCanceller``) aborted the transaction, which rolled back, and the loop finishes instead of retrying.
+    func stoppable<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch _ where stop.isRequested {
+            throw StopInterrupted()
+        }
+    }
+
     /// Runs `body`; a stop or a rollback passes as it is, any other error becomes a ``BatchRollback`` with the reason
     /// an operator needs.
     static func asRollback<T>(_ body: () throws -> T) throws -> T {

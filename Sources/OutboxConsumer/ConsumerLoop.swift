@@ -8,10 +8,11 @@ import ServiceRuntime
 /// the ``BatchApplier``, waits out a rolled-back batch's backoff while keeping the group membership, keeps every
 /// assigned partition fetching unless it is deliberately waiting (``PartitionFlow``), releases parked keys, and reports
 /// stalls; what happens to the batch in hand (applied, with savepoints, retried, dropped, released before) is the
-/// machine's decision, tested without a database or a broker.
+/// machine's decision, and what happens to each of its events ``EventPolicy``'s, both tested without a database or a
+/// broker.
 ///
-/// Every wait here is an event: a Kafka poll (woken early by a stop through ``KafkaConsumer/wakeup()``), or a
-/// backoff delay on the ``StopSignal``.
+/// Every wait here is an event: a Kafka poll (woken early by a stop through ``KafkaConsumer/wakeup()``), a backoff
+/// delay on the ``StopSignal``, or a statement of a batch (cancelled by a stop through ``StatementCanceller``).
 final class ConsumerLoop {
     /// How long an idle poll waits for records before housekeeping runs (lag, stalls, inbox sweep).
     static let tick: Duration = .milliseconds(500)
@@ -63,7 +64,11 @@ final class ConsumerLoop {
         let kafka = try KafkaConsumer(properties: properties, log: { [logger = consumer.logger] in logger.log($0) },
                                       rebalance: { rebalance.handle($0) })
         let wakeOnStop = stop.onStop { kafka.wakeup() }
+        // A stop does not wait for a statement blocked on a lock: it is cancelled, and its batch rolled back.
+        let cancellation = StatementCanceller(stop: stop)
+        let cancelOnStop = stop.onStop { cancellation.stopRequested() }
         defer {
+            stop.remove(cancelOnStop)
             stop.remove(wakeOnStop) // waits for a wakeup in progress: the consumer is closed next
             try? kafka.closeBlocking()
             database.close()
@@ -75,7 +80,7 @@ final class ConsumerLoop {
         logger.log(.info, "started", [("topics", configuration.topics.joined(separator: ","))])
         try consume(kafka, rebalance: rebalance, applier: BatchApplier(
             configuration: configuration, inbox: consumer.inbox, offsets: consumer.offsets, parked: consumer.parked, handler: handler,
-            deadLetters: deadLetters, stop: stop, logger: logger))
+            deadLetters: deadLetters, stop: stop, cancellation: cancellation, logger: logger, policy: EventPolicy(configuration: configuration)))
     }
 
     /// Connects (and creates the consumer's tables), retrying with backoff; `false` when a stop came first.

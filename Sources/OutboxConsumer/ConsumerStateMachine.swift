@@ -6,7 +6,8 @@ import ServiceRuntime
 /// ``ConsumerLoop`` owns one, feeds it every event (records polled, a batch committed or failed, partitions revoked,
 /// the database reconnected, a housekeeping tick, a backoff elapsed, a stop) and performs the ``Action`` it returns.
 /// Every decision about the batch in hand lives here: when it is applied, when with a savepoint per event, when it
-/// waits (and how long), which of its records are dropped, and when parked keys may be released.
+/// waits (and how long), which of its records are dropped, and when parked keys may be released. What becomes of
+/// each event inside a batch (skipped, retried, parked, dead-lettered, or the batch sent back) is ``EventPolicy``'s.
 ///
 /// ```
 /// polling ──recordsPolled(some)──▶ applying(fast) ──batchCommitted──▶ polling

@@ -153,6 +153,58 @@ import Testing
         #expect(await eventually(timeout: .seconds(20)) { finished.load(ordering: .acquiring) }, "the 60 s backoff was cut short")
     }
 
+    /// A stop while a handler's statement waits for a row lock another session holds (no lock_timeout, no
+    /// statement_timeout: nothing on the server would end the wait) cancels the statement: `run` returns within
+    /// seconds, the batch is rolled back (nothing applied, no offset stored), and once the lock is released a new
+    /// consumer applies the event exactly once from the stored offsets.
+    @Test func aStopCancelsAStatementWaitingForARowLockAndTheBatchIsAppliedOnceLater() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        try await fixture.db.execute("CREATE TABLE stock (sku text PRIMARY KEY, reserved int NOT NULL)")
+        try await fixture.db.execute("INSERT INTO stock VALUES ('sku-1', 0)")
+        let holder = try await Connection.connect(fixture.postgres.conninfo(database: fixture.database))
+        try await holder.execute("BEGIN")
+        try await holder.execute("SELECT * FROM stock WHERE sku = 'sku-1' FOR UPDATE")
+        try await fixture.produce(["r-0"])
+        let handler: OutboxConsumer.Handler = { event, db in
+            try db.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
+                           [event.id, event.topic, Int(event.partition), event.offset])
+            try db.execute("UPDATE stock SET reserved = reserved + 1 WHERE sku = 'sku-1'")
+        }
+        let lines = LogLines()
+        let consumer = try OutboxConsumer(configuration: fixture.configuration(), log: { lines.append($0) })
+        let running = Task { try await consumer.run(handler) }
+        let waitingForTheLock = """
+            SELECT count(*)::text AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE stock%'
+            """
+        #expect(try await eventually { try await fixture.db.query(waitingForTheLock).first?.int("n") == 1 }, "\(consumer.metrics.snapshot)")
+        let asked = ContinuousClock.now
+        running.cancel()
+        let finished = Atomic<Bool>(false)
+        Task { _ = try? await running.value; finished.store(true, ordering: .releasing) }
+        let stopped = await eventually(timeout: .seconds(10)) { finished.load(ordering: .acquiring) }
+        #expect(stopped, "run did not return within 10 s of the stop (\(ContinuousClock.now - asked)): it waited for the row lock")
+        #expect(try await fixture.ledgerTotal() == 0, "the event was not applied")
+        #expect(try await fixture.db.query("SELECT count(*)::text AS n FROM tailgate_offsets").first?.int("n") == 0, "no offset stored")
+        #expect(try await fixture.db.query("SELECT count(*)::text AS n FROM tailgate_inbox").first?.int("n") == 0, "no inbox row")
+        #expect(!lines.contains("event=batch_rolled_back"), "a stop is not an outage to retry")
+        try await holder.execute("COMMIT")
+        await holder.close()
+        if !stopped { _ = try? await running.value }
+
+        let second = try OutboxConsumer(configuration: fixture.configuration(), log: { _ in })
+        let again = Task { try await second.run(handler) }
+        #expect(try await eventually { try await fixture.ledgerTotal() == 1 })
+        #expect(try await eventually {
+            try await fixture.db.query("SELECT next_offset::text AS n FROM tailgate_offsets").first?.int("n") == 1
+        })
+        second.stop()
+        try await again.value
+        #expect(try await fixture.ledger() == ["r-0": 1])
+        #expect(try await fixture.db.query("SELECT reserved::text AS n FROM stock").first?.int("n") == 1, "applied exactly once")
+    }
+
     @Test func cancellationStopsAnIdleConsumerAndItLeavesTheGroup() async throws {
         let fixture = try await ConsumerFixture.make(partitions: 2)
         defer { fixture.close() }
