@@ -10,7 +10,8 @@ import Synchronization
 ///
 /// With `createSlot`, the connector's slot is created in the same step and the rows are read in the snapshot the
 /// slot starts from: every row committed before the slot is backfilled, every row after it is streamed, none is
-/// missed — the exact cut-over from a poller.
+/// missed — the exact cut-over from a poller. On a standby (PostgreSQL 16+, `postgres.primaryConninfo` set) the slot
+/// is created there as `tailgate run` creates it, and the rows are read on the standby in its exported snapshot.
 package struct Backfill: Sendable {
     /// The connector's configuration.
     package var configuration: ConnectorConfiguration
@@ -48,7 +49,11 @@ package struct Backfill: Sendable {
             if try await connection.slotState(configuration.slot) != nil {
                 throw ConnectorError(.setup, "--create-slot: the slot \(configuration.slot) exists already; drop it first or backfill without --create-slot")
             }
-            let created = try await connection.createSlot(configuration.slot, snapshot: .export, failover: setup.failover)
+            // On a standby (16+) as in `run`: the primary is asked for standby snapshots so that the creation does
+            // not wait for its next checkpoint. The exported snapshot is then the standby's at the consistent point,
+            // and the rows are read on the standby in it (below), so the cut-over stays exact.
+            let onStandby = setup.sessions.state.withLock { $0.onStandby }
+            let created = try await connector.createSlot(connection, setup: setup, onStandby: onStandby, snapshot: .export)
             try await SlotRecord(directory: stateDirectory, connector: configuration.name, schema: setup.schema, admin: setup.admin,
                                  logger: logger).remember(systemID: setup.systemID, slot: configuration.slot, since: created.consistentPoint)
             logger.info("slot_created", ("slot", configuration.slot), ("consistent_point", created.consistentPoint.description),

@@ -425,6 +425,7 @@ extension Connector {
             setup.sessions.state.withLock { $0.onStandby = recovery }
         }
         metrics.slot(walStatus: state.walStatus, safeWALSize: state.safeWALSize, retainedWAL: row["retained"].flatMap { Int64($0) })
+        await exportReplayLag(setup, onStandby: row.bool("recovery") == true)
         if state.isInvalidated {
             throw invalidatedSlotError(state, setup: setup)
         }

@@ -11,6 +11,37 @@ extension Connector {
     /// How often slot creation on a standby asks the primary for a running-transactions record.
     static let standbySnapshotInterval = Duration.seconds(1)
 
+    /// On a standby: `seconds`, how far replay is behind (`now()` minus the commit time of the last replayed
+    /// transaction, 0 when it replayed all it received), and `replayed`, its replayed WAL position.
+    static let replayLagQuery = """
+        SELECT CASE WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0
+                    ELSE extract(epoch FROM now() - pg_catalog.pg_last_xact_replay_timestamp()) END::text AS seconds,
+               pg_catalog.pg_last_wal_replay_lsn()::text AS replayed
+        """
+
+    /// Exports the standby's replay lag beside the slot check (``watchSlot(_:)``): in seconds from the standby's
+    /// clock, in bytes against the primary (`setup.primary`); on a primary, none (the series disappear). A query
+    /// that fails leaves its part out; it is logged, not thrown.
+    func exportReplayLag(_ setup: Setup, onStandby: Bool) async {
+        guard onStandby else {
+            metrics.standby(nil)
+            return
+        }
+        var lag = SlotStatus.Standby()
+        do {
+            let replay = try await setup.admin.query(deadline: SlotWatcher.queryDeadline, Self.replayLagQuery).first
+            lag.replayLagSeconds = replay?["seconds"].flatMap { Double($0) }
+            if let primary = setup.primary, let replayed = replay?["replayed"].flatMap({ LSN($0) }),
+               let current = try await primary.query(deadline: SlotWatcher.queryDeadline, "SELECT pg_catalog.pg_current_wal_lsn()::text AS lsn")
+                .first?["lsn"].flatMap({ LSN($0) }) {
+                lag.replayLagBytes = current >= replayed ? Int64(current.rawValue - replayed.rawValue) : 0
+            }
+        } catch {
+            logger.warning("replay_lag_check_failed", ("error", "\(error)"))
+        }
+        metrics.standby(lag)
+    }
+
     /// What the primary and the standby need before the connector can decode on the standby, one line per problem,
     /// and the connection to `$.postgres.primaryConninfo` when it could be opened and is the primary.
     ///
@@ -98,9 +129,13 @@ extension Connector {
     /// after the creation began; the primary writes one at a checkpoint or, when WAL was written, every 15 s from
     /// the background writer. `pg_log_standby_snapshot()` on the primary writes one at once; it is repeated until
     /// the creation returns, since a record taken while transactions with an xid run is not yet enough.
-    func createSlot(_ replication: ReplicationConnection, setup: Setup, onStandby: Bool) async throws -> ReplicationConnection.CreatedSlot {
+    ///
+    /// `snapshot` `.export` exports the snapshot the slot starts from (`tailgate backfill --create-slot`); on a
+    /// standby it is the standby's view at the slot's consistent point, and is imported on the standby.
+    func createSlot(_ replication: ReplicationConnection, setup: Setup, onStandby: Bool,
+                    snapshot: ReplicationConnection.SnapshotAction = .noExport) async throws -> ReplicationConnection.CreatedSlot {
         guard onStandby, let primary = setup.primary else {
-            return try await replication.createSlot(configuration.slot, failover: setup.failover)
+            return try await replication.createSlot(configuration.slot, snapshot: snapshot, failover: setup.failover)
         }
         logger.info("slot_creation_waiting", ("slot", configuration.slot),
                     ("detail", "creating the slot on the standby: it waits for a running-transactions record from the primary (and for the primary's transactions open then to end); asking the primary for one with pg_log_standby_snapshot() every \(Self.standbySnapshotInterval)"))
@@ -122,7 +157,7 @@ extension Connector {
             }
         }
         defer { snapshots.cancel() }
-        let created = try await replication.createSlot(configuration.slot, failover: false)
+        let created = try await replication.createSlot(configuration.slot, snapshot: snapshot, failover: false)
         logger.info("slot_created_on_standby", ("slot", configuration.slot), ("waited", "\(ContinuousClock.now - began)"))
         return created
     }

@@ -41,6 +41,8 @@ public final class ConnectorMetrics: Sendable {
         public var unacknowledgedSince: ContinuousClock.Instant?
         /// Since when no broker has been reachable; `nil` while one is.
         public var kafkaUnreachableSince: ContinuousClock.Instant?
+        /// The decoding server's replay lag behind the primary; `nil` while it is a primary.
+        package var standby: SlotStatus.Standby?
     }
 
     private let registry = MetricsRegistry(Snapshot())
@@ -91,6 +93,8 @@ public final class ConnectorMetrics: Sendable {
             if let retainedWAL { $0.retainedWAL = retainedWAL }
         }
     }
+    /// Records the standby's replay lag (`nil`: the slot is on a primary, and the lag series disappear).
+    func standby(_ lag: SlotStatus.Standby?) { registry.update { $0.standby = lag } }
     func latency(seconds: Double) {
         registry.update { $0.latency.observe(seconds) }
     }
@@ -158,6 +162,16 @@ public final class ConnectorMetrics: Sendable {
         if let retainedWAL = s.retainedWAL { text.sample("tailgate_slot_retained_wal_bytes", labels: connector, retainedWAL) }
         text.histogram("tailgate_commit_to_ack_seconds", help: "Time from a transaction's commit to Kafka's acknowledgement of its record.",
                        labels: connector, s.latency)
+        // On a primary the lag families have no sample: absent rather than 0, since 0 would claim a standby that
+        // has caught up.
+        text.gauge("tailgate_slot_on_standby", help: "1 while the slot is on a physical standby (decoding there, PostgreSQL 16+), else 0.",
+                   labels: connector, s.standby == nil ? 0 : 1)
+        text.family("tailgate_standby_replay_lag_seconds", .gauge,
+                    help: "How far the standby holding the slot has replayed behind the primary, in seconds (0 when it replayed all it received); no sample on a primary.")
+        if let seconds = s.standby?.replayLagSeconds { text.sample("tailgate_standby_replay_lag_seconds", labels: connector, seconds) }
+        text.family("tailgate_standby_replay_lag_bytes", .gauge,
+                    help: "The primary's WAL position minus the standby's replayed position; no sample on a primary or while the primary cannot be asked.")
+        if let bytes = s.standby?.replayLagBytes { text.sample("tailgate_standby_replay_lag_bytes", labels: connector, bytes) }
         return text.output
     }
 }

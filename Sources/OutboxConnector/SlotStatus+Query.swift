@@ -100,11 +100,7 @@ extension SlotStatus {
     /// The standby's replay lag: in time from its own clock, in bytes against `postgres.primaryConninfo` when set
     /// and reachable.
     private static func standbyLag(_ standby: Connection, configuration: ConnectorConfiguration) async throws -> Standby {
-        let replay = try await standby.query("""
-            SELECT CASE WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0
-                        ELSE extract(epoch FROM now() - pg_catalog.pg_last_xact_replay_timestamp()) END::text AS seconds,
-                   pg_catalog.pg_last_wal_replay_lsn()::text AS replayed
-            """).first
+        let replay = try await standby.query(Connector.replayLagQuery).first
         var lag = Standby(replayLagSeconds: replay?["seconds"].flatMap { Double($0) })
         if let primaryConninfo = configuration.primaryConninfo, let replayed = replay?["replayed"].flatMap({ LSN($0) }),
            let primary = try? await Connection.connect(primaryConninfo) {

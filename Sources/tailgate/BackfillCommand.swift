@@ -11,6 +11,8 @@ enum BackfillCommand {
           --where limits the rows with your own SQL condition, e.g. --where "created_at > now() - interval '1 day'".
           --create-slot creates the connector's slot first and reads the table in the snapshot the slot starts
           from: the exact cut-over from a poller (stop the poller, backfill --create-slot, then tailgate run).
+          On a standby (PostgreSQL 16+, postgres.primaryConninfo set) the slot is created there, as tailgate run
+          creates it, and the rows are read on the standby in that snapshot.
           Rows are published in created_at order when the table has that column, else in event id order.
         """
 

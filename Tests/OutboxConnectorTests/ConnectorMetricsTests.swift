@@ -51,4 +51,31 @@ import Testing
             #expect(text.contains("\n" + line + "\n"), "missing \(line) in\n\(text)")
         }
     }
+
+    /// On a standby the replay lag is exported; on a primary (and after a promotion) the lag series have no sample
+    /// while their families stay declared, and `tailgate_slot_on_standby` says which it is.
+    @Test func theStandbyReplayLagIsExportedOnlyOnAStandby() async throws {
+        let metrics = busyMetrics()
+        metrics.standby(SlotStatus.Standby(replayLagSeconds: 1.5, replayLagBytes: 40960))
+        let onStandby = metrics.render()
+        for line in [#"tailgate_slot_on_standby{connector="orders"} 1"#,
+                     #"tailgate_standby_replay_lag_seconds{connector="orders"} 1.5"#,
+                     #"tailgate_standby_replay_lag_bytes{connector="orders"} 40960"#] {
+            #expect(onStandby.contains("\n" + line + "\n"), "missing \(line) in\n\(onStandby)")
+        }
+        let (status, output) = try await promtoolCheckMetrics(onStandby)
+        #expect(status == 0, "\(output)\n\(onStandby)")
+
+        metrics.standby(SlotStatus.Standby(replayLagSeconds: 0, replayLagBytes: nil))
+        let primaryUnreachable = metrics.render()
+        #expect(primaryUnreachable.contains("\ntailgate_standby_replay_lag_seconds{connector=\"orders\"} 0.0\n"), "\(primaryUnreachable)")
+        #expect(!primaryUnreachable.contains("\ntailgate_standby_replay_lag_bytes{"), "no byte lag while the primary cannot be asked")
+
+        metrics.standby(nil)
+        let promoted = metrics.render()
+        #expect(promoted.contains("\ntailgate_slot_on_standby{connector=\"orders\"} 0\n"))
+        #expect(!promoted.contains("\ntailgate_standby_replay_lag_seconds{") && !promoted.contains("\ntailgate_standby_replay_lag_bytes{"),
+                "no lag sample on a primary: \(promoted)")
+        #expect(promoted.contains("# TYPE tailgate_standby_replay_lag_seconds gauge\n") && promoted.contains("# TYPE tailgate_standby_replay_lag_bytes gauge\n"))
+    }
 }

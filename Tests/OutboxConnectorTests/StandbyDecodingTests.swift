@@ -1,5 +1,6 @@
 import Foundation
 import LibPQ
+import Observability
 import OutboxConnector
 import PGOutput
 import TestSupport
@@ -47,6 +48,19 @@ struct StandbyDecodingTests {
             (try await pair.standbySlot()?.confirmedFlushLSN ?? .invalid) >= target
         }
         return (wrote, advanced, target, try await pair.standbySlot()?.confirmedFlushLSN ?? .invalid)
+    }
+
+    /// The value of the sample of `name` in the connector's `/metrics` (scraped over HTTP), `nil` when it has none.
+    static func scraped(_ name: String, _ connector: Connector) async -> Double? {
+        guard let port = connector.metricsPort, let body = await httpGet(port: port, path: "/metrics")?.body else { return nil }
+        return body.split(separator: "\n").first { $0.hasPrefix("\(name){") }
+            .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+    }
+
+    /// Whether `/metrics` declares the family `name` (its `# TYPE` line).
+    static func declares(_ name: String, _ connector: Connector) async -> Bool {
+        guard let port = connector.metricsPort, let body = await httpGet(port: port, path: "/metrics")?.body else { return false }
+        return body.contains("# TYPE \(name) gauge\n")
     }
 
     static func currentLSN(_ server: TestPostgres, database: String) async throws -> LSN {
@@ -163,6 +177,83 @@ struct StandbyDecodingTests {
         #expect(report.slot?.standby?.replayLagBytes != nil, "measured against primaryConninfo")
         #expect(report.table().contains("on standby     yes: replay lag"), "\(report.table())")
         print(report.table())
+
+        // /metrics: the slot is on a standby, and its replay lag is there and sane (caught up while quiet).
+        let connector = running.connector
+        #expect(await Self.scraped("tailgate_slot_on_standby", connector) == 1)
+        #expect(await eventually { await Self.scraped("tailgate_standby_replay_lag_bytes", connector) != nil },
+                "the byte lag is exported (measured against primaryConninfo): \(log.all.suffix(5))")
+        let quietSeconds = await Self.scraped("tailgate_standby_replay_lag_seconds", connector)
+        let quietBytes = await Self.scraped("tailgate_standby_replay_lag_bytes", connector)
+        #expect(quietSeconds.map { $0 >= 0 && $0 < 120 } == true, "a quiet standby (the last commit it replayed is from this test)'s lag in seconds: \(String(describing: quietSeconds))")
+        #expect(quietBytes.map { $0 >= 0 && $0 < 16 * 1024 * 1024 } == true, "a quiet, caught-up standby's lag in bytes: \(String(describing: quietBytes))")
+        // Replay paused on the standby while the primary writes: both gauges grow (the next slot check, <= 10 s).
+        let standby = try await Connection.connect(pair.standby.conninfo(database: pair.fixture.database))
+        defer { Task { await standby.close() } }
+        try await standby.query("SELECT pg_wal_replay_pause()")
+        try await Task.sleep(for: .seconds(2))
+        try await pair.fixture.db.execute("CREATE TABLE replay_lag_filler AS SELECT g, repeat('x', 100) AS filler FROM generate_series(1, 20000) g")
+        let behind = await eventually(timeout: .seconds(30), every: .milliseconds(500)) {
+            let bytes = await Self.scraped("tailgate_standby_replay_lag_bytes", connector) ?? 0
+            let seconds = await Self.scraped("tailgate_standby_replay_lag_seconds", connector) ?? 0
+            return bytes > 1024 * 1024 && seconds >= 1
+        }
+        let pausedSeconds = await Self.scraped("tailgate_standby_replay_lag_seconds", connector)
+        let pausedBytes = await Self.scraped("tailgate_standby_replay_lag_bytes", connector)
+        #expect(behind, "with replay paused and 2 MB written on the primary, the gauges show the standby behind: seconds \(String(describing: pausedSeconds)), bytes \(String(describing: pausedBytes))")
+        try await standby.query("SELECT pg_wal_replay_resume()")
+        #expect(await eventually(timeout: .seconds(30), every: .milliseconds(500)) {
+            (await Self.scraped("tailgate_standby_replay_lag_bytes", connector) ?? .infinity) < 1024 * 1024
+        }, "replay resumed: the byte lag falls back")
+        print("standby decoding, /metrics: replay lag quiet \(quietSeconds ?? -1) s / \(quietBytes ?? -1) B; replay paused \(pausedSeconds ?? -1) s / \(pausedBytes ?? -1) B")
+        try await running.stop()
+    }
+
+    /// `tailgate backfill --create-slot` on a standby: the slot is created there (quickly, through the primary's
+    /// standby snapshots) and the rows are read on the standby in its exported snapshot, so the cut-over is exact
+    /// even for rows the primary commits while the slot is being created.
+    @Test func backfillWithCreateSlotOnTheStandbyIsAnExactCutOver() async throws {
+        let pair = try await FailoverTests.Pair.make(syncSlots: false)
+        defer { Task { await pair.stopAll() } }
+        let fixture = pair.fixture
+        // Rows the old poller left behind, written on the primary before any slot existed.
+        try await fixture.load(transactions: 0..<30)
+        // And a writer on the primary that keeps committing through the backfill and the connector's start.
+        let writerConnection = try await Connection.connect(pair.primary.conninfo(database: fixture.database))
+        defer { Task { await writerConnection.close() } }
+        let load = OutboxLoad(db: writerConnection, interval: .milliseconds(20))
+        let configuration = try Self.configuration(pair)
+        let log = LogLines()
+        try await Task.sleep(for: .milliseconds(200))
+        let began = ContinuousClock.now
+        let backfilled = try await Backfill(configuration: configuration, createSlot: true, stateDirectory: fixture.stateDirectory,
+                                            logger: EventLogger(minimumLevel: .info, write: { log.append($0) })).run()
+        let took = ContinuousClock.now - began
+        let writtenDuring = load.ids(after: began).count
+        #expect(backfilled >= 300, "every row committed before the slot, read on the standby: \(log.all.suffix(5))")
+        #expect(writtenDuring > 0, "the writer committed during the backfill")
+        #expect(log.contains("event=slot_creation_waiting"), "the creation on the standby said what it waits for")
+        // Without the primary's standby snapshots the creation waits for the background writer's (15 s) or a checkpoint.
+        #expect(took < .seconds(10), "backfill with the slot's creation on the standby took \(took)")
+        #expect(log.contains("event=slot_created_on_standby"), "\(log.all.suffix(5))")
+        #expect(try await pair.standbySlot() != nil, "the slot is on the standby")
+        #expect(try await fixture.slotState() == nil, "and not on the primary")
+
+        let running = try await fixture.start(configuration, log: log)
+        let deliveredAtStart = running.metrics.deliveredTotal
+        #expect(await eventually { running.metrics.deliveredTotal >= deliveredAtStart + 50 }, "the writer's rows stream: \(log.all.suffix(5))")
+        await load.stop()
+        #expect(load.errors.isEmpty, "\(load.errors.prefix(3))")
+        let ids = Set(try await fixture.db.query("SELECT id::text FROM outbox_event").rows.compactMap { $0[0] })
+        let records = try await fixture.readBack(["order-events", "catalog-events"]) { records in
+            ids.isSubset(of: Set(records.compactMap { $0.headerText("event_id") }))
+        }
+        #expect(Set(records.compactMap { $0.headerText("event_id") }) == ids, "every row, backfilled or streamed")
+        #expect(records.count == ids.count, "exact cut-over: no row both backfilled and streamed (\(records.count) records for \(ids.count) rows)")
+        #expect(records.filter { $0.headerText("tailgate_lsn") == "0/0" }.count == backfilled)
+        #expect(log.all.filter { $0.contains("event=slot_created ") }.count == 1,
+                "the slot the backfill created is the one the connector streams from (created once): \(log.all.filter { $0.contains("slot_created") })")
+        print("standby decoding, backfill --create-slot on the standby under a writer: \(backfilled) rows backfilled in \(took) (slot creation included; \(writtenDuring) rows committed meanwhile), \(records.count) records for \(ids.count) rows")
         try await running.stop()
     }
 
@@ -272,6 +363,11 @@ struct StandbyDecodingTests {
         let quiet = try await Self.heartbeatsMoveTheSlot(pair, connector, writtenOn: pair.standby)
         #expect(quiet.heartbeats, "heartbeats follow the promotion: \(log.all.suffix(5))")
         #expect(quiet.advanced, "the slot on the promoted server advances while the outbox is quiet: \(log.all.suffix(5))")
+        // Promoted, the server is a primary: no replay lag series any more (absent, not 0), and the flag says so.
+        #expect(await eventually { await Self.scraped("tailgate_slot_on_standby", connector) == 0 })
+        #expect(await Self.scraped("tailgate_standby_replay_lag_seconds", connector) == nil)
+        #expect(await Self.scraped("tailgate_standby_replay_lag_bytes", connector) == nil)
+        #expect(await Self.declares("tailgate_standby_replay_lag_seconds", connector), "the family stays declared (HELP/TYPE) without a sample")
         let reconnected = log.all.contains { $0.contains("event=failover_followed") }
         print("standby decoding, promotion under load: events flowing again \(streamingAgain - crashed) after the crash (\(streamingAgain - promoted) after promotion; the stream \(reconnected ? "reconnected" : "continued")); \(onNewPrimary.count) events on the promoted server, \(missing) missing, \(records.count - published.count) duplicates, \(writer.committed.withLock { $0 }.count - Set(writer.committed.withLock { $0 }).intersection(onNewPrimary).count) committed on the old primary but never replicated")
         try await running.stop()
