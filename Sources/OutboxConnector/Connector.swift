@@ -203,7 +203,7 @@ public final class Connector: Sendable {
 
     private func makeProducer() throws -> any RecordSink {
         if options.discardRecords {
-            return DiscardingSink(onDelivery: { [deliveries] report in deliveries.delivered(report) })
+            return DiscardingSink(onDeliveries: { [deliveries] reports in deliveries.delivered(reports) })
         }
         var properties = configuration.kafka
         properties["client.id"] = properties["client.id"] ?? "tailgate-\(configuration.name)"
@@ -227,7 +227,7 @@ public final class Connector: Sendable {
                                          logger.warning("kafka_unreachable", ("detail", "no Kafka broker can be reached; records wait in the producer and nothing past them is confirmed"))
                                      }
                                  },
-                                 onDelivery: { [deliveries] report in deliveries.delivered(report) })
+                                 onDeliveries: { [deliveries] reports in deliveries.delivered(reports) })
         producer.prepare(topics: configuration.knownTopics)
         return producer
     }

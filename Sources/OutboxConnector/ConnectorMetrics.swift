@@ -1,5 +1,6 @@
 import Foundation
 import Observability
+import RDKafka
 
 /// The connector's counters and gauges, rendered in Prometheus text format.
 ///
@@ -56,14 +57,41 @@ public final class ConnectorMetrics: Sendable {
     /// Every counter and gauge, as they are now.
     public var snapshot: Snapshot { registry.snapshot }
 
-    func delivered(topic: String) { registry.update { $0.delivered[topic, default: 0] += 1 } }
-    func deadLettered(topic: String) { registry.update { $0.deadLettered[topic, default: 0] += 1 } }
-    /// Records the number of records in flight; `acknowledged` when Kafka just acknowledged one (progress).
-    func setInFlight(_ count: Int, acknowledged: Bool = false) {
+    /// Records a batch of delivery reports in one step: the acknowledged ones counted by topic (dead letters
+    /// apart), their commit→acknowledgement latencies, and the records still in flight (progress).
+    func acknowledged(_ reports: [DeliveryReport], deadLetterTopic: String?, latencies: [Double], inFlight: Int) {
+        registry.update { state in
+            var topic: String?
+            var count = 0
+            func flush(_ state: inout Snapshot) {
+                guard let topic, count > 0 else { return }
+                if topic == deadLetterTopic { state.deadLettered[topic, default: 0] += count } else { state.delivered[topic, default: 0] += count }
+            }
+            for report in reports where report.error == nil {
+                if report.topic != topic {
+                    flush(&state)
+                    topic = report.topic
+                    count = 0
+                }
+                count += 1
+            }
+            flush(&state)
+            for seconds in latencies { state.latency.observe(seconds) }
+            if inFlight == 0 {
+                state.unacknowledgedSince = nil
+            } else if reports.contains(where: { $0.error == nil }) || state.unacknowledgedSince == nil {
+                state.unacknowledgedSince = .now
+            }
+            state.inFlight = inFlight
+        }
+    }
+    /// Records the number of records in flight (sent; acknowledgements come through
+    /// ``acknowledged(_:deadLetterTopic:latencies:inFlight:)``).
+    func setInFlight(_ count: Int) {
         registry.update { state in
             if count == 0 {
                 state.unacknowledgedSince = nil
-            } else if acknowledged || state.unacknowledgedSince == nil {
+            } else if state.unacknowledgedSince == nil {
                 state.unacknowledgedSince = .now
             }
             state.inFlight = count
@@ -95,9 +123,6 @@ public final class ConnectorMetrics: Sendable {
     }
     /// Records the standby's replay lag (`nil`: the slot is on a primary, and the lag series disappear).
     func standby(_ lag: SlotStatus.Standby?) { registry.update { $0.standby = lag } }
-    func latency(seconds: Double) {
-        registry.update { $0.latency.observe(seconds) }
-    }
 
     /// Events acknowledged by Kafka, all topics.
     public var deliveredTotal: Int { snapshot.delivered.values.reduce(0, +) }

@@ -22,8 +22,8 @@ final class DeliveryRouter: Sendable {
         pipeline.withLock { if $0 === current { $0 = nil } }
     }
 
-    /// Called on the producer's poll thread for each record.
-    func delivered(_ report: DeliveryReport) {
-        current?.delivered(report)
+    /// Called on the producer's poll thread with each batch of delivery reports.
+    func delivered(_ reports: [DeliveryReport]) {
+        current?.delivered(reports)
     }
 }

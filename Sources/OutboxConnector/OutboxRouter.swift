@@ -49,6 +49,8 @@ struct OutboxRouter: Sendable {
 
     let configuration: ConnectorConfiguration
     let maxRecordBytes: Int
+    /// Topic names already derived from a column's bytes and checked.
+    private let topics = TopicNames()
     let onInvalidTraceContext: @Sendable (_ eventID: String?, _ rejection: TraceContext.Rejection) -> Void
 
     /// Creates a router.
@@ -89,9 +91,13 @@ struct OutboxRouter: Sendable {
     }
 
     /// Routes one inserted row.
-    func route(_ row: Row, in transaction: TransactionContext) -> Routing {
-        let eventID = row[configuration.eventIdColumn]?.string
-        let key = row[configuration.keyColumn]?.string
+    ///
+    /// The hot path works on the columns' bytes: the key, the payload and the header values share the decoded
+    /// row's buffers instead of being copied through `String`s, and a topic name is checked once (``topics``).
+    public func route(_ row: Row, in transaction: TransactionContext) -> Routing {
+        let eventIDBytes = Self.text(row, configuration.eventIdColumn)
+        var eventID: String? { eventIDBytes.map { String(decoding: $0, as: UTF8.self) } }
+        let key = Self.text(row, configuration.keyColumn)
         let payload = payloadBytes(row)
         var headers: [KafkaHeader] = []
         headers.reserveCapacity(configuration.headers.count + 13)
@@ -99,9 +105,9 @@ struct OutboxRouter: Sendable {
         if let cloudEvents = configuration.cloudEvents {
             cloudEventsProblem = cloudEventsHeaders(cloudEvents, row, eventID: eventID, transaction: transaction, into: &headers)
         }
-        if let eventID { headers.append(KafkaHeader(name: "event_id", string: eventID)) }
+        if let eventIDBytes { headers.append(KafkaHeader(name: "event_id", value: eventIDBytes)) }
         for (name, column) in configuration.headers {
-            if let value = row[column]?.string { headers.append(KafkaHeader(name: name, string: value)) }
+            if let value = Self.text(row, column) { headers.append(KafkaHeader(name: name, value: value)) }
         }
         if let traceColumn = configuration.traceColumn {
             let (context, rejection) = TraceContext.check(traceParent: row[traceColumn]?.string,
@@ -113,7 +119,7 @@ struct OutboxRouter: Sendable {
             if let rejection { onInvalidTraceContext(eventID, rejection) }
         }
         headers += transaction.transactionHeaders
-        if configuration.debeziumCompatible, let eventID { headers.append(KafkaHeader(name: "id", string: eventID)) }
+        if configuration.debeziumCompatible, let eventIDBytes { headers.append(KafkaHeader(name: "id", value: eventIDBytes)) }
 
         func reject(_ reason: String, oversized: Bool = false) -> Routing {
             var deadLetter: KafkaRecord?
@@ -122,13 +128,13 @@ struct OutboxRouter: Sendable {
                 if oversized || value.map({ $0.count > maxRecordBytes / 2 }) == true {
                     value = Array("{\"tailgate_reference\":{\"event_id\":\(jsonString(eventID)),\"lsn\":\"\(transaction.commitLSN)\",\"xid\":\(transaction.xid),\"payload_bytes\":\(payload?.count ?? 0)}}".utf8)
                 }
-                deadLetter = KafkaRecord(topic: topic, key: key.map { Array($0.utf8) }, value: value,
+                deadLetter = KafkaRecord(topic: topic, key: key, value: value,
                                          headers: headers + [KafkaHeader(name: "tailgate_error", string: reason)])
             }
             return .reject(reason: reason, eventID: eventID, deadLetter: deadLetter)
         }
 
-        guard let eventID, !eventID.isEmpty else { return reject("the event id column \(configuration.eventIdColumn) is NULL or empty") }
+        guard let eventIDBytes, !eventIDBytes.isEmpty else { return reject("the event id column \(configuration.eventIdColumn) is NULL or empty") }
         guard let key else { return reject("the key column \(configuration.keyColumn) is NULL") }
         guard let payload else { return reject("the payload column \(configuration.payloadColumn) is NULL or not valid") }
         if let cloudEventsProblem { return reject(cloudEventsProblem) }
@@ -137,22 +143,26 @@ struct OutboxRouter: Sendable {
         case .fixed(let name):
             topic = name
         case .column(let column), .template(let column, _):
-            guard let value = row[column]?.string, !value.isEmpty else { return reject("the topic column \(column) is NULL or empty") }
-            if case .template(_, let template) = configuration.topic {
-                topic = template.replacingOccurrences(of: "${value}", with: value)
-            } else {
-                topic = value
+            guard let value = Self.text(row, column), !value.isEmpty else { return reject("the topic column \(column) is NULL or empty") }
+            switch topics.topic(for: value, configuration: configuration) {
+            case .success(let name): topic = name
+            case .failure(let problem): return reject(problem.reason)
             }
         }
-        guard JSONReader.check(topic, .topic) == nil else { return reject("'\(topic)' is not a valid Kafka topic name") }
-        if let allowed = configuration.allowedTopics, !allowed.contains(topic) {
-            return reject("topic '\(topic)' is not in allowedTopics")
-        }
-        let record = KafkaRecord(topic: topic, key: Array(key.utf8), value: payload, headers: headers)
+        let record = KafkaRecord(topic: topic, key: key, value: payload, headers: headers)
         guard record.approximateSize <= maxRecordBytes else {
             return reject("the record is \(record.approximateSize) bytes, over message.max.bytes (\(maxRecordBytes))", oversized: true)
         }
         return .publish(record)
+    }
+
+    /// A column's text bytes when it holds valid UTF-8 text (`nil` for NULL, unchanged TOAST, binary or invalid
+    /// UTF-8, as ``PGOutput/TupleData/Value/string`` would say), without building a `String`.
+    static func text(_ row: Row, _ column: String) -> [UInt8]? {
+        guard case .text(let bytes)? = row[column] else { return nil }
+        // ASCII (every id, key and topic in practice) is valid UTF-8; anything else is checked in full.
+        if bytes.allSatisfy({ $0 < 0x80 }) || String(validating: bytes, as: UTF8.self) != nil { return bytes }
+        return nil
     }
 
     /// Appends the CloudEvents binary-mode headers; returns why the row cannot be a CloudEvent (a required attribute's

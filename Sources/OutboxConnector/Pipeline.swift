@@ -59,22 +59,26 @@ final class Pipeline: Sendable {
         confirm(moved)
     }
 
+    /// The reader published records from a batch of frames: updates the in-flight gauge once for the batch.
+    func publishedBatch() {
+        metrics.setInFlight(inFlightRecords)
+    }
+
     func keepalive(_ serverWALEnd: LSN) {
         metrics.serverWALEnd(serverWALEnd.rawValue)
         confirm(state.withLock { $0.tracker.keepalive(serverWALEnd: serverWALEnd) })
     }
 
-    /// Registers a record of the open transaction before it is sent; returns its token.
+    /// Registers a record of the open transaction before it is sent; returns its token. (The in-flight gauge is
+    /// updated once per batch of frames by the reader, ``publishedBatch()``, not per record.)
     ///
     /// - Throws: ``ConnectorError`` `invalidStream` for a row outside a transaction.
     func recordProduced(commitTime: PostgresTimestamp, at position: LSN) throws(ConnectorError) -> UInt64 {
-        let (token, inFlight) = try track(at: position) { state throws(AckTracker.ProtocolViolation) in
+        try track(at: position) { state throws(AckTracker.ProtocolViolation) in
             let token = try state.tracker.recordProduced()
             state.commitTimes[token] = commitTime
-            return (token, state.tracker.inFlightRecords)
+            return token
         }
-        metrics.setInFlight(inFlight)
-        return token
     }
 
     /// Runs `body` on the state under the lock (one lock per call); a protocol violation becomes `invalidStream`.
@@ -133,31 +137,35 @@ final class Pipeline: Sendable {
         waiter?.resume(throwing: error)
     }
 
-    /// Called on the producer's poll thread.
-    func delivered(_ report: DeliveryReport) {
-        if let error = report.error {
+    /// Called on the producer's poll thread with one batch of delivery reports: one lock, one metrics update and
+    /// one confirmation for the batch.
+    func delivered(_ reports: [DeliveryReport]) {
+        for report in reports {
+            guard let error = report.error else { continue }
             logger.error("delivery_failed", ("topic", report.topic), ("error", error.description))
             fail(error.isFatal ? error as any Error
                  : ConnectorError(.deliveryFailed, "Kafka did not accept a record for topic \(report.topic): \(error). Nothing past the last acknowledged transaction was confirmed; fix the cause and restart."))
-            return
         }
-        let (moved, commitTime, inFlight, waiter) = state.withLock { state in
-            let moved = state.tracker.acknowledged(token: report.token)
+        var commitTimes: [PostgresTimestamp] = []
+        commitTimes.reserveCapacity(reports.count)
+        let (moved, inFlight, waiter) = state.withLock { state in
+            var moved: LSN?
+            for report in reports where report.error == nil {
+                if let position = state.tracker.acknowledged(token: report.token) { moved = position }
+                if let commitTime = state.commitTimes.removeValue(forKey: report.token) { commitTimes.append(commitTime) }
+            }
             var waiter: CheckedContinuation<Void, any Error>?
             if let room = state.roomWaiter, state.tracker.inFlightRecords < room.limit {
                 waiter = room.continuation
                 state.roomWaiter = nil
             }
-            return (moved, state.commitTimes.removeValue(forKey: report.token), state.tracker.inFlightRecords, waiter)
+            return (moved, state.tracker.inFlightRecords, waiter)
         }
         waiter?.resume()
-        metrics.setInFlight(inFlight, acknowledged: true)
-        if report.topic == deadLetterTopic { metrics.deadLettered(topic: report.topic) } else { metrics.delivered(topic: report.topic) }
-        if let commitTime {
-            let seconds = max(0, Date().timeIntervalSince(commitTime.date))
-            metrics.latency(seconds: seconds)
-            onAcknowledged?(seconds)
-        }
+        let now = Date()
+        let latencies = commitTimes.map { max(0, now.timeIntervalSince($0.date)) }
+        metrics.acknowledged(reports, deadLetterTopic: deadLetterTopic, latencies: latencies, inFlight: inFlight)
+        if let onAcknowledged { for seconds in latencies { onAcknowledged(seconds) } }
         confirm(moved)
     }
 

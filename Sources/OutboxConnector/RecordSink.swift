@@ -22,14 +22,14 @@ extension KafkaProducer: RecordSink {}
 /// A sink that acknowledges every record at once and sends nothing: the connector's decode, route and confirm
 /// path without Kafka. For benchmarks only — with it the WAL is confirmed for events that went nowhere.
 final class DiscardingSink: RecordSink {
-    private let onDelivery: @Sendable (DeliveryReport) -> Void
+    private let onDeliveries: @Sendable ([DeliveryReport]) -> Void
 
-    init(onDelivery: @escaping @Sendable (DeliveryReport) -> Void) {
-        self.onDelivery = onDelivery
+    init(onDeliveries: @escaping @Sendable ([DeliveryReport]) -> Void) {
+        self.onDeliveries = onDeliveries
     }
 
     func trySend(_ record: KafkaRecord, token: UInt64) throws(KafkaError) {
-        onDelivery(DeliveryReport(token: token, topic: record.topic, partition: 0, offset: nil, error: nil))
+        onDeliveries([DeliveryReport(token: token, topic: record.topic, partition: 0, offset: nil, error: nil)])
     }
 
     func send(_ record: KafkaRecord, token: UInt64) async throws(KafkaError) {

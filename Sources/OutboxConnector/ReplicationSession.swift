@@ -138,12 +138,14 @@ final class ReplicationSession: Sendable {
             if let failure = pipeline.failure { throw failure }
             let frames = try await stream.next(maxFrames: 1024, timeout: .milliseconds(100))
             var published = false
+            // Gauges move once per batch of frames, not per message.
+            var serverWALEnd = LSN.invalid
             for frame in frames {
                 switch frame {
                 case .primaryKeepalive(let keepalive):
                     pipeline.keepalive(keepalive.serverWALEnd)
                 case .xLogData(let data):
-                    metrics.serverWALEnd(data.serverWALEnd.rawValue)
+                    serverWALEnd = max(serverWALEnd, data.serverWALEnd)
                     let message: PGOutputMessage
                     do {
                         message = try decoder.decode(data.data)
@@ -182,7 +184,11 @@ final class ReplicationSession: Sendable {
                     }
                 }
             }
-            if published { lastPublishedAt.withLock { $0 = .now } }
+            if serverWALEnd != .invalid { metrics.serverWALEnd(serverWALEnd.rawValue) }
+            if published {
+                pipeline.publishedBatch()
+                lastPublishedAt.withLock { $0 = .now }
+            }
         }
     }
 
@@ -200,12 +206,16 @@ final class ReplicationSession: Sendable {
             record = deadLetter
         }
         let limit = configuration.maxInFlightRecords
-        if pipeline.inFlightRecords >= limit { try await pipeline.waitForRoom(below: limit) }
+        if pipeline.inFlightRecords >= limit {
+            pipeline.publishedBatch() // the gauges see the records waiting before the reader does
+            try await pipeline.waitForRoom(below: limit)
+        }
         let token = try pipeline.recordProduced(commitTime: commitTime, at: position)
         do {
             do {
                 try producer.trySend(record, token: token) // the common case: no suspension per record
             } catch where error.kind == .queueFull {
+                pipeline.publishedBatch()
                 try await producer.send(record, token: token)
             }
         } catch where error.kind == .cancelled {

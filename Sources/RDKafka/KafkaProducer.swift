@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// ```swift
 /// let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": servers])) { report in
-///     // called on the poll thread, once per record
+///     // called on the poll thread, once per record (or take them in batches: `onDeliveries:`)
 /// }
 /// try await producer.send(KafkaRecord(topic: "orders", key: key, value: value), token: 42)
 /// ```
@@ -31,7 +31,7 @@ public final class KafkaProducer: Sendable {
     /// for the next.
     private let roomWaiters = RoomWaiters()
 
-    /// Creates a producer and starts its poll thread.
+    /// Creates a producer and starts its poll thread; `onDelivery` is told each record's fate.
     ///
     /// - Parameters:
     ///   - configuration: librdkafka properties; see ``ProducerConfiguration``.
@@ -40,11 +40,35 @@ public final class KafkaProducer: Sendable {
     ///   - onReachabilityChange: Called when no broker can be reached any more (`false`: `_ALL_BROKERS_DOWN`, or
     ///     no broker `UP` in the statistics, with `statistics.interval.ms` set) and when one can again (`true`).
     /// - Throws: ``KafkaError`` of kind `configuration` naming a bad property, before anything connects.
+    public convenience init(configuration: ProducerConfiguration, log: @escaping KafkaLogHandler = defaultKafkaLogHandler,
+                            onReachabilityChange: (@Sendable (_ reachable: Bool) -> Void)? = nil,
+                            onDelivery: @escaping @Sendable (DeliveryReport) -> Void) throws(KafkaError) {
+        try self.init(configuration: configuration, log: log, onReachabilityChange: onReachabilityChange,
+                      onDeliveries: { reports in for report in reports { onDelivery(report) } })
+    }
+
+    /// Creates a producer and starts its poll thread; `onDeliveries` is told the records' fates in batches.
+    ///
+    /// Each call carries the reports of one pass over librdkafka's queue (on a busy producer, hundreds), in the order
+    /// librdkafka served them; calls never overlap. A batch costs its receiver one wake-up and one lock instead of
+    /// one per record.
+    ///
+    /// - Parameters:
+    ///   - configuration: librdkafka properties; see ``ProducerConfiguration``.
+    ///   - log: Where librdkafka's log lines go.
+    ///   - onReachabilityChange: Called when no broker can be reached any more and when one can again (see
+    ///     ``init(configuration:log:onReachabilityChange:onDelivery:)``).
+    ///   - onDeliveries: Called on the poll thread (or the thread of a ``flush(timeout:)``) with a batch of reports.
+    ///     Keep it short.
+    /// - Throws: ``KafkaError`` of kind `configuration` naming a bad property, before anything connects.
+    ///
+    /// (Disfavoured so that a trailing closure such as `{ _ in }` picks the per-record initialiser.)
+    @_disfavoredOverload
     public init(configuration: ProducerConfiguration, log: @escaping KafkaLogHandler = defaultKafkaLogHandler,
                 onReachabilityChange: (@Sendable (_ reachable: Bool) -> Void)? = nil,
-                onDelivery: @escaping @Sendable (DeliveryReport) -> Void) throws(KafkaError) {
+                onDeliveries: @escaping @Sendable ([DeliveryReport]) -> Void) throws(KafkaError) {
         let callbacks = RDKafkaClient.Callbacks(clientName: configuration.properties["client.id"] ?? "tailgate-producer")
-        callbacks.onDelivery = onDelivery
+        callbacks.onDeliveries = onDeliveries
         callbacks.onReachabilityChange = onReachabilityChange
         callbacks.log = log
         client = try RDKafkaClient(type: .producer, properties: try configuration.resolved(), callbacks: callbacks)

@@ -1,22 +1,20 @@
 @testable import OutboxConnector
+import RDKafka
 import TestSupport
 import Testing
 
 @Suite struct ConnectorMetricsTests {
     func busyMetrics() -> ConnectorMetrics {
         let metrics = ConnectorMetrics(connector: "orders")
-        metrics.delivered(topic: "order-events")
-        metrics.delivered(topic: "catalog-events")
-        metrics.deadLettered(topic: "tailgate.dead-letter")
-        metrics.setInFlight(3)
+        let report = { (topic: String) in DeliveryReport(token: 0, topic: topic, partition: 0, offset: 0, error: nil) }
+        metrics.acknowledged([report("order-events"), report("catalog-events"), report("tailgate.dead-letter")],
+                             deadLetterTopic: "tailgate.dead-letter", latencies: [0.004, 42], inFlight: 3)
         metrics.confirmed(0x16B3748)
         metrics.serverWALEnd(0x16B4000)
         metrics.reconnected()
         metrics.heartbeat()
         metrics.setStreaming(true)
         metrics.slot(walStatus: "reserved", safeWALSize: 1 << 30)
-        metrics.latency(seconds: 0.004)
-        metrics.latency(seconds: 42)
         return metrics
     }
 

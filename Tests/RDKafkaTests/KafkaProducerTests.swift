@@ -57,6 +57,44 @@ import Testing
         #expect(reported.0 == sample.partition && reported.1 == sample.offset)
     }
 
+    /// Delivery reports reach a batch receiver many at a time (one wake-up and one lock per batch, not per
+    /// record), never two batches at once, each token exactly once; and a flush that returns has handed every report
+    /// it waited for to the receiver.
+    @Test func deliveryReportsArriveInBatchesOnceEachAndBeforeFlushReturns() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, log: KafkaTestHelpers.quiet)
+        defer { cluster.close() }
+        try cluster.createTopic("orders", partitions: 4)
+        let batches = Mutex<[Int]>([])
+        let tokens = Mutex<[UInt64]>([])
+        let inside = Atomic<Int>(0)
+        let overlapped = Atomic<Bool>(false)
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": cluster.bootstrapServers,
+                                                                          "linger.ms": "20"]),
+                                         log: KafkaTestHelpers.quiet, onDeliveries: { reports in
+            if inside.add(1, ordering: .acquiringAndReleasing).newValue > 1 { overlapped.store(true, ordering: .relaxed) }
+            batches.withLock { $0.append(reports.count) }
+            tokens.withLock { $0 += reports.filter(\.isDelivered).map(\.token) }
+            inside.subtract(1, ordering: .acquiringAndReleasing)
+        })
+        let total = 20_000
+        for sequence in 0..<total {
+            try await producer.send(KafkaRecord(topic: "orders", key: KafkaTestHelpers.bytes("k\(sequence % 100)"),
+                                                value: KafkaTestHelpers.bytes("v\(sequence)")), token: UInt64(sequence))
+        }
+        let left = await producer.flush(timeout: .seconds(60))
+        // Read before close: what the receiver had when flush returned.
+        let seen = tokens.withLock { $0 }
+        let sizes = batches.withLock { $0 }
+        await producer.close(timeout: .seconds(10))
+        #expect(left == 0)
+        #expect(seen.count == total, "flush returned before every report reached the receiver")
+        #expect(Set(seen).count == total && seen.allSatisfy { $0 < UInt64(total) })
+        let wereOverlapping = overlapped.load(ordering: .relaxed)
+        #expect(!wereOverlapping)
+        #expect(sizes.count * 10 < total, "\(sizes.count) calls for \(total) reports: not batched")
+        #expect((sizes.max() ?? 0) > 1)
+    }
+
     @Test func recordsWaitOutABrokerOutageAndKeepPerKeyOrder() async throws {
         let cluster = try KafkaMockCluster(brokers: 3, log: KafkaTestHelpers.quiet)
         defer { cluster.close() }

@@ -13,7 +13,9 @@ final class RDKafkaClient: @unchecked Sendable {
     /// What librdkafka's callbacks reach. Retained for as long as the handle lives.
     final class Callbacks: @unchecked Sendable {
         // Set before the handle is created and never changed: safe to read from librdkafka's threads.
-        var onDelivery: (@Sendable (DeliveryReport) -> Void)?
+        /// Called with the delivery reports one `rd_kafka_poll`/`rd_kafka_flush` served, in order (see
+        /// ``deliverPending()``).
+        var onDeliveries: (@Sendable ([DeliveryReport]) -> Void)?
         var onRebalance: ((RebalanceEvent) -> [TopicPartition: StartOffset])?
         var log: KafkaLogHandler = defaultKafkaLogHandler
         let clientName: String
@@ -25,8 +27,51 @@ final class RDKafkaClient: @unchecked Sendable {
         /// Mirrors `unreachableSince != nil`, so that the delivery path checks it without a lock.
         private let unreachable = Atomic<Bool>(false)
 
+        /// Reports collected by the delivery callback and not yet handed to ``onDeliveries``, and the topic names
+        /// seen (librdkafka's topic handle → its name, so a report does not build the name again).
+        private let collected = Mutex<(reports: [DeliveryReport], topicNames: [UnsafeRawPointer: String])>(([], [:]))
+        /// Held while a batch is handed over, so that batches reach ``onDeliveries`` one at a time and in order,
+        /// and a flush that returns has seen every report it waited for handed over.
+        private let handingOver = Mutex<Void>(())
+
         init(clientName: String) {
             self.clientName = clientName
+        }
+
+        /// Collects one report (on the thread serving librdkafka's queue: the poll thread, or a flush).
+        func collect(_ message: rd_kafka_message_t, client: OpaquePointer?) {
+            collected.withLock { collected in
+                let topic: String
+                if let handle = message.rkt {
+                    let key = UnsafeRawPointer(handle)
+                    if let known = collected.topicNames[key] {
+                        topic = known
+                    } else {
+                        topic = String(cString: rd_kafka_topic_name(handle))
+                        collected.topicNames[key] = topic
+                    }
+                } else {
+                    topic = ""
+                }
+                collected.reports.append(RDKafkaClient.deliveryReport(message, topic: topic, client: client))
+            }
+        }
+
+        /// Hands the collected reports to ``onDeliveries`` as one batch: one wake-up, one lock and one confirmation
+        /// for the many reports a poll serves, instead of one of each per record.
+        func deliverPending() {
+            handingOver.withLock { _ in
+                let batch = collected.withLock { collected -> [DeliveryReport] in
+                    guard !collected.reports.isEmpty else { return [] }
+                    var batch: [DeliveryReport] = []
+                    batch.reserveCapacity(collected.reports.count)
+                    swap(&batch, &collected.reports)
+                    return batch
+                }
+                guard !batch.isEmpty else { return }
+                if batch.contains(where: { $0.error == nil }) { brokers(reachable: true) }
+                onDeliveries?(batch)
+            }
         }
 
         /// Records what was learnt about the brokers; calls ``onReachabilityChange`` on a change.
@@ -127,10 +172,7 @@ final class RDKafkaClient: @unchecked Sendable {
         case .producer:
             rd_kafka_conf_set_dr_msg_cb(configuration, { client, message, opaque in
                 guard let opaque, let message else { return }
-                let callbacks = Unmanaged<Callbacks>.fromOpaque(opaque).takeUnretainedValue()
-                let report = RDKafkaClient.deliveryReport(message.pointee, client: client)
-                if report.error == nil { callbacks.brokers(reachable: true) }
-                callbacks.onDelivery?(report)
+                Unmanaged<Callbacks>.fromOpaque(opaque).takeUnretainedValue().collect(message.pointee, client: client)
             })
         case .consumer:
             rd_kafka_conf_set_rebalance_cb(configuration, { client, code, partitions, opaque in
@@ -222,9 +264,8 @@ final class RDKafkaClient: @unchecked Sendable {
 
     // MARK: Producer
 
-    static func deliveryReport(_ message: rd_kafka_message_t, client: OpaquePointer?) -> DeliveryReport {
+    static func deliveryReport(_ message: rd_kafka_message_t, topic: String, client: OpaquePointer?) -> DeliveryReport {
         let token = UInt64(UInt(bitPattern: message._private)) &- 1
-        let topic = message.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
         var error = message.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : Self.error(message.err, client: client)
         // A record failing after the producer raised a fatal error (e.g. a gap-less guarantee that cannot hold)
         // fails because of it: the producer must be replaced, whatever the record's own error says.
@@ -242,12 +283,15 @@ final class RDKafkaClient: @unchecked Sendable {
         if !record.headers.isEmpty {
             headers = rd_kafka_headers_new(record.headers.count)
             for header in record.headers {
-                if let value = header.value {
-                    value.withUnsafeBytes { bytes in
-                        _ = rd_kafka_header_add(headers, header.name, -1, bytes.baseAddress, bytes.count)
+                // The name's bytes with their length: no NUL-terminated copy (a short name is stored inline in
+                // the String, and passing it as a C string would allocate one per header).
+                var name = header.name
+                name.withUTF8 { name in
+                    name.withMemoryRebound(to: CChar.self) { name in
+                        withOptionalBytes(header.value) { value, count in
+                            _ = rd_kafka_header_add(headers, name.baseAddress, name.count, value, count)
+                        }
                     }
-                } else {
-                    _ = rd_kafka_header_add(headers, header.name, -1, nil, 0)
                 }
             }
         }
@@ -294,10 +338,13 @@ final class RDKafkaClient: @unchecked Sendable {
         }
     }
 
-    /// Serves queued callbacks for up to `timeout` milliseconds; returns how many it served.
+    /// Serves queued callbacks for up to `timeout` milliseconds, then hands the delivery reports they produced over
+    /// as one batch; returns how many callbacks it served.
     @discardableResult
     func poll(milliseconds: Int32) -> Int {
-        Int(rd_kafka_poll(handle, milliseconds))
+        let served = Int(rd_kafka_poll(handle, milliseconds))
+        callbacks.deliverPending()
+        return served
     }
 
     /// Asks the cluster for `topic`'s metadata and waits up to `milliseconds` for the answer (blocking).
@@ -318,6 +365,7 @@ final class RDKafkaClient: @unchecked Sendable {
     /// Waits up to `milliseconds` for every queued record to be delivered; returns how many are left.
     func flush(milliseconds: Int32) -> Int {
         _ = rd_kafka_flush(handle, milliseconds)
+        callbacks.deliverPending()
         return Int(rd_kafka_outq_len(handle))
     }
 
