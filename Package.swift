@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "LibPQTests", dependencies: ["LibPQ", "PGOutput", "TestSupport"]),
         .testTarget(name: "RDKafkaTests", dependencies: ["RDKafka", "TestSupport"]),
         .testTarget(name: "OutboxConnectorTests", dependencies: ["OutboxConnector", "OutboxConsumer", "Observability", "TestSupport"], resources: [.copy("BadConfigs")]),
-        .testTarget(name: "OutboxConsumerTests", dependencies: ["OutboxConsumer", "Observability", "TestSupport"]),
+        .testTarget(name: "OutboxConsumerTests", dependencies: ["OutboxConsumer", "Observability", "ServiceRuntime", "TestSupport"]),
         .testTarget(name: "ServiceRuntimeTests", dependencies: ["ServiceRuntime", "LibPQ", "TestSupport"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability", "TestSupport"]),
         // A child process for signal and metrics-server tests (Observability only).

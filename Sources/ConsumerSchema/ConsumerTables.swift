@@ -80,4 +80,29 @@ package struct ConsumerTables: Sendable, Hashable {
             PRIMARY KEY (consumer_group, topic, partition))
         """
     }
+
+    /// `CREATE TABLE IF NOT EXISTS` for the parked events table (see `ParkedStore` for what each column holds).
+    package var parkedDefinition: String { Self.parkedDefinition(parked) }
+
+    /// `CREATE TABLE IF NOT EXISTS` for a parked events table named `table`.
+    package static func parkedDefinition(_ table: QualifiedName) -> String {
+        """
+        CREATE TABLE IF NOT EXISTS \(SQLIdentifier.quoteQualified(table)) (
+            consumer_group text NOT NULL,
+            topic text NOT NULL,
+            partition int NOT NULL,
+            "offset" bigint NOT NULL,
+            record_key text NOT NULL,
+            event_id text NOT NULL,
+            event_type text,
+            key_bytes bytea,
+            value bytea,
+            headers jsonb NOT NULL DEFAULT '[]',
+            record_timestamp timestamptz,
+            error text,
+            release_requested_at timestamptz,
+            parked_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (consumer_group, topic, partition, "offset"))
+        """
+    }
 }

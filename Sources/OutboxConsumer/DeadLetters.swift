@@ -1,3 +1,4 @@
+import ConsumerSchema
 import Dispatch
 import Foundation
 import LibPQ
@@ -82,7 +83,7 @@ public struct DeadLetters: Sendable {
                 // Clear the inbox first: a crash in between leaves the entry in the dead-letter topic to replay again,
                 // while the reverse order could let the consumer skip the replayed copy as a duplicate.
                 try await database.execute("""
-                    DELETE FROM \(SQLIdentifier.quoteQualified(table)) WHERE consumer_group = $1 AND event_id = $2 AND status = 'dead_lettered'
+                    DELETE FROM \(SQLIdentifier.quoteQualified(table)) WHERE consumer_group = $1 AND event_id = $2 AND status = \(ConsumerTables.InboxStatus.deadLettered.literal)
                     """, [group, id])
                 let headers = entry.record.headers.filter { !$0.name.hasPrefix("tailgate_error") && !$0.name.hasPrefix("tailgate_consumer_group")
                     && !$0.name.hasPrefix("tailgate_original_") }

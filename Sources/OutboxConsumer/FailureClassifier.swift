@@ -43,12 +43,6 @@ enum FailureClassifier {
     static func databaseState(_ error: PostgresError) -> String? {
         DatabaseCondition(error)?.reason(error)
     }
-
-    /// Whether the connection that raised `error` must be replaced before the next attempt.
-    static func dropsConnection(_ error: PostgresError) -> Bool {
-        // A code other than a server's answer (a new libpq failure) is not trusted to leave the connection usable.
-        error.code != .queryFailed || DatabaseCondition(error)?.dropsConnection == true
-    }
 }
 
 extension FailureClassifier {

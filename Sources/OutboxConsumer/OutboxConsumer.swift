@@ -95,8 +95,9 @@ public final class OutboxConsumer: Sendable {
 
     /// Asks ``run(_:)`` to finish: the batch in progress commits or rolls back, the consumer leaves the group.
     ///
-    /// Wakes whatever the consumer waits for (a Kafka poll, a retry delay), so `run` returns promptly. Safe from any
-    /// thread or task, any number of times.
+    /// Wakes whatever the consumer waits for (a Kafka poll, a retry delay), so `run` returns promptly; a batch
+    /// statement waiting on a lock is cancelled, the batch rolls back and is applied on the next start from the stored
+    /// offsets. Safe from any thread or task, any number of times.
     public func stop() {
         stopSignal.request()
     }

@@ -1,10 +1,12 @@
+import ConsumerSchema
 import Foundation
 import LibPQ
 import RDKafka
 
 /// The parked-events table: the one place that decides which keys are parked, and holds their events in order.
 ///
-/// Schema (`tailgate_parked` by default, ``ConsumerConfiguration/parkedTable``), one row per parked event:
+/// Schema (`tailgate_parked` by default, ``ConsumerConfiguration/parkedTable``; the definition is
+/// `ConsumerTables.parkedDefinition`, which `tailgate status` reads against), one row per parked event:
 ///
 /// ```sql
 /// CREATE TABLE tailgate_parked (
@@ -36,6 +38,7 @@ struct ParkedStore: Sendable {
     }
 
     let table: String
+    let tableName: QualifiedName
     let group: String
 
     /// The parked keys of some partitions; prepared once per connection.
@@ -43,6 +46,7 @@ struct ParkedStore: Sendable {
 
     init(table: QualifiedName, group: String) {
         self.table = SQLIdentifier.quoteQualified(table)
+        self.tableName = table
         self.group = group
         self.parkedKeysStatement = PreparedStatement("""
             SELECT DISTINCT p.topic, p.partition::text AS partition, p.record_key
@@ -58,26 +62,7 @@ struct ParkedStore: Sendable {
     }
 
     func createStatements() -> [String] {
-        [
-            """
-            CREATE TABLE IF NOT EXISTS \(table) (
-                consumer_group text NOT NULL,
-                topic text NOT NULL,
-                partition int NOT NULL,
-                "offset" bigint NOT NULL,
-                record_key text NOT NULL,
-                event_id text NOT NULL,
-                event_type text,
-                key_bytes bytea,
-                value bytea,
-                headers jsonb NOT NULL DEFAULT '[]',
-                record_timestamp timestamptz,
-                error text,
-                release_requested_at timestamptz,
-                parked_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (consumer_group, topic, partition, "offset"))
-            """,
-        ]
+        [ConsumerTables.parkedDefinition(tableName)]
     }
 
     /// The statement that reads the parked keys among `partitions` (for a pipeline); the static `parkedKeys(_:)`

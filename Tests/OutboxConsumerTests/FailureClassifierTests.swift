@@ -1,3 +1,4 @@
+import ServiceRuntime
 import LibPQ
 @testable import OutboxConsumer
 import RDKafka
@@ -23,10 +24,10 @@ import Testing
         for code in [PostgresError.Code.connectionFailed, .connectionLost, .closed, .protocolViolation] {
             let error = PostgresError(code: code, message: "m")
             #expect(isBatchRetry(error))
-            #expect(FailureClassifier.dropsConnection(error))
+            #expect(DatabaseLink.dropsConnection(error))
         }
-        #expect(FailureClassifier.dropsConnection(server("57P01")))
-        #expect(!FailureClassifier.dropsConnection(server("25006")), "a read-only transaction leaves the connection usable")
+        #expect(DatabaseLink.dropsConnection(server("57P01")))
+        #expect(!DatabaseLink.dropsConnection(server("25006")), "a read-only transaction leaves the connection usable")
     }
 
     @Test(arguments: ["23505", "23503", "23514", "22P02", "22003", "42601", "P0001"])
