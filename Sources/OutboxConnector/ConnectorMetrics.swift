@@ -61,41 +61,33 @@ public final class ConnectorMetrics: Sendable {
     /// apart), their commit→acknowledgement latencies, and the records still in flight (progress).
     func acknowledged(_ reports: [DeliveryReport], deadLetterTopic: String?, latencies: [Double], inFlight: Int) {
         registry.update { state in
-            var topic: String?
-            var count = 0
-            func flush(_ state: inout Snapshot) {
-                guard let topic, count > 0 else { return }
-                if topic == deadLetterTopic { state.deadLettered[topic, default: 0] += count } else { state.delivered[topic, default: 0] += count }
-            }
+            var progressed = false
             for report in reports where report.error == nil {
-                if report.topic != topic {
-                    flush(&state)
-                    topic = report.topic
-                    count = 0
+                progressed = true
+                if report.topic == deadLetterTopic {
+                    state.deadLettered[report.topic, default: 0] += 1
+                } else {
+                    state.delivered[report.topic, default: 0] += 1
                 }
-                count += 1
             }
-            flush(&state)
             for seconds in latencies { state.latency.observe(seconds) }
-            if inFlight == 0 {
-                state.unacknowledgedSince = nil
-            } else if reports.contains(where: { $0.error == nil }) || state.unacknowledgedSince == nil {
-                state.unacknowledgedSince = .now
-            }
-            state.inFlight = inFlight
+            Self.record(inFlight: inFlight, progressed: progressed, in: &state)
         }
     }
     /// Records the number of records in flight (sent; acknowledgements come through
     /// ``acknowledged(_:deadLetterTopic:latencies:inFlight:)``).
     func setInFlight(_ count: Int) {
-        registry.update { state in
-            if count == 0 {
-                state.unacknowledgedSince = nil
-            } else if state.unacknowledgedSince == nil {
-                state.unacknowledgedSince = .now
-            }
-            state.inFlight = count
+        registry.update { Self.record(inFlight: count, progressed: false, in: &$0) }
+    }
+    /// The in-flight gauge and since when records wait: reset by an acknowledgement (`progressed`), started by the
+    /// first record sent while none was in flight, cleared when none is.
+    private static func record(inFlight count: Int, progressed: Bool, in state: inout Snapshot) {
+        if count == 0 {
+            state.unacknowledgedSince = nil
+        } else if progressed || state.unacknowledgedSince == nil {
+            state.unacknowledgedSince = .now
         }
+        state.inFlight = count
     }
     func kafkaReachable(_ reachable: Bool) {
         registry.update { state in

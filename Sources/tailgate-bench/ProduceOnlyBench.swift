@@ -29,7 +29,7 @@ enum ProduceOnlyBench {
             progress.sent()
             try await producer.send(record, token: UInt64(token)) // does not suspend while the queue has room
         }
-        try await progress.waitForAll(expected)
+        try await progress.waitForAll()
         let elapsed = ContinuousClock.now - start
         let cpu = cpuSeconds() - cpuBefore
         await producer.close(timeout: .seconds(10))
@@ -93,7 +93,7 @@ enum ProduceOnlyBench {
             try await wait(roomOnly: true)
         }
 
-        func waitForAll(_ count: Int) async throws {
+        func waitForAll() async throws {
             try await wait(roomOnly: false)
         }
 
