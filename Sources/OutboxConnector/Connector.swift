@@ -41,6 +41,10 @@ public final class Connector: Sendable {
         /// After an error retrying cannot fix, how long `/status` keeps answering `FAILED` (and `/healthz` 503)
         /// before ``Connector/run()`` throws; a stop request ends the wait. Zero: throw at once.
         public var failedStatusHold: Duration = .zero
+        /// Under load, how long the reader waits for more frames after a small burst before handling them
+        /// (see ``LibPQ/ReplicationStream/receive(maxFrames:timeout:coalescing:handle:batchDone:)``); zero reads each
+        /// frame as it arrives. Benchmarks compare the two.
+        @_spi(Benchmarks) public var readCoalescing: Duration = .microseconds(250)
         /// Benchmarks only: records are acknowledged at once and sent nowhere (decode, route and confirm only).
         @_spi(Benchmarks) public var discardRecords = false
         /// Benchmarks only: called on the delivery thread with each acknowledged record's commit-to-acknowledgement

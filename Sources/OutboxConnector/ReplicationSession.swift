@@ -129,101 +129,179 @@ final class ReplicationSession: Sendable {
         logger.info("confirmed", ("lsn", pipeline.confirmable.description))
     }
 
-    /// Reads, decodes, routes and publishes until cancelled (a stop request) or a failure.
-    private func read(_ stream: ReplicationStream, pipeline: Pipeline) async throws {
+    /// What the reading keeps from one frame to the next. The stream's thread uses it while it hands frames over
+    /// (``ReplicationStream/receive(maxFrames:timeout:coalescing:handle:batchDone:)``), the reading task between two such calls.
+    private struct ReadState {
         var decoder = PGOutputDecoder()
         var transaction: OutboxRouter.TransactionContext?
         var commitTime = PostgresTimestamp(rawValue: 0)
+        /// Whether a record was published since the last batch's gauges.
+        var published = false
+        /// The highest server WAL end of the batch (the gauge moves once per batch of frames, not per message).
+        var serverWALEnd = LSN.invalid
+        /// A record the producer could not take without waiting: the reading task waits, then sends it, before the
+        /// stream's next frame is handled.
+        var waiting: Waiting?
+    }
+
+    /// Why a record waits, and what it needs to be sent afterwards.
+    private enum Waiting {
+        /// `maxInFlightRecords` are in flight: wait for room, then register and send it.
+        case forRoom(KafkaRecord, commitTime: PostgresTimestamp, position: LSN)
+        /// librdkafka's queue is full: it was registered as `token`; send it when the queue has room.
+        case forQueue(KafkaRecord, token: UInt64)
+    }
+
+    /// ``ReadState`` behind a lock, to be lent to the stream's thread.
+    private final class Reader: Sendable {
+        let state = Mutex(ReadState())
+    }
+
+    /// Reads, decodes, routes and publishes until cancelled (a stop request) or a failure.
+    ///
+    /// The frames are handled on the stream's own thread as they arrive (one thread reads, decodes and produces: no
+    /// hand-over per batch); the reading task only takes over to wait: for room below `maxInFlightRecords`, for
+    /// room in librdkafka's queue, or to notice a stop or a failure.
+    private func read(_ stream: ReplicationStream, pipeline: Pipeline) async throws {
+        let reader = Reader()
+        let stop = environment.stop
         while !Task.isCancelled {
             if let failure = pipeline.failure { throw failure }
-            let frames = try await stream.next(maxFrames: 1024, timeout: .milliseconds(100))
-            var published = false
-            // Gauges move once per batch of frames, not per message.
-            var serverWALEnd = LSN.invalid
-            for frame in frames {
-                switch frame {
-                case .primaryKeepalive(let keepalive):
-                    pipeline.keepalive(keepalive.serverWALEnd)
-                case .xLogData(let data):
-                    serverWALEnd = max(serverWALEnd, data.serverWALEnd)
-                    let message: PGOutputMessage
-                    do {
-                        message = try decoder.decode(data.data)
-                    } catch {
-                        throw ConnectorError(.invalidStream, "the pgoutput message at LSN \(data.walStart) cannot be decoded: \(error). Nothing from its transaction on was confirmed. This is a Tailgate bug or an unsupported server version: report it with the LSN and the PostgreSQL version; restarting replays the same message")
-                    }
-                    switch message {
-                    case .begin(let begin):
-                        try pipeline.begin(at: data.walStart)
-                        transaction = OutboxRouter.TransactionContext(commitLSN: begin.finalLSN, xid: begin.xid, commitTime: begin.commitTime)
-                        commitTime = begin.commitTime
-                    case .relation(let relation) where isOutbox(relation):
-                        try environment.router.validate(relation)
-                    case .insert(let insert):
-                        guard let relation = decoder.relations[insert.relationID] else {
-                            throw ConnectorError(.invalidStream, "an Insert at LSN \(data.walStart) names relation \(insert.relationID), which no Relation message described; the connector stopped rather than skip a row. Nothing from its transaction on was confirmed; restart to replay from the slot, and report it with the LSN if it happens again")
-                        }
-                        guard isOutbox(relation) else { continue }
-                        guard let context = transaction else {
-                            throw ConnectorError(.invalidStream, "an outbox row at LSN \(data.walStart) arrived outside a transaction (no Begin before it); nothing past the last acknowledged transaction was confirmed")
-                        }
-                        let row: Row
-                        do {
-                            row = try decoder.row(relationID: insert.relationID, tuple: insert.newTuple, messageName: "Insert")
-                        } catch {
-                            throw ConnectorError(.invalidStream, "the outbox row at LSN \(data.walStart) cannot be decoded: \(error). Nothing from its transaction on was confirmed")
-                        }
-                        try await publish(environment.router.route(row, in: context), context: context, commitTime: commitTime,
-                                          at: data.walStart, pipeline: pipeline)
-                        published = true
-                    case .commit(let commit):
-                        try pipeline.commit(endLSN: commit.endLSN)
-                        transaction = nil
-                    default:
-                        break
-                    }
-                }
+            try await stream.receive(maxFrames: 4096, timeout: .milliseconds(100), coalescing: environment.options.readCoalescing, handle: { frame in
+                try reader.state.withLock { state throws in try self.handle(frame, &state, pipeline: pipeline) }
+            }, batchDone: {
+                reader.state.withLock { state in self.batchDone(&state, pipeline: pipeline) }
+                return !stop.isRequested && pipeline.failure == nil
+            })
+            let waiting = reader.state.withLock { state in
+                defer { state.waiting = nil }
+                return state.waiting
             }
-            if serverWALEnd != .invalid { metrics.serverWALEnd(serverWALEnd.rawValue) }
-            if published {
-                pipeline.publishedBatch()
-                lastPublishedAt.withLock { $0 = .now }
-            }
+            if let waiting { try await send(waiting, pipeline: pipeline) }
         }
     }
 
-    private func publish(_ routing: OutboxRouter.Routing, context: OutboxRouter.TransactionContext, commitTime: PostgresTimestamp,
-                         at position: LSN, pipeline: Pipeline) async throws {
-        let record: KafkaRecord
+    /// The gauges, once per batch of frames.
+    private func batchDone(_ state: inout ReadState, pipeline: Pipeline) {
+        if state.serverWALEnd != .invalid {
+            metrics.serverWALEnd(state.serverWALEnd.rawValue)
+            state.serverWALEnd = .invalid
+        }
+        if state.published {
+            state.published = false
+            pipeline.publishedBatch()
+            lastPublishedAt.withLock { $0 = .now }
+        }
+    }
+
+    /// Handles one frame on the stream's thread; `false` when a record waits (``ReadState/waiting``) and the
+    /// reading task must take over before the next frame.
+    private func handle(_ frame: ReplicationFrame, _ state: inout ReadState, pipeline: Pipeline) throws -> Bool {
+        switch frame {
+        case .primaryKeepalive(let keepalive):
+            pipeline.keepalive(keepalive.serverWALEnd)
+        case .xLogData(let data):
+            state.serverWALEnd = max(state.serverWALEnd, data.serverWALEnd)
+            let message: PGOutputMessage
+            do {
+                message = try state.decoder.decode(data.data)
+            } catch {
+                throw ConnectorError(.invalidStream, "the pgoutput message at LSN \(data.walStart) cannot be decoded: \(error). Nothing from its transaction on was confirmed. This is a Tailgate bug or an unsupported server version: report it with the LSN and the PostgreSQL version; restarting replays the same message")
+            }
+            switch message {
+            case .begin(let begin):
+                try pipeline.begin(at: data.walStart)
+                state.transaction = OutboxRouter.TransactionContext(commitLSN: begin.finalLSN, xid: begin.xid, commitTime: begin.commitTime)
+                state.commitTime = begin.commitTime
+            case .relation(let relation) where isOutbox(relation):
+                try environment.router.validate(relation)
+            case .insert(let insert):
+                guard let relation = state.decoder.relations[insert.relationID] else {
+                    throw ConnectorError(.invalidStream, "an Insert at LSN \(data.walStart) names relation \(insert.relationID), which no Relation message described; the connector stopped rather than skip a row. Nothing from its transaction on was confirmed; restart to replay from the slot, and report it with the LSN if it happens again")
+                }
+                guard isOutbox(relation) else { return true }
+                guard let context = state.transaction else {
+                    throw ConnectorError(.invalidStream, "an outbox row at LSN \(data.walStart) arrived outside a transaction (no Begin before it); nothing past the last acknowledged transaction was confirmed")
+                }
+                let row: Row
+                do {
+                    row = try state.decoder.row(relationID: insert.relationID, tuple: insert.newTuple, messageName: "Insert")
+                } catch {
+                    throw ConnectorError(.invalidStream, "the outbox row at LSN \(data.walStart) cannot be decoded: \(error). Nothing from its transaction on was confirmed")
+                }
+                state.published = true
+                let record = try record(for: environment.router.route(row, in: context), context: context)
+                return try offer(record, commitTime: state.commitTime, at: data.walStart, pipeline: pipeline, &state)
+            case .commit(let commit):
+                try pipeline.commit(endLSN: commit.endLSN)
+                state.transaction = nil
+            default:
+                break
+            }
+        }
+        return true
+    }
+
+    /// The record a routed row becomes: itself, or its dead letter.
+    ///
+    /// - Throws: ``ConnectorError`` `undeliverableRow` for a row that cannot become a record and has no dead-letter
+    ///   topic to go to.
+    private func record(for routing: OutboxRouter.Routing, context: OutboxRouter.TransactionContext) throws -> KafkaRecord {
         switch routing {
         case .publish(let routed):
-            record = routed
+            return routed
         case .reject(let reason, let eventID, let deadLetter):
             guard let deadLetter else {
                 throw ConnectorError(.undeliverableRow, "outbox row event_id=\(eventID ?? "NULL") in the transaction committed at LSN \(context.commitLSN) cannot become a record: \(reason). Nothing from it on was confirmed. Fix or delete the row's cause and restart, or set \"deadLetterTopic\"")
             }
             logger.warning("dead_letter", ("event_id", eventID ?? "NULL"), ("lsn", context.commitLSN.description), ("reason", reason))
-            record = deadLetter
+            return deadLetter
         }
-        let limit = configuration.maxInFlightRecords
-        if pipeline.inFlightRecords >= limit {
-            pipeline.publishedBatch() // the gauges see the records waiting before the reader does
-            try await pipeline.waitForRoom(below: limit)
+    }
+
+    /// Hands `record` to the producer without waiting (the common case: no suspension per record); `false` when it
+    /// has to wait, kept in `state.waiting` for ``send(_:pipeline:)``.
+    private func offer(_ record: KafkaRecord, commitTime: PostgresTimestamp, at position: LSN, pipeline: Pipeline,
+                       _ state: inout ReadState) throws -> Bool {
+        guard pipeline.inFlightRecords < configuration.maxInFlightRecords else {
+            state.waiting = .forRoom(record, commitTime: commitTime, position: position)
+            return false
         }
         let token = try pipeline.recordProduced(commitTime: commitTime, at: position)
         do {
-            do {
-                try producer.trySend(record, token: token) // the common case: no suspension per record
-            } catch where error.kind == .queueFull {
-                pipeline.publishedBatch()
-                try await producer.send(record, token: token)
-            }
+            try producer.trySend(record, token: token)
+            return true
+        } catch where error.kind == .queueFull {
+            state.waiting = .forQueue(record, token: token)
+            return false
+        } catch {
+            throw deliveryFailure(error, record, pipeline: pipeline)
+        }
+    }
+
+    /// Waits for what `waiting` needs, then sends its record.
+    private func send(_ waiting: Waiting, pipeline: Pipeline) async throws {
+        let (record, token): (KafkaRecord, UInt64)
+        switch waiting {
+        case .forRoom(let waitingRecord, let commitTime, let position):
+            try await pipeline.waitForRoom(below: configuration.maxInFlightRecords)
+            (record, token) = (waitingRecord, try pipeline.recordProduced(commitTime: commitTime, at: position))
+        case .forQueue(let waitingRecord, let waitingToken):
+            (record, token) = (waitingRecord, waitingToken)
+        }
+        do {
+            try await producer.send(record, token: token)
         } catch where error.kind == .cancelled {
             // Stopped while waiting for room: the record was never sent, so its transaction is never confirmed.
             throw CancellationError()
         } catch {
-            pipeline.fail(error)
-            throw error.isFatal ? error : ConnectorError(.deliveryFailed, "Kafka refused the record for event_id=\(record.headers.first?.stringValue ?? "?"): \(error)")
+            throw deliveryFailure(error, record, pipeline: pipeline)
         }
+    }
+
+    /// Fails the pipeline with a refused record's error; returns what the session throws.
+    private func deliveryFailure(_ error: KafkaError, _ record: KafkaRecord, pipeline: Pipeline) -> any Error {
+        pipeline.fail(error)
+        return error.isFatal ? error : ConnectorError(.deliveryFailed, "Kafka refused the record for event_id=\(record.headers.first?.stringValue ?? "?"): \(error)")
     }
 }

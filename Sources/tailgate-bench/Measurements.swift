@@ -47,17 +47,47 @@ final class SampleLog: Sendable {
         var samples: [Double] = []
         var first: ContinuousClock.Instant?
         var last: ContinuousClock.Instant?
+        /// A task waiting for `count` samples (``waitFor(_:)``).
+        var waiter: (count: Int, continuation: CheckedContinuation<Void, Never>)?
+        var released = false
     }
 
     private let state = Mutex(State())
 
     func record(_ seconds: Double) {
         let now = ContinuousClock.now
-        state.withLock { state in
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.samples.append(seconds)
             if state.first == nil { state.first = now }
             state.last = now
+            guard let waiter = state.waiter, state.samples.count >= waiter.count else { return nil }
+            state.waiter = nil
+            return waiter.continuation
         }
+        waiter?.resume()
+    }
+
+    /// Returns once `count` samples were recorded, or after ``release()``: an event, not a poll, so that the
+    /// harness costs the process under test no wake-ups while it runs.
+    func waitFor(_ count: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if state.released || state.samples.count >= count { return true }
+                state.waiter = (count, continuation)
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    /// Ends a ``waitFor(_:)`` early (the process under test stopped).
+    func release() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.released = true
+            defer { state.waiter = nil }
+            return state.waiter?.continuation
+        }
+        waiter?.resume()
     }
 
     var total: Int { state.withLock { $0.samples.count } }

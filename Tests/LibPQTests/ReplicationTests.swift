@@ -300,31 +300,6 @@ struct ReplicationFixture {
         _ = connection
     }
 
-    @Test func framesCanBeReadInBatchesInOrder() async throws {
-        let fixture = try await ReplicationFixture.make()
-        for id in 1...100 { try await fixture.db.execute("INSERT INTO items VALUES ($1, 'batch', NULL)", [id]) }
-        let (connection, stream) = try await fixture.start()
-        var decoder = PGOutputDecoder()
-        var ids: [Int] = [], largestBatch = 0, commits = 0
-        let deadline = ContinuousClock.now + .seconds(60)
-        while commits < 100, ContinuousClock.now < deadline {
-            let frames = try await stream.next(maxFrames: 64, timeout: .seconds(1))
-            #expect(frames.count <= 64)
-            largestBatch = max(largestBatch, frames.count)
-            for case .xLogData(let data) in frames {
-                switch try decoder.decode(data.data) {
-                case .insert(let insert): ids.append(Int(insert.newTuple.values[0].string ?? "") ?? -1)
-                case .commit: commits += 1
-                default: break
-                }
-            }
-        }
-        #expect(ids == Array(1...100), "every row, in commit order")
-        #expect(largestBatch > 1, "frames already received come in one call")
-        await stream.close()
-        _ = connection
-    }
-
     @Test func aSlotInUseOrMissingIsATypedError() async throws {
         let fixture = try await ReplicationFixture.make()
         let (connection, stream) = try await fixture.start()

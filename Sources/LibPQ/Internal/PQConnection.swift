@@ -309,6 +309,13 @@ final class PQConnection: @unchecked Sendable {
         _ = poll(&descriptor, 1, milliseconds)
     }
 
+    /// Pauses the calling thread (the connection's own) for `duration`, with microsecond precision.
+    static func pause(_ duration: Duration) {
+        let microseconds = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        guard microseconds > 0 else { return }
+        usleep(UInt32(clamping: microseconds))
+    }
+
     // MARK: C string helpers
 
     private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
