@@ -25,9 +25,11 @@ let configuration = ConsumerConfiguration(
 let consumer = try OutboxConsumer(configuration: configuration,
                                   logger: EventLogger(context: [("pid", "\(getpid())")], write: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }))
 signals.onSignal { _ in consumer.stop() }
+let handlerKind = environment["TG_HANDLER"] == "statements" ? "statements" : "session"
+FileHandle.standardOutput.write(Data("handler=\(handlerKind) pid=\(getpid())\n".utf8))
 Task {
     do {
-        if environment["TG_HANDLER"] == "statements" {
+        if handlerKind == "statements" {
             // The same ledger row, produced without reading (no Poison or Pause events here: a statement handler
             // cannot read `cured`, and never awaits).
             try await consumer.runStatements { event, statements in
