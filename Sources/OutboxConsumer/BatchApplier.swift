@@ -5,8 +5,9 @@ import RDKafka
 import ServiceRuntime
 
 /// Applies one batch of records in one transaction: records the event ids in the inbox, runs the handler for each
-/// new event, stores the next offsets, commits. ``ConsumerStateMachine`` says which way (``ConsumerStateMachine/Method``). What becomes of each event (skipped, parked, retried, dead-lettered,
-/// or the batch rolled back) is ``EventPolicy``'s decision; this type performs it.
+/// new event, stores the next offsets, commits. Which way (``ConsumerStateMachine/Method``) is
+/// ``ConsumerStateMachine``'s decision, and what becomes of each event (skipped, parked, retried, dead-lettered, or
+/// the batch rolled back) ``EventPolicy``'s; this type performs them.
 ///
 /// A failure that describes the database (or anything else outside the event, see ``FailureClassifier``) rolls the
 /// whole batch back and throws ``BatchRollback``; the loop retries the batch after a backoff. A handler failure is
@@ -17,15 +18,14 @@ import ServiceRuntime
 /// offsets, a guard that fails on a parked key, the statements and COMMIT travel together, one round trip whatever
 /// the batch's size. Any failure there rolls it back and the batch is applied again claim first, as below.
 ///
-/// Claim first, a batch costs the consumer two round trips of its own whatever its size: BEGIN, the inbox claim, the offsets and
-/// the parked keys go in one pipeline (prepared statements, so the server plans them once per connection), the
-/// handlers run in that transaction, then COMMIT. Statements a handler defers (``Session/executeDeferred(_:_:)``)
-/// travel with COMMIT; when one fails, the batch is applied again with savepoints, where each event's deferred
-/// statements are sent inside its own savepoint. Savepoints cost two round trips per event, so a batch first runs
-/// without them. Only when a handler fails is
-/// that attempt rolled back and the batch applied again at once with a savepoint per event, where the failing event
-/// can be retried and set aside alone (its handler then runs up to ``ConsumerConfiguration/handlerAttempts`` more
-/// times).
+/// Claim first, a batch costs the consumer two round trips of its own whatever its size: BEGIN, the inbox claim, the
+/// offsets and the parked keys go in one pipeline (prepared statements, so the server plans them once per
+/// connection), the handlers run in that transaction, then COMMIT. Statements a handler defers
+/// (``Session/executeDeferred(_:_:)``) travel with COMMIT; when one fails, the batch is applied again with
+/// savepoints, where each event's deferred statements are sent inside its own savepoint. Savepoints cost two round
+/// trips per event, so a batch first runs without them. Only when a handler fails is that attempt rolled back and the
+/// batch applied again at once with a savepoint per event, where the failing event can be retried and set aside
+/// alone (its handler then runs up to ``ConsumerConfiguration/handlerAttempts`` more times).
 struct BatchApplier {
     /// What a committed batch did.
     struct Outcome: Sendable {

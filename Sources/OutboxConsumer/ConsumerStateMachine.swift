@@ -26,7 +26,7 @@ import ServiceRuntime
 /// while a rolled-back batch waits), whatever the traffic.
 struct ConsumerStateMachine {
     /// How a batch is applied, cheapest first.
-    enum Method: Equatable, Sendable, CaseIterable {
+    enum Method: Equatable, Sendable {
         /// Only for a statement handler: its statements for every record, produced before anything is sent, travel
         /// with BEGIN, the inbox insert (failing on a duplicate), the offsets, a parked-key guard and COMMIT in one
         /// pipeline: one round trip. Any failure rolls it back, to be applied again ``claimFirst``.
