@@ -32,7 +32,11 @@ struct Inbox: Sendable {
             ON CONFLICT (consumer_group, event_id) DO NOTHING
             RETURNING event_id
             """)
-        self.insertStatement = PreparedStatement(insert)
+        // The server logs the statement with its unique_violation: the comment says why that is expected.
+        self.insertStatement = PreparedStatement("""
+            /* tailgate: fails when an event of the batch is already applied; the batch is then applied claim first */
+            \(insert)
+            """)
     }
 
     /// The statements that create the consumer's tables (``ConsumerTables`` defines the inbox and the offsets

@@ -56,8 +56,10 @@ struct ParkedStore: Sendable {
             WHERE p.consumer_group = $1
             """)
         // A guard, not a read: in a pipeline nothing can look at a result before the statements after it run, so a
-        // parked key must fail the transaction itself.
+        // parked key must fail the transaction itself. The server logs the statement with its division_by_zero: the
+        // comment says why that is expected.
         self.noneParkedStatement = PreparedStatement("""
+            /* tailgate: fails when a key of the batch is parked; the batch is then applied claim first */
             SELECT 1 / (NOT EXISTS (
                 SELECT FROM \(self.table) p JOIN unnest($2::text[], $3::int[], $4::text[]) AS k(topic, partition, record_key)
                     USING (topic, partition, record_key)
