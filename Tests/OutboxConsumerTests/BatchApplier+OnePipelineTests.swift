@@ -138,6 +138,27 @@ import Testing
         #expect(status == (policy == .parkKey ? "parked" : "dead_lettered"))
     }
 
+    /// A record without an `event_id` that the policy dead-letters: the batch goes claim first before anything is
+    /// sent (the one pipeline would apply it), the record is dead-lettered, the others applied once.
+    @Test func aRecordWithoutAnEventIDToDeadLetterSendsTheBatchClaimFirst() async throws {
+        let fixture = try await ConsumerFixture.make(partitions: 1)
+        defer { fixture.close() }
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": fixture.kafka.bootstrapServers]), log: { _ in }) { _ in }
+        for index in 0..<6 {
+            let headers = index == 3 ? [] : [KafkaHeader(name: "event_id", string: "m-\(index)")]
+            try await producer.send(KafkaRecord(topic: "events", key: Array("k-\(index)".utf8), value: Array("{}".utf8), headers: headers),
+                                    token: UInt64(index))
+        }
+        #expect(await producer.close(timeout: .seconds(30)) == 0)
+        var configuration = fixture.configuration(batch: 20)
+        configuration.missingEventID = .deadLetter
+        let snapshot = try await Self.consume(configuration) { $0.applied == 5 && $0.deadLettered == 1 }
+        #expect(snapshot.onePipelineFallbacks >= 1)
+        #expect(Set(try await fixture.ledger().keys) == ["m-0", "m-1", "m-2", "m-4", "m-5"])
+        #expect(try await fixture.ledger().values.allSatisfy { $0 == 1 })
+        #expect(try await fixture.deadLetteredInInbox() == ["events/0/3"])
+    }
+
     /// The consumer's connection is terminated again and again while one-pipeline batches are in flight (each
     /// event's statements take 10 ms in the server): each cut batch rolls back and is retried after a backoff; the
     /// ledger ends exact.
