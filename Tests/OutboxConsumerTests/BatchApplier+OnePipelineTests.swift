@@ -143,13 +143,7 @@ import Testing
     @Test func aRecordWithoutAnEventIDToDeadLetterSendsTheBatchClaimFirst() async throws {
         let fixture = try await ConsumerFixture.make(partitions: 1)
         defer { fixture.close() }
-        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": fixture.kafka.bootstrapServers]), log: { _ in }) { _ in }
-        for index in 0..<6 {
-            let headers = index == 3 ? [] : [KafkaHeader(name: "event_id", string: "m-\(index)")]
-            try await producer.send(KafkaRecord(topic: "events", key: Array("k-\(index)".utf8), value: Array("{}".utf8), headers: headers),
-                                    token: UInt64(index))
-        }
-        #expect(await producer.close(timeout: .seconds(30)) == 0)
+        try await fixture.produce(records: (0..<6).map { index in (key: "k-\(index)", eventID: index == 3 ? nil : "m-\(index)") })
         var configuration = fixture.configuration(batch: 20)
         configuration.missingEventID = .deadLetter
         let snapshot = try await Self.consume(configuration) { $0.applied == 5 && $0.deadLettered == 1 }
