@@ -23,7 +23,9 @@ import Synchronization
 /// Per batch of polled records, one transaction records the event ids in the inbox (a duplicate is skipped), runs
 /// the handler for each new event on that same connection, and stores each partition's next offset; only then are
 /// the offsets mirrored to Kafka (for lag dashboards). Every partition assignment starts at the stored offsets.
-/// Redelivery, crashes and rebalances therefore change the database exactly once.
+/// Redelivery, crashes and rebalances therefore change the database exactly once. A handler that only produces
+/// statements (``runStatements(_:)``) lets a batch travel in one round trip while none of its events is a duplicate
+/// or parked.
 ///
 /// Everything runs on one thread of the consumer's own: Kafka polling, rebalance callbacks (which therefore only
 /// happen between batches), the transaction and the handler.
