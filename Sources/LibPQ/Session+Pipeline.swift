@@ -63,6 +63,13 @@ extension Session {
         connection.deferred.append(PipelineStatement(statement, parameters))
     }
 
+    /// Queues a statement already built for a pipeline, whose result is not needed (see ``executeDeferred(_:_:)``).
+    ///
+    /// - Parameter statement: The statement, with its parameters.
+    public func executeDeferred(_ statement: PipelineStatement) {
+        connection.deferred.append(statement)
+    }
+
     /// Sends the statements queued by ``executeDeferred(_:_:)`` now, in one round trip (nothing when
     /// none is queued).
     ///

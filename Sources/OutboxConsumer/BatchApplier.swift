@@ -4,23 +4,28 @@ import Observability
 import RDKafka
 import ServiceRuntime
 
-/// Applies one batch of records in one transaction: claims the event ids in the inbox, runs the handler for each
-/// new event, stores the next offsets, commits. What becomes of each event (skipped, parked, retried, dead-lettered,
-/// or the batch rolled back) is ``EventPolicy``'s decision; this type performs it.
+/// Applies one batch of records in one transaction: records the event ids in the inbox, runs the handler for each
+/// new event, stores the next offsets, commits. Which way (``ConsumerStateMachine/Method``) is
+/// ``ConsumerStateMachine``'s decision, and what becomes of each event (skipped, parked, retried, dead-lettered, or
+/// the batch rolled back) ``EventPolicy``'s; this type performs them.
 ///
 /// A failure that describes the database (or anything else outside the event, see ``FailureClassifier``) rolls the
 /// whole batch back and throws ``BatchRollback``; the loop retries the batch after a backoff. A handler failure is
 /// retried in a savepoint, and only when retrying cannot succeed is the event treated as poison.
 ///
-/// A batch costs the consumer two round trips of its own whatever its size: BEGIN, the inbox claim, the offsets and
-/// the parked keys go in one pipeline (prepared statements, so the server plans them once per connection), the
-/// handlers run in that transaction, then COMMIT. Statements a handler defers (``Session/executeDeferred(_:_:)``)
-/// travel with COMMIT; when one fails, the batch is applied again with savepoints, where each event's deferred
-/// statements are sent inside its own savepoint. Savepoints cost two round trips per event, so a batch first runs
-/// without them. Only when a handler fails is
-/// that attempt rolled back and the batch applied again at once with a savepoint per event, where the failing event
-/// can be retried and set aside alone (its handler then runs up to ``ConsumerConfiguration/handlerAttempts`` more
-/// times).
+/// A statement handler's batch is first sent in one pipeline (``ConsumerStateMachine/Method/onePipeline``): its
+/// statements for every record are produced first, then BEGIN, the inbox insert (which fails on a duplicate), the
+/// offsets, a guard that fails on a parked key, the statements and COMMIT travel together, one round trip whatever
+/// the batch's size. Any failure there rolls it back and the batch is applied again claim first, as below.
+///
+/// Claim first, a batch costs the consumer two round trips of its own whatever its size: BEGIN, the inbox claim, the
+/// offsets and the parked keys go in one pipeline (prepared statements, so the server plans them once per
+/// connection), the handlers run in that transaction, then COMMIT. Statements a handler defers
+/// (``Session/executeDeferred(_:_:)``) travel with COMMIT; when one fails, the batch is applied again with
+/// savepoints, where each event's deferred statements are sent inside its own savepoint. Savepoints cost two round
+/// trips per event, so a batch first runs without them. Only when a handler fails is that attempt rolled back and the
+/// batch applied again at once with a savepoint per event, where the failing event can be retried and set aside
+/// alone (its handler then runs up to ``ConsumerConfiguration/handlerAttempts`` more times).
 struct BatchApplier {
     /// What a committed batch did.
     struct Outcome: Sendable {
@@ -37,6 +42,9 @@ struct BatchApplier {
     let offsets: OffsetStore
     let parked: ParkedStore
     let handler: OutboxConsumer.Handler
+    /// The handler as the consumer was given it, when it only produces statements (`handler` then wraps it): the
+    /// one pipeline needs it.
+    let statementHandler: OutboxConsumer.StatementHandler?
     /// Runs the handler on the consumer's thread, awaiting whatever it awaits.
     let executor = ConsumerThreadExecutor()
     let deadLetters: DeadLetterPublisher
@@ -54,26 +62,47 @@ struct BatchApplier {
         /// A handler failed in the attempt without savepoints: it was rolled back, to be applied again with a
         /// savepoint per event (``ConsumerStateMachine`` decides). `roundTrips` is what the attempt cost.
         case handlerFailed(roundTrips: Int)
+        /// The one pipeline did not commit, or could not be tried (a record the policy does not apply as it is):
+        /// nothing of it remains, and the batch is to be applied again claim first. `roundTrips` is what the attempt
+        /// cost; `cause` what failed, for the log.
+        case onePipelineFailed(roundTrips: Int, cause: String)
     }
 
-    /// Applies `records` (all of them on partitions this member owns) in one transaction.
+    /// Applies `records` (all of them on partitions this member owns) in one transaction, by `method`.
     ///
-    /// Without `savepoints` every handler runs straight in the transaction (two round trips for the consumer's own
-    /// statements, whatever the batch's size); with them each event runs in its own savepoint, where a failing one is
-    /// retried, then parked or dead-lettered alone.
+    /// ``ConsumerStateMachine/Method/onePipeline`` sends everything in one round trip (a statement handler's only);
+    /// ``ConsumerStateMachine/Method/claimFirst`` runs every handler straight in the transaction (two round trips for
+    /// the consumer's own statements, whatever the batch's size); with ``ConsumerStateMachine/Method/savepoints``
+    /// each event runs in its own savepoint, where a failing one is retried, then parked or dead-lettered alone.
     ///
     /// - Throws: ``BatchRollback`` when the batch was rolled back and must be retried; ``StopInterrupted`` when a
     ///   stop came first or cut the batch short (a retry delay, or a statement its cancel request aborted): the batch
     ///   was rolled back, and is applied from the stored offsets on the next start.
-    func apply(_ records: [ConsumerRecord], savepoints: Bool, database: DatabaseLink) throws -> Attempt {
+    func apply(_ records: [ConsumerRecord], method: ConsumerStateMachine.Method, database: DatabaseLink) throws -> Attempt {
         try stoppable {
             try Self.asRollback {
                 try database.withSession { session in
                     try cancellation.whileRunning(session, connection: database.connectionsOpened) {
-                        try applyInTransaction(records, session, savepoints: savepoints)
+                        switch method {
+                        case .onePipeline:
+                            guard let statementHandler else {
+                                preconditionFailure("ConsumerStateMachine starts with onePipeline only for a statement handler")
+                            }
+                            return try applyInOnePipeline(records, session, statementHandler)
+                        case .claimFirst: return try applyInTransaction(records, session, savepoints: false)
+                        case .savepoints: return try applyInTransaction(records, session, savepoints: true)
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// The batch's records with their event ids (`hasID` false when the id is the record's coordinates).
+    static func identified(_ records: [ConsumerRecord]) -> [(record: ConsumerRecord, id: String, hasID: Bool)] {
+        records.map { record in
+            if let id = record.outboxEventID { return (record, id, true) }
+            return (record, "\(record.topic)/\(record.partition)/\(record.offset)", false)
         }
     }
 
@@ -91,10 +120,7 @@ struct BatchApplier {
         }
         session.discardDeferred()
         do {
-            let identified = records.map { record -> (record: ConsumerRecord, id: String, hasID: Bool) in
-                if let id = record.outboxEventID { return (record, id, true) }
-                return (record, "\(record.topic)/\(record.partition)/\(record.offset)", false)
-            }
+            let identified = Self.identified(records)
             let parking = policy.parksKeys
             let next = OffsetStore.nextOffsets(after: records)
             // One round trip opens the batch: BEGIN, the inbox claim, the offsets (they follow from the records alone
@@ -200,10 +226,7 @@ struct BatchApplier {
     private func applyEvent(_ record: ConsumerRecord, id: String, session: Session, pass: EventPolicy.Pass,
                             counts: inout ConsumerMetrics.Snapshot,
                             applied: inout [(eventType: String, commitTime: Date)], handlerRoundTrips: inout Int) throws -> EventPolicy.AfterFailure? {
-        let event = OutboxEvent(
-            id: id, type: record.header("event_type")?.stringValue, key: record.key.map { String(decoding: $0, as: UTF8.self) },
-            payload: record.value ?? [], headers: record.headers, topic: record.topic, partition: record.partition,
-            offset: record.offset, timestamp: record.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) })
+        let event = Self.event(of: record, id: id)
         func runHandler(_ session: Session) throws {
             let before = session.roundTrips
             defer { handlerRoundTrips += session.roundTrips - before }
@@ -239,6 +262,14 @@ struct BatchApplier {
                 }
             }
         }
+    }
+
+    /// The event a handler sees for `record`.
+    static func event(of record: ConsumerRecord, id: String) -> OutboxEvent {
+        OutboxEvent(
+            id: id, type: record.header("event_type")?.stringValue, key: record.key.map { String(decoding: $0, as: UTF8.self) },
+            payload: record.value ?? [], headers: record.headers, topic: record.topic, partition: record.partition,
+            offset: record.offset, timestamp: record.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) })
     }
 
     /// Applies the parked events of `key` in order, in one transaction, until one fails again (it then heads the key,

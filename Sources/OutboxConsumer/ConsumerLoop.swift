@@ -22,6 +22,8 @@ final class ConsumerLoop {
     private let consumer: OutboxConsumer
     private let configuration: ConsumerConfiguration
     private let handler: OutboxConsumer.Handler
+    /// The handler the consumer was given, when it only produces statements: batches then try one pipeline first.
+    private let statementHandler: OutboxConsumer.StatementHandler?
     private let stop: StopSignal
     private let database: DatabaseLink
     private let logger: EventLogger
@@ -29,10 +31,21 @@ final class ConsumerLoop {
     /// with what this member knows; the first one, which the assignments read, needs no comparison.
     private var offsetsCheckedOn = 1
 
-    init(consumer: OutboxConsumer, handler: @escaping OutboxConsumer.Handler) {
+    /// A loop applying events with `handler`.
+    convenience init(consumer: OutboxConsumer, handler: @escaping OutboxConsumer.Handler) {
+        self.init(consumer: consumer, handler: handler, statementHandler: nil)
+    }
+
+    /// A loop applying events with the statements `handler` produces (see ``OutboxConsumer/runStatements(_:)``).
+    convenience init(consumer: OutboxConsumer, statements handler: @escaping OutboxConsumer.StatementHandler) {
+        self.init(consumer: consumer, handler: EventStatements.sessionHandler(handler), statementHandler: handler)
+    }
+
+    private init(consumer: OutboxConsumer, handler: @escaping OutboxConsumer.Handler, statementHandler: OutboxConsumer.StatementHandler?) {
         self.consumer = consumer
         self.configuration = consumer.configuration
         self.handler = handler
+        self.statementHandler = statementHandler
         self.stop = consumer.stopSignal
         self.logger = consumer.logger
         self.database = DatabaseLink(conninfo: consumer.configuration.postgres,
@@ -80,6 +93,7 @@ final class ConsumerLoop {
         logger.log(.info, "started", [("topics", configuration.topics.joined(separator: ","))])
         try consume(kafka, rebalance: rebalance, applier: BatchApplier(
             configuration: configuration, inbox: consumer.inbox, offsets: consumer.offsets, parked: consumer.parked, handler: handler,
+            statementHandler: statementHandler,
             deadLetters: deadLetters, stop: stop, cancellation: cancellation, logger: logger, policy: EventPolicy(configuration: configuration)))
     }
 
@@ -116,7 +130,8 @@ final class ConsumerLoop {
     /// Performs the ``ConsumerStateMachine``'s actions until it says to finish: the executor, with no decision of
     /// its own about the batch in hand.
     private func consume(_ kafka: KafkaConsumer, rebalance: RebalanceHandler, applier: BatchApplier) throws {
-        var machine = ConsumerStateMachine(initialBackoff: configuration.retryBackoff, maxBackoff: configuration.maxBackoff)
+        var machine = ConsumerStateMachine(statementHandler: statementHandler != nil, initialBackoff: configuration.retryBackoff,
+                                           maxBackoff: configuration.maxBackoff)
         var house = Housekeeping(stall: StallDetector(threshold: configuration.stallThreshold, now: .now))
         defer { mirrorOffsets(kafka, &house.mirror, stopping: true) }
         var next = ConsumerStateMachine.Action.poll
@@ -148,7 +163,7 @@ final class ConsumerLoop {
                     // Still waiting for the rolled-back batch's retry time.
                     next = ContinuousClock.now >= due ? machine.backoffElapsed() : .poll
                 }
-            case .apply(let records, let savepoints):
+            case .apply(let records, let method):
                 retryAt = nil
                 if !database.isConnected || database.connectionsOpened != offsetsCheckedOn {
                     // Before a batch commits on a new connection: a database that lost commits must not have the
@@ -166,13 +181,20 @@ final class ConsumerLoop {
                     }
                 }
                 do {
-                    switch try applier.apply(records, savepoints: savepoints, database: database) {
+                    switch try applier.apply(records, method: method, database: database) {
                     case .committed(let outcome):
                         committed(outcome, rebalance, &house)
                         next = machine.batchCommitted()
                     case .handlerFailed(let roundTrips):
                         consumer.metrics.update { $0.roundTrips += roundTrips }
                         next = machine.batchFailed(.handlerFailed)
+                    case .onePipelineFailed(let roundTrips, let cause):
+                        consumer.metrics.update {
+                            $0.roundTrips += roundTrips
+                            $0.onePipelineFallbacks += 1
+                        }
+                        logger.log(.debug, "one_pipeline_fell_back", [("records", "\(records.count)"), ("cause", "\(cause)")])
+                        next = machine.batchFailed(.onePipelineFailed)
                     }
                 } catch let rollback as BatchRollback {
                     next = batchRolledBack(rollback, &machine, &house)

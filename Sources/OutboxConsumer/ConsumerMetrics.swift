@@ -31,10 +31,13 @@ public final class ConsumerMetrics: Sendable {
         /// How long no Kafka broker has been reachable, in seconds (0 while one is).
         public var kafkaUnreachableSeconds = 0.0
         /// Round trips (waits for the database) the consumer itself made for its committed batches and the attempts
-        /// they replaced: one for BEGIN + inbox claim + offsets + parked keys (a pipeline), one for COMMIT, two per
-        /// savepoint after a handler failure; not the handler's own. Divided by ``batches``, the cost of exactly-once
-        /// per batch.
+        /// they replaced: one for a batch sent in one pipeline (``OutboxConsumer/runStatements(_:)``); otherwise one
+        /// for BEGIN + inbox claim + offsets + parked keys (a pipeline), one for COMMIT, two per savepoint after a
+        /// handler failure; not the handler's own. Divided by ``batches``, the cost of exactly-once per batch.
         public var roundTrips = 0
+        /// Batches of a statement handler whose one pipeline did not commit (an event already applied, a parked key, a
+        /// failing handler or statement) and that were applied again the careful way, claim first.
+        public var onePipelineFallbacks = 0
         /// Events parked (poison, or behind a parked key of theirs) by this instance.
         public var parked = 0
         /// Parked events applied by releases.
@@ -94,6 +97,9 @@ public final class ConsumerMetrics: Sendable {
                    labels: labels, s.kafkaUnreachableSeconds)
         text.counter("tailgate_consumer_round_trips_total", help: "Round trips to the database the consumer itself made for its batches (not the handler's).",
                      labels: labels, s.roundTrips)
+        text.counter("tailgate_consumer_one_pipeline_fallbacks_total",
+                     help: "Batches of a statement handler applied again claim first because their one pipeline did not commit.",
+                     labels: labels, s.onePipelineFallbacks)
         text.counter("tailgate_consumer_parked_total", help: "Events parked (poison, or behind a parked key of theirs).", labels: labels, s.parked)
         text.counter("tailgate_consumer_released_total", help: "Parked events applied by releases.", labels: labels, s.released)
         text.gauge("tailgate_consumer_parked_keys", help: "Keys parked in the database, waiting for a release.", labels: labels, s.parkedKeys)

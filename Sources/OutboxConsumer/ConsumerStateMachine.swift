@@ -5,14 +5,19 @@ import ServiceRuntime
 ///
 /// ``ConsumerLoop`` owns one, feeds it every event (records polled, a batch committed or failed, partitions revoked,
 /// the database reconnected, a housekeeping tick, a backoff elapsed, a stop) and performs the ``Action`` it returns.
-/// Every decision about the batch in hand lives here: when it is applied, when with a savepoint per event, when it
-/// waits (and how long), which of its records are dropped, and when parked keys may be released. What becomes of
-/// each event inside a batch (skipped, retried, parked, dead-lettered, or the batch sent back) is ``EventPolicy``'s.
+/// Every decision about the batch in hand lives here: when it is applied, which way (``Method``), when it waits (and
+/// how long), which of its records are dropped, and when parked keys may be released. What becomes of each event
+/// inside a batch (skipped, retried, parked, dead-lettered, or the batch sent back) is ``EventPolicy``'s.
+///
+/// A batch starts with the cheapest method the handler allows: ``Method/onePipeline`` for a statement handler,
+/// ``Method/claimFirst`` otherwise.
 ///
 /// ```
-/// polling ──recordsPolled(some)──▶ applying(fast) ──batchCommitted──▶ polling
-///                                   └──batchFailed(.handlerFailed)──▶ applying(savepoints) ──batchCommitted──▶ polling
-/// applying ──batchFailed(.rolledBack)──▶ retrying ──backoffElapsed──▶ applying(fast) …
+/// polling ──recordsPolled(some)──▶ applying(first) ──batchCommitted──▶ polling
+/// applying(onePipeline) ──batchFailed(.onePipelineFailed)──▶ applying(claimFirst)        (at once)
+/// applying(claimFirst) ──batchFailed(.handlerFailed)──▶ applying(savepoints)             (at once)
+/// applying(any) ──batchFailed(.rolledBack)──▶ retrying ──backoffElapsed──▶ applying(first) …
+/// applying(savepoints) ──batchFailed(.handlerFailed)──▶ retrying
 /// retrying ──recordsPolled(revoked) / databaseReconnected, no record left──▶ polling
 /// any ──stop──▶ stopped
 /// ```
@@ -20,12 +25,26 @@ import ServiceRuntime
 /// Releases of parked keys run at a batch boundary (``housekeeping(releasesDue:)`` while polling or applying, never
 /// while a rolled-back batch waits), whatever the traffic.
 struct ConsumerStateMachine {
+    /// How a batch is applied, cheapest first.
+    enum Method: Equatable, Sendable {
+        /// Only for a statement handler: its statements for every record, produced before anything is sent, travel
+        /// with BEGIN, the inbox insert (failing on a duplicate), the offsets, a parked-key guard and COMMIT in one
+        /// pipeline: one round trip. Any failure rolls it back, to be applied again ``claimFirst``.
+        case onePipeline
+        /// The inbox claim (with the offsets and the parked keys) first, then the handlers of the new events straight
+        /// in the transaction, then COMMIT: two round trips. A handler that fails sends the batch to ``savepoints``.
+        case claimFirst
+        /// Like ``claimFirst``, with a savepoint per event, where a failing event is retried, then parked or
+        /// dead-lettered alone.
+        case savepoints
+    }
+
     /// Where the consumer is.
     enum State: Equatable, Sendable {
         /// No batch in hand: poll for records.
         case polling
-        /// A batch is in hand and is applied next; `savepoints` after a handler failed in the fast attempt.
-        case applying(savepoints: Bool)
+        /// A batch is in hand and is applied next, by `method`.
+        case applying(Method)
         /// The batch in hand was rolled back; it is applied again when the backoff elapses (its partitions pause).
         case retrying
         /// Stopped.
@@ -34,7 +53,10 @@ struct ConsumerStateMachine {
 
     /// Why a batch did not commit.
     enum Failure: Equatable, Sendable {
-        /// A handler failed in the attempt without savepoints: it was rolled back, to be applied with a savepoint per
+        /// The one pipeline did not commit (an event already applied, a parked key, a statement or a handler that
+        /// failed): it was rolled back, to be applied again the careful way, claim first.
+        case onePipelineFailed
+        /// A handler failed in the claim-first attempt: it was rolled back, to be applied with a savepoint per
         /// event, which finds the failing event and retries, parks or dead-letters it alone.
         case handlerFailed
         /// The database (or Kafka, for a dead letter) rolled the batch back: retry it after a backoff. `reason` is
@@ -46,9 +68,8 @@ struct ConsumerStateMachine {
     enum Action: Equatable, Sendable {
         /// Poll Kafka for up to a tick; report ``recordsPolled(_:)``.
         case poll
-        /// Apply `records` in one transaction (with a savepoint per event if `savepoints`); report
-        /// ``batchCommitted()`` or ``batchFailed(_:)``.
-        case apply([ConsumerRecord], savepoints: Bool)
+        /// Apply `records` in one transaction, by `method`; report ``batchCommitted()`` or ``batchFailed(_:)``.
+        case apply([ConsumerRecord], method: Method)
         /// The rolled-back batch waits `delay`: pause its partitions, poll (the group keeps this member) until the
         /// delay has passed, then report ``backoffElapsed()``. `reason` and `records` are for the log.
         case retryAfter(Duration, reason: String, records: Int)
@@ -72,16 +93,22 @@ struct ConsumerStateMachine {
     private(set) var backoff: Backoff
     /// Where each wait's jitter comes from: random in production, fixed in a test.
     private let jitter: @Sendable () -> Double
+    /// How every batch is tried first (polled, or retried after a backoff).
+    let firstMethod: Method
 
     /// Creates the machine, polling.
     ///
     /// - Parameters:
+    ///   - statementHandler: Whether the handler only produces statements (``OutboxConsumer/StatementHandler``):
+    ///     batches then start with ``Method/onePipeline``, otherwise with ``Method/claimFirst``.
     ///   - initialBackoff: The first wait after a rolled-back batch.
     ///   - maxBackoff: The longest wait.
     ///   - jitter: A number in `0...1` per wait (see ``Backoff/next(jitter:)``).
-    init(initialBackoff: Duration, maxBackoff: Duration, jitter: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }) {
+    init(statementHandler: Bool, initialBackoff: Duration, maxBackoff: Duration,
+         jitter: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }) {
         self.backoff = Backoff(initial: initialBackoff, maximum: maxBackoff)
         self.jitter = jitter
+        self.firstMethod = statementHandler ? .onePipeline : .claimFirst
     }
 
     /// A poll returned `records`; `owned` is what this member owns when partitions were revoked (or lost) during
@@ -97,8 +124,8 @@ struct ConsumerStateMachine {
             pending = records
             if let owned { pending.removeAll { !owned.contains($0.topicPartition) } }
             guard !pending.isEmpty else { return .poll }
-            state = .applying(savepoints: false)
-            return .apply(pending, savepoints: false)
+            state = .applying(firstMethod)
+            return .apply(pending, method: firstMethod)
         case .retrying:
             // Fetched before the pause took effect: applied with the batch when it is retried.
             pending += records
@@ -128,10 +155,19 @@ struct ConsumerStateMachine {
     /// The batch in hand did not commit.
     mutating func batchFailed(_ failure: Failure) -> Action {
         switch (state, failure) {
-        case (.applying(savepoints: false), .handlerFailed):
-            state = .applying(savepoints: true)
-            return .apply(pending, savepoints: true)
-        case (.applying(savepoints: true), .handlerFailed):
+        case (.applying(.onePipeline), .onePipelineFailed):
+            // Nothing of it committed, and the database is not the cause (that is .rolledBack): apply the batch again
+            // at once, the way that finds duplicates and parked keys before any handler runs.
+            state = .applying(.claimFirst)
+            return .apply(pending, method: .claimFirst)
+        case (.applying(.claimFirst), .onePipelineFailed), (.applying(.savepoints), .onePipelineFailed),
+             (.applying(.onePipeline), .handlerFailed):
+            // Each attempt reports only its own failures: the one pipeline reports every failure as its own.
+            return .none
+        case (.applying(.claimFirst), .handlerFailed):
+            state = .applying(.savepoints)
+            return .apply(pending, method: .savepoints)
+        case (.applying(.savepoints), .handlerFailed):
             // With a savepoint per event a handler's failure stays in its savepoint; should one escape it, the batch
             // is rolled back and retried like any other.
             state = .retrying
@@ -149,9 +185,9 @@ struct ConsumerStateMachine {
     /// fetched again from there.
     mutating func databaseReconnected(rewound: Set<TopicPartition>) -> Action {
         switch state {
-        case .applying(let savepoints):
+        case .applying(let method):
             pending.removeAll { rewound.contains($0.topicPartition) }
-            guard pending.isEmpty else { return .apply(pending, savepoints: savepoints) }
+            guard pending.isEmpty else { return .apply(pending, method: method) }
             state = .polling
             return .resumeAndPoll
         case .retrying:
@@ -178,7 +214,7 @@ struct ConsumerStateMachine {
     /// The releases are done: carry on with the batch in hand, or poll.
     mutating func releasesDone() -> Action {
         switch state {
-        case .applying(let savepoints): .apply(pending, savepoints: savepoints)
+        case .applying(let method): .apply(pending, method: method)
         case .polling: .poll
         case .retrying, .stopped: .none
         }
@@ -188,8 +224,8 @@ struct ConsumerStateMachine {
     mutating func backoffElapsed() -> Action {
         switch state {
         case .retrying:
-            state = .applying(savepoints: false)
-            return .apply(pending, savepoints: false)
+            state = .applying(firstMethod)
+            return .apply(pending, method: firstMethod)
         case .polling, .applying, .stopped:
             return .none
         }

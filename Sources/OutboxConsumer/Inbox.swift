@@ -14,17 +14,28 @@ struct Inbox: Sendable {
     private let tables: ConsumerTables
     /// Inserts the batch's event ids and returns the ones that were new; prepared once per connection.
     private let claimStatement: PreparedStatement
+    /// Inserts the batch's event ids, failing with unique_violation when one is there already (or twice in the
+    /// batch); prepared once per connection.
+    private let insertStatement: PreparedStatement
 
     init(tables: ConsumerTables, group: String) {
         self.table = SQLIdentifier.quoteQualified(tables.inbox)
         self.group = group
         self.tables = tables
-        self.claimStatement = PreparedStatement("""
+        let insert = """
             INSERT INTO \(self.table) (consumer_group, event_id, topic, partition, "offset")
             SELECT $1, e.event_id, e.topic, e.partition, e.off
             FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) AS e(event_id, topic, partition, off)
+            """
+        self.claimStatement = PreparedStatement(insert + """
+
             ON CONFLICT (consumer_group, event_id) DO NOTHING
             RETURNING event_id
+            """)
+        // The server logs the statement with its unique_violation: the comment says why that is expected.
+        self.insertStatement = PreparedStatement("""
+            /* tailgate: fails when an event of the batch is already applied; the batch is then applied claim first */
+            \(insert)
             """)
     }
 
@@ -65,8 +76,18 @@ struct Inbox: Sendable {
     /// The statement that records the batch's events (for a pipeline); ``claimed(_:)`` reads its result: the ids
     /// that were not there yet, the ones to apply.
     func claim(_ entries: [(id: String, topic: String, partition: Int32, offset: Int64)]) -> PipelineStatement {
-        PipelineStatement(claimStatement, [group, PostgresArray.literal(entries.map(\.id)), PostgresArray.literal(entries.map(\.topic)),
-                                           PostgresArray.literal(entries.map { Int64($0.partition) }), PostgresArray.literal(entries.map(\.offset))])
+        PipelineStatement(claimStatement, parameters(entries))
+    }
+
+    private func parameters(_ entries: [(id: String, topic: String, partition: Int32, offset: Int64)]) -> [(any PostgresBindable)?] {
+        [group, PostgresArray.literal(entries.map(\.id)), PostgresArray.literal(entries.map(\.topic)),
+         PostgresArray.literal(entries.map { Int64($0.partition) }), PostgresArray.literal(entries.map(\.offset))]
+    }
+
+    /// The statement that records the batch's events all new (for a pipeline): it fails with unique_violation, and
+    /// aborts the transaction, when any of them is in the inbox already or twice among `entries`.
+    func insertAllNew(_ entries: [(id: String, topic: String, partition: Int32, offset: Int64)]) -> PipelineStatement {
+        PipelineStatement(insertStatement, parameters(entries))
     }
 
     /// The ids a ``claim(_:)`` inserted: the events that are new.

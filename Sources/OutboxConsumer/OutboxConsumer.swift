@@ -23,7 +23,9 @@ import Synchronization
 /// Per batch of polled records, one transaction records the event ids in the inbox (a duplicate is skipped), runs
 /// the handler for each new event on that same connection, and stores each partition's next offset; only then are
 /// the offsets mirrored to Kafka (for lag dashboards). Every partition assignment starts at the stored offsets.
-/// Redelivery, crashes and rebalances therefore change the database exactly once.
+/// Redelivery, crashes and rebalances therefore change the database exactly once. A handler that only produces
+/// statements (``runStatements(_:)``) lets a batch travel in one round trip while none of its events is a duplicate
+/// or parked.
 ///
 /// Everything runs on one thread of the consumer's own: Kafka polling, rebalance callbacks (which therefore only
 /// happen between batches), the transaction and the handler.
@@ -46,6 +48,18 @@ public final class OutboxConsumer: Sendable {
     /// read-only, undefined table or column, insufficient privilege, lock or statement timeout, …) instead rolls the
     /// whole batch back and retries it until it succeeds. ``HandlerFailure`` says which explicitly.
     public typealias Handler = @Sendable (OutboxEvent, Session) async throws -> Void
+
+    /// Produces the statements that apply one event, without reading the database (see ``runStatements(_:)``).
+    ///
+    /// It never reads the database, so the consumer may call it before it knows whether the event is new: for an
+    /// event that turns out to be a duplicate or to be parked, or more than once for one event. The statements of such
+    /// calls are discarded. It must therefore do nothing but add statements to `statements`: no call to another
+    /// service, no write anywhere else, no state of its own that a discarded call would leave changed.
+    ///
+    /// Throwing means what it means from a ``Handler``: the event is retried (in a savepoint), then dead-lettered or
+    /// parked per ``ConsumerConfiguration/poisonPolicy``; ``HandlerFailure`` says which explicitly. A statement
+    /// that fails counts as the handler's failure, as if a ``Handler`` had run it.
+    public typealias StatementHandler = @Sendable (OutboxEvent, inout EventStatements) throws -> Void
 
     /// The configuration.
     public let configuration: ConsumerConfiguration
@@ -110,11 +124,39 @@ public final class OutboxConsumer: Sendable {
     /// - Throws: ``ConsumerError`` or ``KafkaError`` for failures retrying cannot fix (bad Kafka configuration, a
     ///   fatal consumer error). Database outages are waited out, not thrown.
     public func run(_ handler: @escaping Handler) async throws {
+        try await runLoop { ConsumerLoop(consumer: $0, handler: handler) }
+    }
+
+    /// Consumes until ``stop()`` or until the task running it is cancelled, applying each new event with the
+    /// statements `handler` produces: usually one round trip per batch instead of two or more.
+    ///
+    /// While no event of a batch is a duplicate or parked, the whole batch travels in one pipeline: `BEGIN`, the inbox
+    /// insert, the offsets, every event's statements and `COMMIT`, one wait for the database whatever the batch's
+    /// size. The handler ran for every record before anything was sent, so when that pipeline fails (an event already
+    /// applied, a parked key, a statement or a handler that failed) it is rolled back and the batch is applied again
+    /// the way ``run(_:)`` applies it: the inbox claim first, then the handler for the new events only, with a
+    /// savepoint per event when one fails. The guarantees are those of ``run(_:)``: each event applied exactly once,
+    /// poison retried, then parked or dead-lettered, database outages waited out.
+    ///
+    /// Use it when applying an event only writes to this database and needs nothing read from it first (an upsert,
+    /// an append, a counter); use ``run(_:)`` when the handler reads, awaits something, or acts outside the database.
+    ///
+    /// Its name is not `run`: a trailing closure `run { event, db in … }` must keep meaning ``run(_:)`` (an overload
+    /// of `run` would take such a closure as a statement handler, whose calls may be discarded).
+    ///
+    /// - Parameter handler: Produces each event's statements; see ``StatementHandler`` for what it may do.
+    /// - Throws: What ``run(_:)`` throws.
+    public func runStatements(_ handler: @escaping StatementHandler) async throws {
+        try await runLoop { ConsumerLoop(consumer: $0, statements: handler) }
+    }
+
+    /// Runs the loop `make` creates on a thread of its own until it returns; cancelling the task is a stop.
+    private func runLoop(_ make: @escaping @Sendable (OutboxConsumer) -> ConsumerLoop) async throws {
         let stopSignal = self.stopSignal
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let thread = Thread { [self] in
-                    continuation.resume(with: Result { try ConsumerLoop(consumer: self, handler: handler).run() })
+                    continuation.resume(with: Result { try make(self).run() })
                 }
                 thread.name = "tailgate.consumer.\(configuration.groupID)"
                 thread.start()

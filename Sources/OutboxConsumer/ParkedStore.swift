@@ -43,6 +43,8 @@ struct ParkedStore: Sendable {
 
     /// The parked keys of some partitions; prepared once per connection.
     private let parkedKeysStatement: PreparedStatement
+    /// Fails (division by zero) when any of the given keys is parked; prepared once per connection.
+    private let noneParkedStatement: PreparedStatement
 
     init(table: QualifiedName, group: String) {
         self.table = SQLIdentifier.quoteQualified(table)
@@ -52,6 +54,16 @@ struct ParkedStore: Sendable {
             SELECT DISTINCT p.topic, p.partition::text AS partition, p.record_key
             FROM \(self.table) p JOIN unnest($2::text[], $3::int[]) AS a(topic, partition) USING (topic, partition)
             WHERE p.consumer_group = $1
+            """)
+        // A guard, not a read: in a pipeline nothing can look at a result before the statements after it run, so a
+        // parked key must fail the transaction itself. The server logs the statement with its division_by_zero: the
+        // comment says why that is expected.
+        self.noneParkedStatement = PreparedStatement("""
+            /* tailgate: fails when a key of the batch is parked; the batch is then applied claim first */
+            SELECT 1 / (NOT EXISTS (
+                SELECT FROM \(self.table) p JOIN unnest($2::text[], $3::int[], $4::text[]) AS k(topic, partition, record_key)
+                    USING (topic, partition, record_key)
+                WHERE p.consumer_group = $1))::int AS none_parked
             """)
     }
 
@@ -71,6 +83,15 @@ struct ParkedStore: Sendable {
         let sorted = partitions.sorted()
         return PipelineStatement(parkedKeysStatement, [group, PostgresArray.literal(sorted.map(\.topic)),
                                                        PostgresArray.literal(sorted.map { Int64($0.partition) })])
+    }
+
+    /// The statement that fails the transaction (with division_by_zero) when any of `keys` is parked (for a
+    /// pipeline that cannot read ``parkedKeys(_:)`` before its later statements run).
+    func failIfAnyParked(_ keys: Set<Key>) -> PipelineStatement {
+        let sorted = keys.sorted { ($0.topic, $0.partition, $0.key) < ($1.topic, $1.partition, $1.key) }
+        return PipelineStatement(noneParkedStatement, [group, PostgresArray.literal(sorted.map(\.topic)),
+                                                       PostgresArray.literal(sorted.map { Int64($0.partition) }),
+                                                       PostgresArray.literal(sorted.map(\.key))])
     }
 
     /// The keys a ``parkedKeys(_:)`` statement returned.

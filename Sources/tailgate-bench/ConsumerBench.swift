@@ -10,7 +10,8 @@ import Synchronization
 /// batch of up to N). `--mode plain` is the ceiling it is compared with: a consumer with auto-commit and no inbox
 /// running the same statement per event on an autocommit connection (at-least-once: a redelivery counts twice).
 /// `--deferred` has the exactly-once handler queue its upsert with `Session.executeDeferred` (sent with the batch's
-/// COMMIT) instead of waiting for it.
+/// COMMIT) instead of waiting for it. `--statements` makes the handler a statement handler
+/// (``OutboxConsumer/runStatements(_:)``) producing the same upsert: each batch then goes in one pipeline.
 /// Time runs from the first applied event to the last.
 enum ConsumerBench {
     private struct ProductViewed: Decodable { let productId: String }
@@ -35,15 +36,17 @@ enum ConsumerBench {
         switch mode {
         case "exactly-once":
             let batch = try arguments.int("batch")
-            let deferred = arguments.flags.contains("deferred")
-            result.label("contender", "outbox-consumer-batch-\(batch)" + (deferred ? "-deferred" : ""))
+            let handler: Handler = arguments.flags.contains("statements") ? .statements
+                : arguments.flags.contains("deferred") ? .deferred : .waiting
+            result.label("contender", "outbox-consumer-batch-\(batch)" + handler.suffix)
             result["batch"] = Double(batch)
             let snapshot: ConsumerMetrics.Snapshot
             (seconds, snapshot) = try await exactlyOnce(conninfo: conninfo, bootstrap: bootstrap, topics: topics, group: group,
-                                                        batch: batch, deferred: deferred, expected: expected)
+                                                        batch: batch, handler: handler, expected: expected)
             // The consumer's own statements per batch, and the handler's (one upsert per applied event).
             result["consumer_round_trips_per_batch"] = Double(snapshot.roundTrips) / Double(max(1, snapshot.batches))
-            result["handler_round_trips_per_batch"] = deferred ? 0 : Double(snapshot.applied) / Double(max(1, snapshot.batches))
+            result["handler_round_trips_per_batch"] = handler == .waiting ? Double(snapshot.applied) / Double(max(1, snapshot.batches)) : 0
+            result["one_pipeline_fallbacks"] = Double(snapshot.onePipelineFallbacks)
         case "plain":
             result.label("contender", "plain-consumer-auto-commit")
             seconds = try await plain(conninfo: conninfo, bootstrap: bootstrap, topics: topics, group: group, expected: expected)
@@ -57,21 +60,49 @@ enum ConsumerBench {
         result.printJSON()
     }
 
+    /// How the exactly-once handler sends its upsert.
+    enum Handler {
+        /// `Session.execute`: one round trip per event.
+        case waiting
+        /// `Session.executeDeferred`: sent with the batch's COMMIT.
+        case deferred
+        /// A statement handler: the batch in one pipeline.
+        case statements
+
+        /// What the contender's name ends with.
+        var suffix: String {
+            switch self {
+            case .waiting: ""
+            case .deferred: "-deferred"
+            case .statements: "-statements"
+            }
+        }
+    }
+
     private static func exactlyOnce(conninfo: String, bootstrap: String, topics: [String], group: String, batch: Int,
-                                    deferred: Bool, expected: Int) async throws -> (Double, ConsumerMetrics.Snapshot) {
+                                    handler: Handler, expected: Int) async throws -> (Double, ConsumerMetrics.Snapshot) {
         let consumer = try OutboxConsumer(configuration: .init(groupID: group, topics: topics,
                                                                kafka: ["bootstrap.servers": bootstrap],
                                                                postgres: conninfo, maxBatchSize: batch),
                                           log: { _ in })
         let firstApplied = Mutex<ContinuousClock.Instant?>(nil)
         let running = Task {
-            try await consumer.run { event, session in
-                firstApplied.withLock { if $0 == nil { $0 = .now } }
-                let productID = try event.decode(ProductViewed.self).productId
-                if deferred {
-                    session.executeDeferred(upsert, [productID])
-                } else {
-                    _ = try session.execute(upsert, [productID])
+            if handler == .statements {
+                // Called before the batch is known to be new (and again if it falls back): the first call marks the
+                // start, as the session handlers' first call does.
+                try await consumer.runStatements { event, statements in
+                    firstApplied.withLock { if $0 == nil { $0 = .now } }
+                    statements.execute(upsert, [try event.decode(ProductViewed.self).productId])
+                }
+            } else {
+                try await consumer.run { event, session in
+                    firstApplied.withLock { if $0 == nil { $0 = .now } }
+                    let productID = try event.decode(ProductViewed.self).productId
+                    if handler == .deferred {
+                        session.executeDeferred(upsert, [productID])
+                    } else {
+                        _ = try session.execute(upsert, [productID])
+                    }
                 }
             }
         }

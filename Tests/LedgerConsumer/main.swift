@@ -1,7 +1,8 @@
 // A test fixture: an OutboxConsumer whose handler appends one ledger row per application, run as a child process
 // so that tests can SIGKILL it mid-batch. Configured through the environment (TG_BOOTSTRAP, TG_POSTGRES,
 // TG_GROUP, TG_TOPICS, TG_BATCH, TG_SESSION_TIMEOUT_MS — without it, the library's default session timeout and
-// heartbeat); SIGTERM stops it gracefully.
+// heartbeat; TG_HANDLER=statements — the handler as a statement handler, `runStatements`, whose batches go in one
+// pipeline); SIGTERM stops it gracefully.
 import Dispatch
 import Foundation
 import Observability
@@ -24,19 +25,31 @@ let configuration = ConsumerConfiguration(
 let consumer = try OutboxConsumer(configuration: configuration,
                                   logger: EventLogger(context: [("pid", "\(getpid())")], write: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }))
 signals.onSignal { _ in consumer.stop() }
+let handlerKind = environment["TG_HANDLER"] == "statements" ? "statements" : "session"
+FileHandle.standardOutput.write(Data("handler=\(handlerKind) pid=\(getpid())\n".utf8))
 Task {
     do {
-        try await consumer.run { event, db in
-            // Parking tests: a "Poison" event fails until the test inserts a row into `cured`; a "Slow" one takes
-            // 300 ms, so that a release is in flight when the test kills the process.
-            if event.type == "Poison", try db.query("SELECT 1 FROM cured").rows.isEmpty { throw HandlerFailure(.poison, "not cured yet") }
-            if event.type == "Slow" { try db.execute("SELECT pg_sleep(0.3)") }
-            // A "Pause" keeps the batch's transaction open and idle on the server for 4 s (the client thinks), so
-            // that a test can cut the network while the server holds the batch's locks.
-            if event.type == "Pause" { try await Task.sleep(for: .seconds(4)) }
-            // A little work per event, so that batches are in flight when the test kills the process.
-            try db.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
-                           [event.id, event.topic, Int(event.partition), event.offset])
+        if handlerKind == "statements" {
+            // The same ledger row, produced without reading (no Poison or Pause events here: a statement handler
+            // cannot read `cured`, and never awaits).
+            try await consumer.runStatements { event, statements in
+                if event.type == "Slow" { statements.execute("SELECT pg_sleep(0.3)") }
+                statements.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
+                                   [event.id, event.topic, Int(event.partition), event.offset])
+            }
+        } else {
+            try await consumer.run { event, db in
+                // Parking tests: a "Poison" event fails until the test inserts a row into `cured`; a "Slow" one takes
+                // 300 ms, so that a release is in flight when the test kills the process.
+                if event.type == "Poison", try db.query("SELECT 1 FROM cured").rows.isEmpty { throw HandlerFailure(.poison, "not cured yet") }
+                if event.type == "Slow" { try db.execute("SELECT pg_sleep(0.3)") }
+                // A "Pause" keeps the batch's transaction open and idle on the server for 4 s (the client thinks), so
+                // that a test can cut the network while the server holds the batch's locks.
+                if event.type == "Pause" { try await Task.sleep(for: .seconds(4)) }
+                // A little work per event, so that batches are in flight when the test kills the process.
+                try db.execute("INSERT INTO ledger (event_id, topic, partition, \"offset\") VALUES ($1, $2, $3, $4)",
+                               [event.id, event.topic, Int(event.partition), event.offset])
+            }
         }
         withExtendedLifetime(signals) {}
         print("applied=\(consumer.metrics.snapshot.applied)")

@@ -105,13 +105,7 @@ import Testing
         defer { fixture.close() }
         try await fixture.db.execute("ALTER TABLE ledger ADD CONSTRAINT ledger_no_m3 CHECK (event_id <> 'm-3')")
         // m-0 … m-5, and a record without an event_id (dead-lettered at once) after m-3, all in one batch.
-        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": fixture.kafka.bootstrapServers]), log: { _ in }) { _ in }
-        for index in 0..<7 {
-            let headers = index == 4 ? [] : [KafkaHeader(name: "event_id", string: "m-\(index < 4 ? index : index - 1)")]
-            try await producer.send(KafkaRecord(topic: "events", key: Array("k".utf8), value: Array("{}".utf8), headers: headers),
-                                    token: UInt64(index))
-        }
-        #expect(await producer.close(timeout: .seconds(30)) == 0)
+        try await fixture.produce(records: (0..<7).map { index in (key: "k", eventID: index == 4 ? nil : "m-\(index < 4 ? index : index - 1)") })
         var configuration = fixture.configuration(batch: 20)
         configuration.poisonPolicy = .deadLetter
         configuration.missingEventID = .deadLetter

@@ -76,6 +76,17 @@ struct ConsumerFixture {
         #expect(left == 0 && failures.withLock { $0 } == 0)
     }
 
+    /// Produces records with value `{}` in order, each with an `event_id` header unless its id is `nil`.
+    func produce(records: [(key: String, eventID: String?)]) async throws {
+        let producer = try KafkaProducer(configuration: .init(properties: ["bootstrap.servers": kafka.bootstrapServers]), log: { _ in }) { _ in }
+        for (index, record) in records.enumerated() {
+            let headers = record.eventID.map { [KafkaHeader(name: "event_id", string: $0)] } ?? []
+            try await producer.send(KafkaRecord(topic: "events", key: Array(record.key.utf8), value: Array("{}".utf8), headers: headers),
+                                    token: UInt64(index))
+        }
+        #expect(await producer.close(timeout: .seconds(30)) == 0)
+    }
+
     /// Event ids in the order they were applied (one ledger row each).
     func appliedOrder() async throws -> [String] {
         try await db.query("SELECT event_id FROM ledger ORDER BY seq").rows.compactMap { $0["event_id"] }

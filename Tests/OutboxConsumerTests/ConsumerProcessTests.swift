@@ -7,11 +7,20 @@ import Testing
 
 /// Consumers as services run them: child processes, killed without warning.
 @Suite struct ConsumerProcessTests {
+    /// How a `LedgerConsumer` applies its events (`TG_HANDLER`).
+    enum HandlerKind: String, CaseIterable, Sendable {
+        /// `run`: an ordinary handler on the batch's session.
+        case session
+        /// `runStatements`: a statement handler, each batch first in one pipeline.
+        case statements
+    }
+
     /// - Parameter sessionTimeoutMS: `nil` for the library's defaults.
-    func startConsumer(_ fixture: ConsumerFixture, log: String, sessionTimeoutMS: Int? = 3000) throws -> ChildProcess {
+    func startConsumer(_ fixture: ConsumerFixture, log: String, sessionTimeoutMS: Int? = 3000,
+                       handler: HandlerKind = .session) throws -> ChildProcess {
         var environment = [
             "TG_BOOTSTRAP": fixture.kafka.bootstrapServers, "TG_POSTGRES": fixture.postgres.conninfo(database: fixture.database),
-            "TG_GROUP": "svc", "TG_BATCH": "100",
+            "TG_GROUP": "svc", "TG_BATCH": "100", "TG_HANDLER": handler.rawValue,
         ]
         environment["TG_SESSION_TIMEOUT_MS"] = sessionTimeoutMS.map(String.init)
         return try ChildProcess(ChildProcess.productsDirectory + "/LedgerConsumer", [], outputPath: log, environment: environment)
@@ -21,7 +30,8 @@ import Testing
         NSTemporaryDirectory() + "ledger-\(name)-\(getpid())-\(UUID().uuidString).log"
     }
 
-    @Test func sigkillMidBatchRepeatedlyStillAppliesEveryEventExactlyOnce() async throws {
+    @Test(arguments: HandlerKind.allCases)
+    func sigkillMidBatchRepeatedlyStillAppliesEveryEventExactlyOnce(handler: HandlerKind) async throws {
         let fixture = try await ConsumerFixture.make()
         defer { fixture.close() }
         let total = 6_000
@@ -30,7 +40,7 @@ import Testing
         defer { unlink(log) }
         var kills = 0
         for round in 0..<4 {
-            let child = try startConsumer(fixture, log: log)
+            let child = try startConsumer(fixture, log: log, handler: handler)
             // Let it apply part of the backlog, then kill it wherever it is.
             let before = try await fixture.ledgerTotal()
             _ = await eventually(timeout: .seconds(20)) { (try? await fixture.ledgerTotal()) ?? 0 > before + 300 }
@@ -39,7 +49,7 @@ import Testing
             #expect(await child.exitStatus() == 128 + SIGKILL)
             kills += 1
         }
-        let last = try startConsumer(fixture, log: log)
+        let last = try startConsumer(fixture, log: log, handler: handler)
         // Its SIGTERM handling is in place once it has said it started.
         #expect(await eventually { (try? String(contentsOfFile: log, encoding: .utf8))?.components(separatedBy: "event=started").count == 6 })
         #expect(try await eventually(timeout: .seconds(90)) { try await fixture.ledger().count == total })
@@ -47,17 +57,22 @@ import Testing
         #expect(await last.exitStatus() == 0)
         let ledger = try await fixture.ledger()
         #expect(kills == 4)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(output.components(separatedBy: "handler=\(handler.rawValue) ").count == 6, "every run used the \(handler) handler")
         #expect(ledger.count == total, "every event applied")
         #expect(ledger.values.allSatisfy { $0 == 1 }, "\(ledger.values.filter { $0 > 1 }.count) events applied twice")
     }
 
-    @Test func twoInstancesInOneGroupWithOneKilledApplyEveryEventExactlyOnceInTotal() async throws {
+    /// With `mixed`, the second instance (the one killed) runs a statement handler: both ways of applying a batch
+    /// share the group's partitions.
+    @Test(arguments: [false, true])
+    func twoInstancesInOneGroupWithOneKilledApplyEveryEventExactlyOnceInTotal(mixed: Bool) async throws {
         let fixture = try await ConsumerFixture.make(partitions: 6)
         defer { fixture.close() }
         let log = logPath("pair")
         defer { unlink(log) }
         let first = try startConsumer(fixture, log: log)
-        let second = try startConsumer(fixture, log: log)
+        let second = try startConsumer(fixture, log: log, handler: mixed ? .statements : .session)
         try await fixture.produce((0..<4_000).map { "g-\($0)" })
         _ = await eventually(timeout: .seconds(30)) { (try? await fixture.ledgerTotal()) ?? 0 > 1_000 }
         second.signal(SIGKILL)
@@ -71,6 +86,7 @@ import Testing
         #expect(ledger.count == 6_000 && ledger.values.allSatisfy { $0 == 1 })
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(output.contains("event=partitions_assigned"))
+        #expect(output.contains("handler=statements") == mixed)
     }
 
     /// Distinct and total ledger rows, on a fresh connection (the server restarts under the test).

@@ -4,7 +4,9 @@ at moments drawn from a printed seed; at the end the commerce database, Kafka an
 PostgreSQL runs as a throwaway cluster (scripts/lib/postgres.sh), Kafka is `tailgate dev-kafka` (3 brokers, faults
 through its stdin), the connector is `tailgate run` and the consumer is two LedgerConsumer processes (OutboxConsumer
 whose handler appends one ledger row per application, with no unique constraint, so a loss and a duplicate cannot
-cancel out). Every process's output goes to a log; the secrets the run used are searched for in all of it.
+cancel out). With --statement-consumer the second one (slot b) runs that handler as a statement handler
+(`runStatements`, TG_HANDLER=statements): its batches go in one pipeline and fall back to the claim first, so both
+ways of applying a batch share the partitions, the faults and the ledger. Every process's output goes to a log; the secrets the run used are searched for in all of it.
 
 On PostgreSQL 17+ the server has a physical standby (pg_basebackup, `sync_replication_slots`, the primary's
 `synchronized_standby_slots`), every process reaches the database through a multi-host conninfo, and the last fault
@@ -280,9 +282,11 @@ class Writer(threading.Thread):
 class Pipeline:
     """The connector and two consumers, restartable."""
 
-    def __init__(self, kafka, secret):
+    def __init__(self, kafka, secret, statement_consumer=False):
         self.kafka = kafka
         self.secret = secret
+        # Slot b runs a statement handler (one pipeline per batch) when asked.
+        self.statement_slots = {"b"} if statement_consumer else set()
         self.generation = 0
         config = {
             "name": "chaos",
@@ -316,7 +320,8 @@ class Pipeline:
         self.consumers[slot] = Child(f"consumer-{slot}-{self.generation}", [f"{BIN}/LedgerConsumer"], env={
             "TG_BOOTSTRAP": self.kafka.bootstrap,
             "TG_POSTGRES": conninfo("service", "postgres", LAB is not None),
-            "TG_GROUP": "metrics", "TG_TOPICS": "events", "TG_BATCH": "50", "TG_SESSION_TIMEOUT_MS": "6000"}, host="svc")
+            "TG_GROUP": "metrics", "TG_TOPICS": "events", "TG_BATCH": "50", "TG_SESSION_TIMEOUT_MS": "6000",
+            "TG_HANDLER": "statements" if slot in self.statement_slots else "session"}, host="svc")
 
     def start(self):
         self.connector = self.start_connector()
@@ -417,6 +422,8 @@ def main():
     parser.add_argument("--max-down", type=float, default=10.0, help="longest broker outage, seconds")
     parser.add_argument("--netns", action="store_true", help="run every process in a network namespace; add silent cuts")
     parser.add_argument("--short-cuts", action="store_true", help="with --netns: only the cuts held until detected")
+    parser.add_argument("--statement-consumer", action="store_true",
+                        help="the second consumer runs its handler as a statement handler (runStatements: one pipeline per batch)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     secret = f"chaos-{args.seed}-{rng.getrandbits(48):x}"
@@ -450,7 +457,7 @@ def main():
         start_standby()
 
     kafka = DevKafka()
-    pipeline = Pipeline(kafka, secret)
+    pipeline = Pipeline(kafka, secret, statement_consumer=args.statement_consumer)
     pipeline.start()
     if not wait_streaming(pipeline.connector):
         raise SystemExit("the connector did not start streaming:\n" + pipeline.connector.text())
@@ -707,7 +714,8 @@ def main():
     # The table.
     print()
     print(f"Chaos run, seed {args.seed}: {args.rate} events/s in transactions of 5, {args.injections} injection(s) per fault; "
-          "Kafka = librdkafka mock cluster (tailgate dev-kafka, 3 brokers)")
+          "Kafka = librdkafka mock cluster (tailgate dev-kafka, 3 brokers)"
+          + ("; consumer b: statement handler (one pipeline per batch)" if args.statement_consumer else ""))
     print("Recovery: from the end of the fault (process restarted, broker up, server back, walsender killed, first connector"
           " killed; for the failover, from the primary's crash) until an event committed after it is in the consumer's ledger.")
     print()
