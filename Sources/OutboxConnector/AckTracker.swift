@@ -21,6 +21,8 @@ struct AckTracker: Sendable {
     private struct Transaction: Sendable {
         var endLSN: LSN?
         var outstanding: Int
+        /// When the transaction committed at the source (from its Begin), for commit-to-acknowledgement times.
+        var commitTime: PostgresTimestamp
     }
 
     /// Transactions not yet confirmable, oldest first; `firstSequence` numbers `pending[0]`.
@@ -53,13 +55,13 @@ struct AckTracker: Sendable {
     /// Transactions committed or open whose records are not all acknowledged.
     var pendingTransactions: Int { pending.count - head }
 
-    /// A Begin arrived.
+    /// A Begin arrived; `commitTime` is the transaction's, returned with each of its acknowledgements.
     ///
     /// - Throws: ``ProtocolViolation`` when a transaction is already open.
-    mutating func begin() throws(ProtocolViolation) {
+    mutating func begin(commitTime: PostgresTimestamp = PostgresTimestamp(rawValue: 0)) throws(ProtocolViolation) {
         guard openTransaction == nil else { throw ProtocolViolation(message: "a Begin arrived inside an open transaction") }
         openTransaction = firstSequence + UInt64(pending.count - head)
-        pending.append(Transaction(endLSN: nil, outstanding: 0))
+        pending.append(Transaction(endLSN: nil, outstanding: 0, commitTime: commitTime))
     }
 
     /// A record of the open transaction is being produced; returns the token its delivery report will carry.
@@ -94,10 +96,18 @@ struct AckTracker: Sendable {
 
     /// Kafka acknowledged the record with `token`; returns the new confirmable position if it moved.
     mutating func acknowledged(token: UInt64) -> LSN? {
-        guard let sequence = tokenTransaction.removeValue(forKey: token) else { return nil }
-        pending[index(of: sequence)].outstanding -= 1
+        acknowledgedWithCommitTime(token: token).moved
+    }
+
+    /// Kafka acknowledged the record with `token`; returns the new confirmable position if it moved, and the commit
+    /// time of the record's transaction (`nil` for a token this tracker does not know).
+    mutating func acknowledgedWithCommitTime(token: UInt64) -> (moved: LSN?, commitTime: PostgresTimestamp?) {
+        guard let sequence = tokenTransaction.removeValue(forKey: token) else { return (nil, nil) }
+        let index = index(of: sequence)
+        pending[index].outstanding -= 1
+        let commitTime = pending[index].commitTime
         inFlightRecords -= 1
-        return advance()
+        return (advance(), commitTime)
     }
 
     /// The server reported its WAL end in a keepalive; returns it as the new confirmable position when nothing is

@@ -13,7 +13,6 @@ import Synchronization
 final class Pipeline: Sendable {
     private struct State {
         var tracker: AckTracker
-        var commitTimes: [UInt64: PostgresTimestamp] = [:]
         var failure: (any Error)?
         /// The reading task waiting for fewer than `limit` records in flight.
         var roomWaiter: (continuation: CheckedContinuation<Void, any Error>, limit: Int)?
@@ -44,11 +43,12 @@ final class Pipeline: Sendable {
     /// The position last reported to PostgreSQL as flushed.
     var reportedPosition: LSN { stream.flushedPositionSent }
 
-    /// A Begin arrived at `position`.
+    /// A Begin arrived at `position`; the transaction committed at `commitTime` (its records' acknowledgements are
+    /// timed from it).
     ///
     /// - Throws: ``ConnectorError`` `invalidStream` for a Begin inside an open transaction.
-    func begin(at position: LSN) throws(ConnectorError) {
-        try track(at: position) { state throws(AckTracker.ProtocolViolation) in try state.tracker.begin() }
+    func begin(at position: LSN, commitTime: PostgresTimestamp) throws(ConnectorError) {
+        try track(at: position) { state throws(AckTracker.ProtocolViolation) in try state.tracker.begin(commitTime: commitTime) }
     }
 
     /// The open transaction committed.
@@ -73,12 +73,8 @@ final class Pipeline: Sendable {
     /// updated once per batch of frames by the reader, ``publishedBatch()``, not per record.)
     ///
     /// - Throws: ``ConnectorError`` `invalidStream` for a row outside a transaction.
-    func recordProduced(commitTime: PostgresTimestamp, at position: LSN) throws(ConnectorError) -> UInt64 {
-        try track(at: position) { state throws(AckTracker.ProtocolViolation) in
-            let token = try state.tracker.recordProduced()
-            state.commitTimes[token] = commitTime
-            return token
-        }
+    func recordProduced(at position: LSN) throws(ConnectorError) -> UInt64 {
+        try track(at: position) { state throws(AckTracker.ProtocolViolation) in try state.tracker.recordProduced() }
     }
 
     /// Runs `body` on the state under the lock (one lock per call); a protocol violation becomes `invalidStream`.
@@ -151,8 +147,9 @@ final class Pipeline: Sendable {
         let (moved, inFlight, waiter) = state.withLock { state in
             var moved: LSN?
             for report in reports where report.error == nil {
-                if let position = state.tracker.acknowledged(token: report.token) { moved = position }
-                if let commitTime = state.commitTimes.removeValue(forKey: report.token) { commitTimes.append(commitTime) }
+                let acknowledged = state.tracker.acknowledgedWithCommitTime(token: report.token)
+                if let position = acknowledged.moved { moved = position }
+                if let commitTime = acknowledged.commitTime { commitTimes.append(commitTime) }
             }
             var waiter: CheckedContinuation<Void, any Error>?
             if let room = state.roomWaiter, state.tracker.inFlightRecords < room.limit {

@@ -134,7 +134,6 @@ final class ReplicationSession: Sendable {
     private struct ReadState {
         var decoder = PGOutputDecoder()
         var transaction: OutboxRouter.TransactionContext?
-        var commitTime = PostgresTimestamp(rawValue: 0)
         /// Whether a record was published since the last batch's gauges.
         var published = false
         /// The highest server WAL end of the batch (the gauge moves once per batch of frames, not per message).
@@ -147,7 +146,7 @@ final class ReplicationSession: Sendable {
     /// Why a record waits, and what it needs to be sent afterwards.
     private enum Waiting {
         /// `maxInFlightRecords` are in flight: wait for room, then register and send it.
-        case forRoom(KafkaRecord, commitTime: PostgresTimestamp, position: LSN)
+        case forRoom(KafkaRecord, position: LSN)
         /// librdkafka's queue is full: it was registered as `token`; send it when the queue has room.
         case forQueue(KafkaRecord, token: UInt64)
     }
@@ -210,9 +209,8 @@ final class ReplicationSession: Sendable {
             }
             switch message {
             case .begin(let begin):
-                try pipeline.begin(at: data.walStart)
+                try pipeline.begin(at: data.walStart, commitTime: begin.commitTime)
                 state.transaction = OutboxRouter.TransactionContext(commitLSN: begin.finalLSN, xid: begin.xid, commitTime: begin.commitTime)
-                state.commitTime = begin.commitTime
             case .relation(let relation) where isOutbox(relation):
                 try environment.router.validate(relation)
             case .insert(let insert):
@@ -231,7 +229,7 @@ final class ReplicationSession: Sendable {
                 }
                 state.published = true
                 let record = try record(for: environment.router.route(row, in: context), context: context)
-                return try offer(record, commitTime: state.commitTime, at: data.walStart, pipeline: pipeline, &state)
+                return try offer(record, at: data.walStart, pipeline: pipeline, &state)
             case .commit(let commit):
                 try pipeline.commit(endLSN: commit.endLSN)
                 state.transaction = nil
@@ -261,13 +259,12 @@ final class ReplicationSession: Sendable {
 
     /// Hands `record` to the producer without waiting (the common case: no suspension per record); `false` when it
     /// has to wait, kept in `state.waiting` for ``send(_:pipeline:)``.
-    private func offer(_ record: KafkaRecord, commitTime: PostgresTimestamp, at position: LSN, pipeline: Pipeline,
-                       _ state: inout ReadState) throws -> Bool {
+    private func offer(_ record: KafkaRecord, at position: LSN, pipeline: Pipeline, _ state: inout ReadState) throws -> Bool {
         guard pipeline.inFlightRecords < configuration.maxInFlightRecords else {
-            state.waiting = .forRoom(record, commitTime: commitTime, position: position)
+            state.waiting = .forRoom(record, position: position)
             return false
         }
-        let token = try pipeline.recordProduced(commitTime: commitTime, at: position)
+        let token = try pipeline.recordProduced(at: position)
         do {
             try producer.trySend(record, token: token)
             return true
@@ -283,9 +280,9 @@ final class ReplicationSession: Sendable {
     private func send(_ waiting: Waiting, pipeline: Pipeline) async throws {
         let (record, token): (KafkaRecord, UInt64)
         switch waiting {
-        case .forRoom(let waitingRecord, let commitTime, let position):
+        case .forRoom(let waitingRecord, let position):
             try await pipeline.waitForRoom(below: configuration.maxInFlightRecords)
-            (record, token) = (waitingRecord, try pipeline.recordProduced(commitTime: commitTime, at: position))
+            (record, token) = (waitingRecord, try pipeline.recordProduced(at: position))
         case .forQueue(let waitingRecord, let waitingToken):
             (record, token) = (waitingRecord, waitingToken)
         }

@@ -132,4 +132,23 @@ import Testing
         #expect(try tracker.commit(endLSN: LSN(rawValue: 400)) == nil)
         #expect(tracker.confirmable == LSN(rawValue: 200) && tracker.isFailed && tracker.inFlightRecords == 0)
     }
+
+    @Test func eachAcknowledgementCarriesItsTransactionsCommitTime() throws {
+        var tracker = AckTracker()
+        let early = PostgresTimestamp(rawValue: 1_000), late = PostgresTimestamp(rawValue: 2_000)
+        let a = LSN(rawValue: 100), b = LSN(rawValue: 200)
+        try tracker.begin(commitTime: early)
+        let first = [try tracker.recordProduced(), try tracker.recordProduced()]
+        _ = try tracker.commit(endLSN: a)
+        try tracker.begin(commitTime: late)
+        let second = try tracker.recordProduced()
+        _ = try tracker.commit(endLSN: b)
+        let acknowledgedSecond = tracker.acknowledgedWithCommitTime(token: second)
+        #expect(acknowledgedSecond.commitTime == late && acknowledgedSecond.moved == nil)
+        #expect(tracker.acknowledgedWithCommitTime(token: first[0]).commitTime == early)
+        let acknowledgedLast = tracker.acknowledgedWithCommitTime(token: first[1])
+        #expect(acknowledgedLast.commitTime == early && acknowledgedLast.moved == b)
+        // A token it does not know (a late report from an earlier session) has none.
+        #expect(tracker.acknowledgedWithCommitTime(token: second).commitTime == nil)
+    }
 }
