@@ -16,8 +16,6 @@ import Testing
             var commits = 0
             var frames = 0
             var bursts = 0
-            var firstFrame: ContinuousClock.Instant?
-            var lastFrame: ContinuousClock.Instant?
             /// Ids whose Insert asked the stream to pause (each once).
             var pausedAt: Set<Int> = []
         }
@@ -26,11 +24,8 @@ import Testing
         /// Decodes `frame`; returns the id of an Insert.
         func take(_ frame: ReplicationFrame) throws -> Int? {
             guard case .xLogData(let data) = frame else { return nil }
-            let now = ContinuousClock.now
             return try state.withLock { state throws -> Int? in
                 state.frames += 1
-                if state.firstFrame == nil { state.firstFrame = now }
-                state.lastFrame = now
                 switch try state.decoder.decode(data.data) {
                 case .insert(let insert):
                     let id = Int(insert.newTuple.values[0].string ?? "") ?? -1
@@ -101,11 +96,9 @@ import Testing
         #expect(state.ids == Array(1...300))
         // Read as they arrive, the transactions come in about as many bursts as there are transactions (324 to 1,074
         // seen here for 300, without coalescing); pausing 20 ms after a small burst takes the transactions of those
-        // 20 ms together, so the bursts are about as many as 20 ms periods in the span (7 or 8 seen for 2 or 3). The
-        // bound allows twice that, plus bursts after a pause of the writer.
-        let span = try #require(state.lastFrame) - #require(state.firstFrame)
-        let periods = Int(span / .milliseconds(20))
-        #expect(state.bursts <= 2 * periods + 10, "\(state.bursts) bursts for \(state.commits) transactions in \(span)")
+        // 20 ms together (7 or 8 bursts seen, the writer taking 50-70 ms). The bound, four transactions a burst on
+        // average, leaves room for a writer several times slower.
+        #expect(state.bursts * 4 <= state.commits, "\(state.bursts) bursts for \(state.commits) transactions")
         await stream.close()
         _ = connection
     }
