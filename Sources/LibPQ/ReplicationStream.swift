@@ -120,9 +120,10 @@ public final class ReplicationStream: @unchecked Sendable {
     /// arriving. Status updates keep flowing meanwhile, as with ``next(timeout:)``.
     ///
     /// Under load the server sends a frame at a time, and a reader that wakes for each pays a wake-up per frame for
-    /// little work. So when the wait for the last burst was short (frames arrive less than a millisecond apart) and the
-    /// burst was small, the thread pauses `coalescing` before it reads again, and takes what arrived meanwhile as one
-    /// burst. A quiet stream (a transaction every few milliseconds) is never delayed.
+    /// little work. So when the wait for the last burst was short (frames arrive less than a millisecond apart, or
+    /// less than `coalescing` when that is longer) and the burst was small, the thread pauses `coalescing` before it
+    /// reads again, and takes what arrived meanwhile as one burst. A quiet stream (a transaction every few
+    /// milliseconds, with the connector's 250 µs) is never delayed.
     ///
     /// - Returns: How many frames `handle` received.
     /// - Throws: ``PostgresError`` as ``next(timeout:)``, or what `handle` or `batchDone` threw (the frame that
@@ -153,7 +154,7 @@ public final class ReplicationStream: @unchecked Sendable {
                         let waitStarted = clock.now
                         guard waitStarted < deadline else { return handled }
                         next = try self.receive(timeout: deadline - waitStarted)
-                        busy = clock.now - waitStarted < .milliseconds(1)
+                        busy = clock.now - waitStarted < max(.milliseconds(1), coalescing)
                     }
                 }
                 guard let frame = next else { return handled }
