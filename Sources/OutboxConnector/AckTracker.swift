@@ -94,14 +94,9 @@ struct AckTracker: Sendable {
         isFailed = true
     }
 
-    /// Kafka acknowledged the record with `token`; returns the new confirmable position if it moved.
-    mutating func acknowledged(token: UInt64) -> LSN? {
-        acknowledgedWithCommitTime(token: token).moved
-    }
-
     /// Kafka acknowledged the record with `token`; returns the new confirmable position if it moved, and the commit
     /// time of the record's transaction (`nil` for a token this tracker does not know).
-    mutating func acknowledgedWithCommitTime(token: UInt64) -> (moved: LSN?, commitTime: PostgresTimestamp?) {
+    mutating func acknowledged(token: UInt64) -> (moved: LSN?, commitTime: PostgresTimestamp?) {
         guard let sequence = tokenTransaction.removeValue(forKey: token) else { return (nil, nil) }
         let index = index(of: sequence)
         pending[index].outstanding -= 1

@@ -147,7 +147,7 @@ final class Pipeline: Sendable {
         let (moved, inFlight, waiter) = state.withLock { state in
             var moved: LSN?
             for report in reports where report.error == nil {
-                let acknowledged = state.tracker.acknowledgedWithCommitTime(token: report.token)
+                let acknowledged = state.tracker.acknowledged(token: report.token)
                 if let position = acknowledged.moved { moved = position }
                 if let commitTime = acknowledged.commitTime { commitTimes.append(commitTime) }
             }

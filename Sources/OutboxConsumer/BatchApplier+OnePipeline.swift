@@ -25,7 +25,7 @@ extension BatchApplier {
             do {
                 try statementHandler(event, &produced)
             } catch {
-                if case .retryBatch(let reason) = FailureClassifier.classify(error) { throw BatchRollback(reason: reason, cause: error) }
+                if let rollback = databaseFailure(error) { throw rollback }
                 // Which events fail, and whether they fail again, the careful way finds out (it runs the handler
                 // again, for the new events only).
                 return .onePipelineFailed(roundTrips: 0, cause: "the handler failed for event \(id): \(error)")
@@ -38,9 +38,9 @@ extension BatchApplier {
         do throws(PostgresError) {
             try session.pipeline(statements)
         } catch {
-            if case .retryBatch(let reason) = FailureClassifier.classify(error) {
+            if let rollback = databaseFailure(error) {
                 _ = try? session.query("ROLLBACK")
-                throw BatchRollback(reason: reason, cause: error)
+                throw rollback
             }
             // BEGIN ran, so the transaction is open and aborted, unless COMMIT itself failed (it then ended it).
             if error.statementIndex != statements.count - 1 { _ = try? session.query("ROLLBACK") }
@@ -51,5 +51,14 @@ extension BatchApplier {
         counts.batches = 1
         counts.roundTrips = session.roundTrips - roundTripsBefore
         return .committed(Outcome(nextOffsets: next, counts: counts, applied: applied))
+    }
+
+    /// The rollback a failure in the one pipeline calls for when ``EventPolicy`` answers it as it answers a failure
+    /// in the claim-first pass with ``EventPolicy/AfterFailure/rollBackBatch(reason:)`` (the database's state:
+    /// retried after a backoff); `nil` for anything else, which the careful way sorts out.
+    private func databaseFailure(_ error: any Error) -> BatchRollback? {
+        guard case .rollBackBatch(let reason) = policy.handlerFailed(FailureClassifier.classify(error), failures: 1, in: .fast,
+                                                                      reason: "\(error)") else { return nil }
+        return BatchRollback(reason: reason, cause: error)
     }
 }

@@ -15,11 +15,11 @@ import Testing
         #expect(try tracker.commit(endLSN: b) == nil)
         #expect(tracker.inFlightRecords == 3)
         // The later transaction is acknowledged first: nothing moves.
-        #expect(tracker.acknowledged(token: second) == nil)
-        #expect(tracker.acknowledged(token: first[1]) == nil)
+        #expect(tracker.acknowledged(token: second).moved == nil)
+        #expect(tracker.acknowledged(token: first[1]).moved == nil)
         #expect(tracker.confirmable == LSN(rawValue: 50))
         // The last record of the first transaction releases both.
-        #expect(tracker.acknowledged(token: first[0]) == b)
+        #expect(tracker.acknowledged(token: first[0]).moved == b)
         #expect(tracker.confirmable == b && tracker.inFlightRecords == 0 && tracker.pendingTransactions == 0)
     }
 
@@ -30,7 +30,7 @@ import Testing
         _ = try tracker.commit(endLSN: a)
         try tracker.begin()
         #expect(try tracker.commit(endLSN: b) == nil, "an empty transaction waits behind an unacknowledged one")
-        #expect(tracker.acknowledged(token: token) == b)
+        #expect(tracker.acknowledged(token: token).moved == b)
         try tracker.begin()
         #expect(try tracker.commit(endLSN: c) == c, "nothing pending: confirmable at once")
     }
@@ -43,7 +43,7 @@ import Testing
         let token = try tracker.recordProduced()
         _ = try tracker.commit(endLSN: c)
         #expect(tracker.keepalive(serverWALEnd: LSN(rawValue: 400)) == nil, "a record in flight")
-        #expect(tracker.acknowledged(token: token) == c)
+        #expect(tracker.acknowledged(token: token).moved == c)
         #expect(tracker.keepalive(serverWALEnd: LSN(rawValue: 400)) == LSN(rawValue: 400))
         #expect(tracker.keepalive(serverWALEnd: LSN(rawValue: 350)) == nil, "never backwards")
     }
@@ -53,9 +53,9 @@ import Testing
         try tracker.begin()
         let token = try tracker.recordProduced()
         _ = try tracker.commit(endLSN: a)
-        #expect(tracker.acknowledged(token: 999) == nil)
-        #expect(tracker.acknowledged(token: token) == a)
-        #expect(tracker.acknowledged(token: token) == nil)
+        #expect(tracker.acknowledged(token: 999).moved == nil)
+        #expect(tracker.acknowledged(token: token).moved == a)
+        #expect(tracker.acknowledged(token: token).moved == nil)
         #expect(tracker.inFlightRecords == 0)
     }
 
@@ -95,7 +95,7 @@ import Testing
         try current.begin()
         _ = try current.recordProduced()
         _ = try current.commit(endLSN: LSN(rawValue: 500))
-        #expect(current.acknowledged(token: oldToken) == nil, "a token of the earlier session")
+        #expect(current.acknowledged(token: oldToken).moved == nil, "a token of the earlier session")
         #expect(current.confirmable == .invalid && current.inFlightRecords == 1)
     }
 }
@@ -110,7 +110,7 @@ import Testing
         #expect(throws: AckTracker.ProtocolViolation.self) { try tracker.begin() }
         // The violations changed nothing: the open transaction still holds its record.
         #expect(try tracker.commit(endLSN: LSN(rawValue: 300)) == nil)
-        #expect(tracker.acknowledged(token: token) == LSN(rawValue: 300))
+        #expect(tracker.acknowledged(token: token).moved == LSN(rawValue: 300))
         #expect(tracker.inFlightRecords == 0 && !tracker.hasOpenTransaction)
     }
 }
@@ -124,9 +124,9 @@ import Testing
         try tracker.begin()
         let second = try tracker.recordProduced()
         #expect(try tracker.commit(endLSN: LSN(rawValue: 300)) == nil)
-        #expect(tracker.acknowledged(token: first) == LSN(rawValue: 200))
+        #expect(tracker.acknowledged(token: first).moved == LSN(rawValue: 200))
         tracker.fail()
-        #expect(tracker.acknowledged(token: second) == nil, "acknowledged after the failure, but not confirmable")
+        #expect(tracker.acknowledged(token: second).moved == nil, "acknowledged after the failure, but not confirmable")
         #expect(tracker.keepalive(serverWALEnd: LSN(rawValue: 900)) == nil)
         try tracker.begin()
         #expect(try tracker.commit(endLSN: LSN(rawValue: 400)) == nil)
@@ -143,12 +143,12 @@ import Testing
         try tracker.begin(commitTime: late)
         let second = try tracker.recordProduced()
         _ = try tracker.commit(endLSN: b)
-        let acknowledgedSecond = tracker.acknowledgedWithCommitTime(token: second)
+        let acknowledgedSecond = tracker.acknowledged(token: second)
         #expect(acknowledgedSecond.commitTime == late && acknowledgedSecond.moved == nil)
-        #expect(tracker.acknowledgedWithCommitTime(token: first[0]).commitTime == early)
-        let acknowledgedLast = tracker.acknowledgedWithCommitTime(token: first[1])
+        #expect(tracker.acknowledged(token: first[0]).commitTime == early)
+        let acknowledgedLast = tracker.acknowledged(token: first[1])
         #expect(acknowledgedLast.commitTime == early && acknowledgedLast.moved == b)
         // A token it does not know (a late report from an earlier session) has none.
-        #expect(tracker.acknowledgedWithCommitTime(token: second).commitTime == nil)
+        #expect(tracker.acknowledged(token: second).commitTime == nil)
     }
 }
